@@ -1,0 +1,104 @@
+"""The pipeline's configuration: a YAML file, loaded safely and validated before anything runs.
+
+Every section refuses unknown keys, so a typo is an error that names the file and the key rather
+than a setting silently ignored. Relative paths are resolved against the working directory.
+"""
+
+import os
+from typing import List, Literal, Optional
+
+import pydantic
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used, with the file and key in the message."""
+
+
+class _Section(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+
+class DataConfig(_Section):
+    examples: str
+    """Directory with train/ and eval/ subdirectories of CSV files (columns text, label)."""
+    vectors: str
+    """Pretrained vector file (GloVe or word2vec text); any path tf.io.gfile opens."""
+
+
+class TextConfig(_Section):
+    max_tokens: int = pydantic.Field(64, gt=0)
+    """Tokens kept per document; shorter documents are padded with id 0."""
+    top_k: Optional[int] = pydantic.Field(None, gt=0)
+    frequency_threshold: int = pydantic.Field(1, ge=1)
+    num_oov_buckets: int = pydantic.Field(1, ge=1)
+
+
+class EmbeddingConfig(_Section):
+    format: Literal["auto", "glove", "word2vec_text"] = "auto"
+    num_shards: int = pydantic.Field(4, gt=0)
+    init_scale: float = pydantic.Field(0.05, gt=0)
+    """Rows of tokens without a vector are drawn from U(-init_scale, init_scale), seeded by the token."""
+
+
+class TrainerConfig(_Section):
+    trainable_embedding: bool = True
+    epochs: int = pydantic.Field(10, gt=0)
+    batch_size: int = pydantic.Field(32, gt=0)
+    learning_rate: float = pydantic.Field(0.01, gt=0)
+    train_random_baseline: bool = False
+    """Also train the same model from a random embedding, to compare with the pretrained one."""
+
+
+class PipelineConfig(_Section):
+    pipeline_name: str
+    pipeline_root: str
+    serving_dir: str
+    data: DataConfig
+    text: TextConfig = TextConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    trainer: TrainerConfig = TrainerConfig()
+    beam_pipeline_args: List[str] = ["--direct_running_mode=in_memory"]
+    enable_cache: bool = True
+
+    @property
+    def metadata_path(self):
+        return os.path.join(self.pipeline_root, "metadata.sqlite")
+
+
+def _absolute(path):
+    return path if "://" in path else os.path.abspath(path)
+
+
+def load_config(path):
+    """Reads and validates a YAML config; raises ConfigError naming the file and the key."""
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        config = PipelineConfig.model_validate(raw)
+    except pydantic.ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {_describe(err)}" for err in e.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    return config.model_copy(update={
+        "pipeline_root": _absolute(config.pipeline_root),
+        "serving_dir": _absolute(config.serving_dir),
+        "data": config.data.model_copy(update={
+            "examples": _absolute(config.data.examples),
+            "vectors": _absolute(config.data.vectors)}),
+    })
+
+
+def _describe(err):
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return f"{err['msg']} (got {err['input']!r})"

@@ -32,6 +32,8 @@ class TextConfig(_Section):
     top_k: Optional[int] = pydantic.Field(None, gt=0)
     frequency_threshold: int = pydantic.Field(1, ge=1)
     num_oov_buckets: int = pydantic.Field(1, ge=1)
+    vocabulary_splits: List[Literal["train", "eval"]] = pydantic.Field(["train"], min_length=1)
+    """Splits whose text the vocabulary is computed over (labels are never read for it)."""
 
 
 class EmbeddingConfig(_Section):

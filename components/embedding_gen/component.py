@@ -1,0 +1,57 @@
+"""EmbeddingGen: joins the TransformGraph's vocabulary with a pretrained vector file into a
+sharded TF checkpoint, with Beam (any runner, through the pipeline's beam_pipeline_args)."""
+
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import channel, component_spec, standard_artifacts
+
+from components.embedding_gen import executor
+from components.types import PretrainedEmbedding
+
+
+class EmbeddingGenSpec(component_spec.ComponentSpec):
+    PARAMETERS = {
+        "vectors_path": component_spec.ExecutionParameter(type=str),
+        "vector_format": component_spec.ExecutionParameter(type=str),
+        "vocabulary_name": component_spec.ExecutionParameter(type=str),
+        "vocabulary_has_counts": component_spec.ExecutionParameter(type=int),
+        "num_oov_buckets": component_spec.ExecutionParameter(type=int),
+        "num_shards": component_spec.ExecutionParameter(type=int),
+        "init_scale": component_spec.ExecutionParameter(type=float),
+    }
+    INPUTS = {
+        executor.TRANSFORM_GRAPH_KEY: component_spec.ChannelParameter(
+            type=standard_artifacts.TransformGraph),
+    }
+    OUTPUTS = {
+        executor.EMBEDDING_KEY: component_spec.ChannelParameter(type=PretrainedEmbedding),
+    }
+
+
+class EmbeddingGen(base_beam_component.BaseBeamComponent):
+    """Produces a PretrainedEmbedding artifact whose rows follow the vocabulary's order.
+
+    Args:
+      transform_graph: channel of the TransformGraph whose vocabulary asset is the row order.
+      vectors_path: the pretrained vector file (GloVe or word2vec text, optionally .gz/.bz2);
+        any path tf.io.gfile opens.
+      vocabulary_name: the `vocab_filename` given to tft.vocabulary in the preprocessing_fn.
+      num_oov_buckets: as given to the vocabulary lookup; one row each after the vocabulary.
+      num_shards: row shards of the checkpoint, each written by a different Beam worker.
+      init_scale: rows of tokens without a vector are U(-init_scale, init_scale), seeded by
+        the token, so they are the same on every run.
+    """
+    SPEC_CLASS = EmbeddingGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(self, transform_graph, vectors_path, vocabulary_name, *, vector_format="auto",
+                 vocabulary_has_counts=True, num_oov_buckets=1, num_shards=4, init_scale=0.05):
+        super().__init__(spec=EmbeddingGenSpec(
+            transform_graph=transform_graph,
+            vectors_path=vectors_path,
+            vector_format=vector_format,
+            vocabulary_name=vocabulary_name,
+            vocabulary_has_counts=int(vocabulary_has_counts),
+            num_oov_buckets=num_oov_buckets,
+            num_shards=num_shards,
+            init_scale=init_scale,
+            embedding=channel.Channel(type=PretrainedEmbedding)))

@@ -1,0 +1,99 @@
+"""The text classifier and the Trainer's run_fn.
+
+Embedding (mask_zero, restored from the EmbeddingGen checkpoint) -> GlobalAveragePooling1D ->
+Dense(16, relu) -> Dense(1). The exported SavedModel takes raw inputs: `serving_default` parses
+serialized tf.Examples, `predict_text` takes a batch of strings; both run the Transform graph.
+"""
+
+import json
+import logging
+import os
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras
+from tfx_bsl.public import tfxio
+
+from components.embedding_gen import checkpoint, restore
+from pipeline import preprocessing
+
+METRICS_FILE = "metrics.json"
+
+
+def build_model(embedding, max_tokens, learning_rate):
+    token_ids = tf_keras.Input(shape=(max_tokens,), dtype=tf.int64,
+                               name=preprocessing.TOKEN_IDS_KEY)
+    x = embedding(token_ids)
+    x = tf_keras.layers.GlobalAveragePooling1D()(x)
+    x = tf_keras.layers.Dense(16, activation="relu")(x)
+    logits = tf_keras.layers.Dense(1)(x)
+    model = tf_keras.Model(token_ids, logits)
+    model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
+                  loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=[tf_keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")])
+    return model
+
+
+def _dataset(file_pattern, data_accessor, tft_output, batch_size):
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=preprocessing.LABEL_KEY,
+                                       num_epochs=1, shuffle_seed=0),
+        tft_output.transformed_metadata.schema)
+
+
+def _embedding_layer(config, tft_output):
+    uri = config["embedding_uri"]
+    if config.get("embedding_init", "pretrained") == "pretrained":
+        layer = restore.pretrained_embedding(
+            uri, transform_output=tft_output, vocabulary_name=preprocessing.VOCABULARY_NAME,
+            trainable=config.get("trainable_embedding", True))
+        logging.info("Embedding restored from %s into the graph", uri)
+        return layer
+    rows, dimension = checkpoint.load_manifest(uri)["shape"]  # Same shape, random rows.
+    tf_keras.utils.set_random_seed(0)
+    return tf_keras.layers.Embedding(rows, dimension, mask_zero=True, name="embedding")
+
+
+def _signatures(model, tft_output):
+    model.tft_layer = tft_output.transform_features_layer()
+    raw_spec = tft_output.raw_feature_spec()
+    raw_spec.pop(preprocessing.LABEL_KEY, None)
+
+    def probabilities(raw_features):
+        transformed = model.tft_layer(raw_features)
+        return tf.sigmoid(model(transformed[preprocessing.TOKEN_IDS_KEY]))[:, 0]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_examples(serialized):
+        return {"outputs": probabilities(tf.io.parse_example(serialized, raw_spec))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def predict_text(text):
+        return {"probabilities": probabilities({preprocessing.TEXT_KEY: text})}
+
+    return {"serving_default": serve_examples, "predict_text": predict_text}
+
+
+def run_fn(fn_args):
+    """TFX Trainer entry point; custom_config comes from the pipeline config's trainer section."""
+    config = fn_args.custom_config
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    train = _dataset(fn_args.train_files, fn_args.data_accessor, tft_output, config["batch_size"])
+    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output,
+                          config["batch_size"])
+    tf_keras.utils.set_random_seed(0)
+    model = build_model(_embedding_layer(config, tft_output), config["max_tokens"],
+                        config["learning_rate"])
+    model.fit(train, epochs=config["epochs"], validation_data=evaluation, verbose=2,
+              callbacks=[tf_keras.callbacks.TensorBoard(
+                  log_dir=os.path.join(fn_args.model_run_dir, "logs"))])
+    loss, accuracy = model.evaluate(evaluation, verbose=0)
+    metrics = {"eval_accuracy": float(accuracy), "eval_loss": float(loss),
+               "embedding_init": config.get("embedding_init", "pretrained"),
+               "epochs": config["epochs"]}
+    logging.info("Trainer: %s", metrics)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
+        json.dump(metrics, f, indent=2)
+    model.save(fn_args.serving_model_dir, save_format="tf",
+               signatures=_signatures(model, tft_output))

@@ -1,0 +1,68 @@
+"""The TFX pipeline: ExampleGen -> StatisticsGen -> ImportSchemaGen -> Transform ->
+EmbeddingGen -> Trainer (embedding restored in the graph) -> Pusher."""
+
+import os
+
+from tfx import v1 as tfx
+
+from components.embedding_gen.component import EmbeddingGen
+from components.embedding_trainer.component import EmbeddingTrainer
+from pipeline import preprocessing
+
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "schemas", "schema.pbtxt")
+BASELINE_TRAINER_ID = "RandomInitTrainer"
+
+
+def create_pipeline(config):
+    """Builds the tfx Pipeline described by a validated PipelineConfig."""
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.data.examples,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="train", pattern="train/*"),
+            tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn="pipeline.preprocessing.preprocessing_fn",
+        splits_config=tfx.proto.SplitsConfig(analyze=config.text.vocabulary_splits,
+                                             transform=["train", "eval"]),
+        custom_config=config.text.model_dump(exclude={"vocabulary_splits"}))
+    embedding_gen = EmbeddingGen(
+        transform_graph=transform.outputs["transform_graph"],
+        vectors_path=config.data.vectors,
+        vector_format=config.embedding.format,
+        vocabulary_name=preprocessing.VOCABULARY_NAME,
+        num_oov_buckets=config.text.num_oov_buckets,
+        num_shards=config.embedding.num_shards,
+        init_scale=config.embedding.init_scale)
+
+    def trainer(embedding_init):
+        return EmbeddingTrainer(
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            embedding=embedding_gen.outputs["embedding"],
+            run_fn="pipeline.model.run_fn",
+            custom_config={**config.trainer.model_dump(exclude={"train_random_baseline"}),
+                           "max_tokens": config.text.max_tokens,
+                           "embedding_init": embedding_init})
+
+    trainer_pretrained = trainer("pretrained")
+    pusher = tfx.components.Pusher(
+        model=trainer_pretrained.outputs["model"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
+    components = [example_gen, statistics_gen, schema_gen, transform, embedding_gen,
+                  trainer_pretrained, pusher]
+    if config.trainer.train_random_baseline:
+        components.append(trainer("random").with_id(BASELINE_TRAINER_ID))
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path),
+        components=components,
+        enable_cache=config.enable_cache,
+        beam_pipeline_args=config.beam_pipeline_args)

@@ -131,6 +131,7 @@ def merge_and_verify(shards, shape, destination_prefix):
         expected = shard["stop"]
     if expected != shape[0]:
         raise CheckpointError(f"shards cover rows [0, {expected}) of {shape[0]}")
+    tf.io.gfile.makedirs(os.path.dirname(destination_prefix))
     tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=[s["prefix"] for s in shards],
                                   destination_prefix=destination_prefix, delete_old_dirs=True)
     verify(destination_prefix, shape, shards)

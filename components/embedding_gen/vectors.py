@@ -193,7 +193,8 @@ def _find_bad_value(source, offsets, values):
         fields = text.split()
         for field in fields:
             try:
-                value = np.float32(float(field))
+                with np.errstate(over="ignore"):
+                    value = np.float32(float(field))
             except ValueError:
                 _fail(source, offset, f"value {field.decode(errors='replace')!r} is not a number")
             if not np.isfinite(value):

@@ -1,0 +1,37 @@
+# Set-up is part of every target: .venv is created with python3.10 and the pinned TFX stack
+# (constraints.txt) is installed the first time, then reused.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat setup.py constraints.txt | cksum | cut -d' ' -f1)
+PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONHASHSEED := 0
+
+.PHONY: demo test sample clean venv
+
+venv: $(STAMP)
+
+$(STAMP):
+	@test -n "$(PYTHON310)" || { echo "error: python3.10 not found; the TFX 1.16 stack needs it"; exit 1; }
+	@echo "Creating $(VENV) with $(PYTHON310) and the pinned TFX stack (a few minutes, once)"
+	rm -rf $(VENV)
+	$(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3 setuptools==69.5.1 wheel==0.48.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+# The main job on the shipped sample: local runner, SQLite metadata, Beam DirectRunner.
+demo: $(STAMP)
+	$(PY) -m pipeline run --config configs/demo.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest tests -v --durations=10
+
+# Regenerates the shipped sample (deterministic: the same files every time).
+sample: $(STAMP)
+	$(PY) -m pipeline.sample_data --out data/sample
+
+clean:
+	rm -rf build

@@ -1,0 +1,55 @@
+import pytest
+
+from pipeline.config import ConfigError, load_config
+
+GOOD = """
+pipeline_name: p
+pipeline_root: build/p
+serving_dir: build/serving
+data:
+  examples: data/sample/corpus
+  vectors: data/sample/vectors/glove.sample.50d.txt
+"""
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_shipped_configs_load():
+    config = load_config("configs/demo.yaml")
+    assert config.embedding.num_shards == 4
+    assert config.pipeline_root.startswith("/")
+    assert config.metadata_path.endswith("pipeline_root/metadata.sqlite")
+
+
+def test_defaults_fill_optional_sections(tmp_path):
+    config = load_config(_write(tmp_path, GOOD))
+    assert config.text.num_oov_buckets == 1 and config.trainer.trainable_embedding
+
+
+@pytest.mark.parametrize("text, message", [
+    (GOOD + "embeding:\n  num_shards: 2\n", "embeding: unknown key"),
+    (GOOD + "embedding:\n  num_shard: 2\n", "embedding.num_shard: unknown key"),
+    (GOOD + "embedding:\n  num_shards: two\n", "embedding.num_shards: Input should be a valid integer"),
+    (GOOD + "embedding:\n  num_shards: 0\n", "embedding.num_shards: Input should be greater than 0"),
+    (GOOD + "trainer:\n  trainable_embedding: 'yes'\n", "trainer.trainable_embedding"),
+    (GOOD + "embedding:\n  format: word2vec_bin\n", "embedding.format"),
+    (GOOD.replace("  vectors: data/sample/vectors/glove.sample.50d.txt\n", ""),
+     "data.vectors: required key is missing"),
+    ("- a\n- list\n", "expected a mapping"),
+    ("pipeline_name: [unclosed\n", "not valid YAML"),
+])
+def test_bad_config_names_file_and_key(tmp_path, text, message):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(path + ": ")
+    assert message in str(error.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the config"):
+        load_config(str(tmp_path / "nope.yaml"))

@@ -1,0 +1,113 @@
+"""EmbeddingGen's Beam job on the real DirectRunner: alignment, shards, determinism, failures."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.embedding_gen import checkpoint, vectors
+from components.embedding_gen.executor import build_embedding
+from tests.conftest import write_vocabulary
+
+# Vocabulary: tokens with a vector (w*) interleaved with tokens the file lacks (x*).
+TOKENS = [f"w{i}" if i % 4 else f"x{i}" for i in range(30)]
+
+
+def _build(tmp_path, vectors_path, name="out", **kwargs):
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", TOKENS)
+    out = str(tmp_path / name)
+    manifest = build_embedding(str(vocabulary), vectors_path, out, **kwargs)
+    return out, manifest
+
+
+def _matrix(out):
+    return tf.train.load_variable(os.path.join(out, checkpoint.CHECKPOINT_PREFIX),
+                                  checkpoint.TENSOR_NAME)
+
+
+def test_rows_follow_the_vocabulary(tmp_path, small_vectors):
+    path, expected = small_vectors
+    out, manifest = _build(tmp_path, path, num_shards=3, num_oov_buckets=2)
+    matrix = _matrix(out)  # tf.train.load_variable reads the shards as one tensor.
+    assert matrix.shape == (1 + len(TOKENS) + 2, 6) and matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix[0], np.zeros(6))  # Padding.
+    for i, token in enumerate(TOKENS):
+        if token in expected:
+            np.testing.assert_array_equal(matrix[i + 1], expected[token])
+        else:
+            assert 0 < np.abs(matrix[i + 1]).max() <= 0.05
+    assert manifest["coverage"]["tokens_with_vector"] == sum(t in expected for t in TOKENS)
+    assert manifest["counts"]["initialized_token_rows"] == sum(t not in expected for t in TOKENS)
+    assert manifest["counts"]["vector_rows_read"] == 40
+    assert manifest["reserved_rows"]["oov_rows"] == [31, 33]
+    with open(os.path.join(out, checkpoint.VOCABULARY_FILE)) as f:
+        assert [line.split()[1] for line in f] == TOKENS
+    with open(os.path.join(out, "projector", "metadata.tsv")) as f:
+        labels = f.read().splitlines()
+    assert labels[0] == "<pad>" and labels[1:31] == TOKENS and labels[31] == "<oov-0>"
+
+
+@pytest.mark.parametrize("num_shards", [1, 3, 7])
+def test_number_of_shards(tmp_path, small_vectors, num_shards):
+    out, manifest = _build(tmp_path, small_vectors[0], num_shards=num_shards)
+    files = sorted(os.listdir(os.path.join(out, checkpoint.CHECKPOINT_DIR)))
+    assert files == [f"embeddings.data-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)] \
+        + ["embeddings.index"]
+    assert len(manifest["shards"]) == num_shards
+    bounds = [s["rows"] for s in manifest["shards"]]
+    assert bounds[0][0] == 0 and bounds[-1][1] == 32
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+
+
+def test_same_inputs_same_bytes(tmp_path, small_vectors):
+    """Missing rows are seeded by the token: a rerun, or other shards, give the same rows."""
+    out_a, manifest_a = _build(tmp_path, small_vectors[0], "a", num_shards=2)
+    out_b, manifest_b = _build(tmp_path, small_vectors[0], "b", num_shards=2)
+    out_c, _ = _build(tmp_path, small_vectors[0], "c", num_shards=5)
+    for name in ("embeddings.index", "embeddings.data-00000-of-00002"):
+        with open(os.path.join(out_a, "checkpoint", name), "rb") as a, \
+                open(os.path.join(out_b, "checkpoint", name), "rb") as b:
+            assert a.read() == b.read()
+    np.testing.assert_array_equal(_matrix(out_a), _matrix(out_c))
+    assert manifest_a == manifest_b
+
+
+def test_duplicate_tokens_first_wins(tmp_path):
+    path = tmp_path / "dup.txt"
+    path.write_text("w1 1 1\nw2 2 2\nw1 3 3\n")
+    out, manifest = _build(tmp_path, str(path), num_shards=1)
+    np.testing.assert_array_equal(_matrix(out)[2], [1, 1])  # w1 is token 1, row 2.
+    assert manifest["counts"]["duplicate_tokens"] == 1
+
+
+def test_manifest_fingerprints(tmp_path, small_vectors):
+    _, manifest = _build(tmp_path, small_vectors[0])
+    assert manifest["fingerprints"]["vocabulary_sha256"] == checkpoint.file_sha256(
+        str(tmp_path / "vocab.txt"))
+    assert manifest["source"] == {"path": small_vectors[0], "format": "glove", "dimension": 6,
+                                  "bytes": os.path.getsize(small_vectors[0])}
+    with open(tmp_path / "out" / "manifest.json") as f:
+        assert json.load(f) == manifest
+
+
+@pytest.mark.parametrize("content, error", [
+    ("w1 1 2 3\nw2 1 2\n", "line 2 (byte offset 9): expected 3 values after the token, found 2"),
+    ("", "the vector file is empty"),
+    ("3 2\nw1 1 2\nw2 1 2\n", "line 1: the header announces 3 rows, the file has 2"),
+])
+def test_bad_vector_file_publishes_nothing(tmp_path, content, error):
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    with pytest.raises(vectors.VectorFileError) as raised:
+        _build(tmp_path, str(path))
+    assert str(raised.value).startswith(str(path)) and error in str(raised.value)
+    out = tmp_path / "out"
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_missing_vector_file(tmp_path):
+    with pytest.raises(vectors.VectorFileError, match="missing.txt: pretrained vector file not found"):
+        _build(tmp_path, str(tmp_path / "missing.txt"))
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,122 @@
+"""The restore API: the variable's initial value is a restore op; no numpy copy of the matrix."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.python.framework import ops
+
+from components.embedding_gen import checkpoint, restore
+from components.embedding_gen.executor import build_embedding
+from tests.conftest import write_vocabulary
+
+TOKENS = [f"w{i}" for i in range(0, 40, 2)] + ["absent"]
+
+
+@pytest.fixture
+def artifact(tmp_path, small_vectors):
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", TOKENS)
+    out = str(tmp_path / "embedding")
+    build_embedding(str(vocabulary), small_vectors[0], out, num_shards=3)
+    return out
+
+
+def test_layer_holds_the_checkpoint_rows(artifact, small_vectors, monkeypatch):
+    """Fails if building or calling the layer reads the matrix into numpy."""
+    rows = 1 + len(TOKENS) + 1
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the restore path read the checkpoint in Python")
+
+    original_numpy = ops._EagerTensorBase.numpy
+
+    def guarded_numpy(tensor):
+        if tensor.shape.rank == 2 and tensor.shape[0] == rows:
+            raise AssertionError("the restore path copied the embedding matrix to numpy")
+        return original_numpy(tensor)
+
+    monkeypatch.setattr(tf.train, "load_variable", forbidden)
+    monkeypatch.setattr(tf.train, "load_checkpoint", forbidden)
+    monkeypatch.setattr(tf.compat.v1.train, "NewCheckpointReader", forbidden)
+    monkeypatch.setattr(ops._EagerTensorBase, "numpy", guarded_numpy)
+    layer = restore.pretrained_embedding(artifact, trainable=False)
+    looked_up = layer(tf.constant([[1, 2, 0]], dtype=tf.int64))
+    monkeypatch.undo()
+
+    assert layer.embeddings.shape == (rows, 6) and not layer.trainable
+    assert layer.mask_zero
+    np.testing.assert_array_equal(looked_up[0, 0], small_vectors[1]["w0"])
+    np.testing.assert_array_equal(looked_up[0, 1], small_vectors[1]["w2"])
+    np.testing.assert_array_equal(looked_up[0, 2], np.zeros(6))
+
+
+def test_refuses_another_vocabulary(artifact, tmp_path):
+    other = write_vocabulary(tmp_path / "other.txt", list(reversed(TOKENS)))
+
+    class FakeTransformOutput:  # Only the vocabulary lookup of tft.TFTransformOutput is used.
+        def vocabulary_file_by_name(self, name):
+            return str(other)
+
+    with pytest.raises(checkpoint.CheckpointError, match="built for another vocabulary"):
+        restore.pretrained_embedding(artifact, transform_output=FakeTransformOutput())
+
+
+def test_refuses_wrong_shape_and_missing_files(artifact):
+    initializer = restore.CheckpointInitializer(
+        os.path.join(artifact, checkpoint.CHECKPOINT_PREFIX), (22, 6))
+    with pytest.raises(checkpoint.CheckpointError, match=r"holds a \[22, 6\] embedding, the "
+                                                         r"model asks for \[22, 8\]"):
+        initializer((22, 8))
+    os.remove(os.path.join(artifact, "checkpoint", "embeddings.data-00001-of-00003"))
+    with pytest.raises(checkpoint.CheckpointError, match="missing: embeddings.data-00001-of-00003"):
+        restore.pretrained_embedding(artifact)
+    os.remove(os.path.join(artifact, checkpoint.MANIFEST_FILE))
+    with pytest.raises(checkpoint.CheckpointError, match="was never published"):
+        restore.pretrained_embedding(artifact)
+
+
+MEMORY_PROBE = textwrap.dedent("""
+    import sys
+    import tensorflow as tf
+    from components.embedding_gen import restore
+
+    def peak_mb():
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM"))
+
+    layer = restore.pretrained_embedding(sys.argv[1])
+    tf.zeros([1])  # Warm TF up before the baseline.
+    before = peak_mb()
+    layer.build((None,))
+    float(tf.reduce_sum(layer.embeddings[-1]))
+    print(peak_mb() - before)
+    print("growth", peak_mb() - before, file=sys.stderr)
+""")
+
+
+def test_restore_memory_is_near_one_copy(tmp_path):
+    """A 150 MB matrix: peak RSS growth must stay well under two copies."""
+    rows, dimension = 150_000, 256
+    shape = (rows, dimension)
+    bounds = checkpoint.shard_bounds(rows, 4)
+    shards = []
+    for i in range(4):
+        start, stop = bounds[i], bounds[i + 1]
+        block = np.random.default_rng(i).standard_normal((stop - start, dimension), np.float32)
+        prefix = str(tmp_path / f"shard{i}" / "part")
+        shards.append({"start": start, "stop": stop, "prefix": prefix,
+                       "sha256": checkpoint.write_slice(prefix, shape, start, block)})
+    artifact = tmp_path / "artifact"
+    checkpoint.merge_and_verify(shards, shape, str(artifact / checkpoint.CHECKPOINT_PREFIX))
+    (artifact / checkpoint.MANIFEST_FILE).write_text(
+        '{"format_version": 1, "checkpoint_prefix": "checkpoint/embeddings", "tensor_name": '
+        '"embeddings", "shape": [%d, %d], "shards": [1, 2, 3, 4]}' % shape)
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(artifact)],
+                            capture_output=True, text=True, check=True)
+    growth_mb = float(result.stdout.strip().splitlines()[-1])
+    matrix_mb = rows * dimension * 4 / 2**20
+    assert growth_mb < 1.5 * matrix_mb, f"{growth_mb:.0f} MB for a {matrix_mb:.0f} MB matrix"

@@ -1,0 +1,94 @@
+"""Parsing vector files: byte ranges, exact float32 values, formats, and errors naming the line."""
+
+import gzip
+import hashlib
+
+import numpy as np
+import pytest
+
+from components.embedding_gen import vectors
+from tests.conftest import write_glove
+
+
+def _parse_all(source, vocabulary, range_bytes):
+    rows, offsets, values = [], [], []
+    for start, end in source.byte_ranges(range_bytes):
+        for _, matched in vectors.parse_range(source, start, end, vocabulary, hashlib.sha256()):
+            rows += list(matched.rows)
+            offsets += list(matched.offsets)
+            values += list(matched.vectors)
+    return rows, offsets, values
+
+
+@pytest.mark.parametrize("range_bytes", [1 << 20, 97, 13])
+def test_ranges_partition_the_rows_and_values_are_exact(small_vectors, range_bytes):
+    path, expected = small_vectors
+    source = vectors.inspect_source(path)
+    assert (source.format, source.dimension, source.body_start) == ("glove", 6, 0)
+    vocabulary = {f"w{i}".encode(): i for i in range(0, 40, 3)}
+    rows, offsets, values = _parse_all(source, vocabulary, range_bytes)
+    assert sorted(rows) == sorted(vocabulary.values())  # Each row exactly once.
+    for row, value in zip(rows, values):
+        assert value.dtype == np.float32
+        np.testing.assert_array_equal(value, expected[f"w{row}"])
+    with open(path, "rb") as f:
+        text = f.read()
+    for row, offset in zip(rows, offsets):
+        assert text[offset:].startswith(f"w{row} ".encode())
+
+
+def test_word2vec_text_header_and_trailing_spaces(tmp_path):
+    path = tmp_path / "vectors.vec"
+    path.write_text("2 3\nhello 1 2 3 \nworld 4 5 6 \n")  # fastText .vec style.
+    source = vectors.inspect_source(str(path))
+    assert (source.format, source.dimension, source.header_rows) == ("word2vec_text", 3, 2)
+    rows, _, values = _parse_all(source, {b"world": 7}, 5)
+    assert rows == [7]
+    np.testing.assert_array_equal(values[0], [4, 5, 6])
+
+
+def test_glove_token_with_spaces(tmp_path):
+    path = tmp_path / "glove.txt"
+    path.write_text("a 1 2\nat name@domain.com 3 4\nb 5 6\n")
+    source = vectors.inspect_source(str(path))
+    rows, _, values = _parse_all(source, {b"at name@domain.com": 1, b"b": 2}, 1 << 20)
+    assert rows == [1, 2]
+    np.testing.assert_array_equal(values[0], [3, 4])
+
+
+def test_gzip_is_read_as_one_range(tmp_path, small_vectors):
+    path, expected = small_vectors
+    gz = tmp_path / "vectors.txt.gz"
+    with open(path, "rb") as f, gzip.open(gz, "wb") as out:
+        out.write(f.read())
+    source = vectors.inspect_source(str(gz))
+    assert source.byte_ranges(10) == [(0, -1)]
+    rows, _, values = _parse_all(source, {b"w5": 5}, 10)
+    np.testing.assert_array_equal(values[0], expected["w5"])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a 1 2 3\nb 1 2\nc 1 2 3\n", "line 2 (byte offset 8): expected 3 values after the token, found 2"),
+    ("a 1 2 3\nb 1 2 3\nc 1 x 3\n", "line 3 (byte offset 16): value 'x' is not a number"),
+    ("a 1 2 3\nb 1 nan 3\n", "line 2 (byte offset 8): value 'nan' is not a finite float32"),
+    ("a 1 2 3\nb 1 2 1e39\n", "line 2 (byte offset 8): value '1e39' is not a finite float32"),
+    ("a 1 2 3\n\nb 1 2 3\n", "line 2 (byte offset 8): empty line"),
+])
+def test_bad_rows_name_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    source = vectors.inspect_source(str(path))
+    with pytest.raises(vectors.VectorFileError) as error:
+        _parse_all(source, {b"a": 1, b"b": 2, b"c": 3}, 4)
+    assert str(error.value) == f"{path} {message}"
+
+
+def test_unusable_files(tmp_path):
+    with pytest.raises(vectors.VectorFileError, match="nope.txt: pretrained vector file not found"):
+        vectors.inspect_source(str(tmp_path / "nope.txt"))
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(vectors.VectorFileError, match="empty.txt: the vector file is empty"):
+        vectors.inspect_source(str(tmp_path / "empty.txt"))
+    (tmp_path / "noheader.txt").write_text("a 1 2\n")
+    with pytest.raises(vectors.VectorFileError, match="line 1: expected a header 'N D'"):
+        vectors.inspect_source(str(tmp_path / "noheader.txt"), "word2vec_text")

@@ -94,7 +94,6 @@ MEMORY_PROBE = textwrap.dedent("""
     layer.build((None,))
     float(tf.reduce_sum(layer.embeddings[-1]))
     print(peak_mb() - before)
-    print("growth", peak_mb() - before, file=sys.stderr)
 """)
 
 

@@ -1,0 +1,150 @@
+"""The whole pipeline through LocalDagRunner on a tiny slice of the sample, as a user runs it."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata.metadata_store import metadata_store
+from tfx.orchestration import metadata
+
+from components.embedding_gen import checkpoint
+from pipeline import sample_data
+
+
+def _config(tmp_path, vectors, name="config.yaml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(f"""
+        pipeline_name: test-pipeline
+        pipeline_root: {tmp_path}/root
+        serving_dir: {tmp_path}/serving
+        data:
+          examples: {tmp_path}/sample/corpus
+          vectors: {vectors}
+        text:
+          max_tokens: 16
+          vocabulary_splits: [train, eval]
+        embedding:
+          num_shards: 3
+        trainer:
+          epochs: 2
+          batch_size: 16
+        beam_pipeline_args: [--direct_running_mode=in_memory]
+    """))
+    return str(path)
+
+
+def _run(config):
+    return subprocess.run([sys.executable, "-m", "pipeline", "run", "--config", config],
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("pipeline")
+    sample_data.write_sample(str(tmp_path / "sample"), n_train=160, n_eval=80)
+    vectors = tmp_path / "sample" / "vectors" / "glove.sample.50d.txt"
+    result = _run(_config(tmp_path, vectors))
+    assert result.returncode == 0, result.stderr[-5000:]
+    return tmp_path, result
+
+
+def _store(tmp_path):
+    return metadata_store.MetadataStore(
+        metadata.sqlite_metadata_connection_config(str(tmp_path / "root" / "metadata.sqlite")))
+
+
+def test_run_reports_what_it_built(pipeline_run):
+    tmp_path, result = pipeline_run
+    for text in ("vocabulary size:", "vocabulary coverage:", "corpus token coverage:",
+                 "checkpoint shards:      3", "eval accuracy, pretrained embedding:",
+                 f"serving model:          {tmp_path}/serving/"):
+        assert text in result.stdout
+
+
+def test_trainer_gets_the_embedding_through_lineage(pipeline_run):
+    tmp_path, _ = pipeline_run
+    store = _store(tmp_path)
+    [embedding] = store.get_artifacts_by_type("PretrainedEmbedding")
+    trainer_context = store.get_context_by_type_and_name("node", "test-pipeline.EmbeddingTrainer")
+    [execution] = store.get_executions_by_context(trainer_context.id)
+    inputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+              if e.type == e.INPUT]
+    assert embedding.id in inputs
+    manifest = checkpoint.load_manifest(embedding.uri)
+    assert len(manifest["shards"]) == 3
+    assert embedding.custom_properties["num_shards"].int_value == 3
+
+
+def test_trained_model_started_from_the_checkpoint_rows(pipeline_run):
+    """A token seen by no training example keeps its pretrained row in the exported model."""
+    tmp_path, _ = pipeline_run
+    store = _store(tmp_path)
+    [embedding] = store.get_artifacts_by_type("PretrainedEmbedding")
+    [model] = store.get_artifacts_by_type("Model")
+    pretrained = tf.train.load_variable(
+        os.path.join(embedding.uri, checkpoint.CHECKPOINT_PREFIX), checkpoint.TENSOR_NAME)
+    loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
+    [trained] = [v.numpy() for v in loaded.variables if v.shape == pretrained.shape]
+    assert not np.array_equal(trained, pretrained)  # Trainable: rows moved...
+    np.testing.assert_array_equal(trained[-1], pretrained[-1])  # ...but not the OOV row,
+    assert (np.abs(trained - pretrained).max(axis=1) == 0).sum() > 0.2 * len(trained)  # nor eval-only tokens.
+
+
+SERVING_PROBE = textwrap.dedent("""
+    import json, sys
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    texts = ["The movie was brikalo and brimine!", "the plot felt dulkaka. <br />Dulmine",
+             "zorblax"]
+    probabilities = model.signatures["predict_text"](tf.constant(texts))["probabilities"]
+    example = tf.train.Example(features=tf.train.Features(feature={"text": tf.train.Feature(
+        bytes_list=tf.train.BytesList(value=[texts[0].encode()]))}))
+    outputs = model.signatures["serving_default"](
+        tf.constant([example.SerializeToString()]))["outputs"]
+    print(json.dumps({"predict_text": probabilities.numpy().tolist(),
+                      "serving_default": outputs.numpy().tolist()}))
+""")
+
+
+def test_pushed_model_scores_raw_strings_in_a_fresh_process(pipeline_run):
+    tmp_path, _ = pipeline_run
+    [pushed] = glob.glob(str(tmp_path / "serving" / "*"))
+    result = subprocess.run([sys.executable, "-c", SERVING_PROBE, pushed],
+                            capture_output=True, text=True, check=True)
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    probabilities = scores["predict_text"]
+    assert len(probabilities) == 3 and all(0 <= p <= 1 for p in probabilities)
+    assert probabilities[0] > 0.5 > probabilities[1]  # Positive and negative common adjectives.
+    assert scores["serving_default"] == pytest.approx([probabilities[0]], abs=1e-6)
+
+
+def test_bad_vector_file_fails_the_run_and_publishes_nothing(pipeline_run):
+    tmp_path, _ = pipeline_run
+    bad = tmp_path / "bad_vectors.txt"
+    bad.write_text("brikaka 0.1 0.2 0.3\nbrisaka 0.1 0.2\n")
+    result = _run(_config(tmp_path, bad, "bad.yaml"))
+    assert result.returncode != 0
+    assert f"{bad} line 2 (byte offset 20): expected 3 values after the token, found 2" \
+        in result.stderr
+    store = _store(tmp_path)
+    embeddings = store.get_artifacts_by_type("PretrainedEmbedding")
+    published = [a for a in embeddings if a.state == a.LIVE]
+    assert len(published) == 1  # Only the first run's.
+    for artifact in embeddings:
+        if artifact.state != artifact.LIVE and os.path.exists(artifact.uri):
+            assert os.listdir(artifact.uri) == []
+
+
+def test_bad_config_key_is_named(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("pipeline_name: p\npipeline_root: r\nserving_dir: s\n"
+                      "data: {examples: e, vectors: v}\ntrainer: {epoch: 3}\n")
+    result = _run(str(config))
+    assert result.returncode != 0
+    assert f"error: {config}: trainer.epoch: unknown key" in result.stderr

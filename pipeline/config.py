@@ -39,6 +39,8 @@ class TextConfig(_Section):
 class EmbeddingConfig(_Section):
     format: Literal["auto", "glove", "word2vec_text"] = "auto"
     num_shards: int = pydantic.Field(4, gt=0)
+    max_shard_mb: Optional[float] = pydantic.Field(None, gt=0)
+    """If set, instead of num_shards: the fewest shards of at most this many MiB each."""
     init_scale: float = pydantic.Field(0.05, gt=0)
     """Rows of tokens without a vector are drawn from U(-init_scale, init_scale), seeded by the token."""
 

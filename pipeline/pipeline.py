@@ -37,6 +37,8 @@ def create_pipeline(config):
         vocabulary_name=preprocessing.VOCABULARY_NAME,
         num_oov_buckets=config.text.num_oov_buckets,
         num_shards=config.embedding.num_shards,
+        max_shard_bytes=(int(config.embedding.max_shard_mb * 2**20)
+                         if config.embedding.max_shard_mb else None),
         init_scale=config.embedding.init_scale)
 
     def trainer(embedding_init):

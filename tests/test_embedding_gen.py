@@ -3,9 +3,11 @@
 import json
 import os
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.embedding_gen import checkpoint, vectors
 from components.embedding_gen.executor import build_embedding
@@ -61,17 +63,34 @@ def test_number_of_shards(tmp_path, small_vectors, num_shards):
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
 
 
-def test_same_inputs_same_bytes(tmp_path, small_vectors):
-    """Missing rows are seeded by the token: a rerun, or other shards, give the same rows."""
-    out_a, manifest_a = _build(tmp_path, small_vectors[0], "a", num_shards=2)
-    out_b, manifest_b = _build(tmp_path, small_vectors[0], "b", num_shards=2)
-    out_c, _ = _build(tmp_path, small_vectors[0], "c", num_shards=5)
-    for name in ("embeddings.index", "embeddings.data-00000-of-00002"):
-        with open(os.path.join(out_a, "checkpoint", name), "rb") as a, \
-                open(os.path.join(out_b, "checkpoint", name), "rb") as b:
-            assert a.read() == b.read()
-    np.testing.assert_array_equal(_matrix(out_a), _matrix(out_c))
-    assert manifest_a == manifest_b
+def test_max_shard_size_sets_the_shard_count(tmp_path, small_vectors):
+    _, manifest = _build(tmp_path, small_vectors[0], max_shard_bytes=8 * 6 * 4)  # 8 rows.
+    assert [s["rows"] for s in manifest["shards"]] == [[0, 8], [8, 16], [16, 24], [24, 32]]
+    with pytest.raises(checkpoint.CheckpointError, match="less than one row"):
+        _build(tmp_path, small_vectors[0], "small", max_shard_bytes=10)
+
+
+def _files(directory):
+    return {name: open(os.path.join(directory, name), "rb").read()
+            for name in sorted(os.listdir(directory))}
+
+
+def test_same_bytes_on_a_rerun_and_with_two_workers(tmp_path, small_vectors):
+    """Missing rows are seeded by the token, duplicates resolved by file offset: the checkpoint
+    does not depend on the run, the worker count or the order in which workers finish."""
+    out_a, manifest_a = _build(tmp_path, small_vectors[0], "a", num_shards=4)
+    out_b, manifest_b = _build(tmp_path, small_vectors[0], "b", num_shards=4)
+    out_c, manifest_c = _build(
+        tmp_path, small_vectors[0], "c", num_shards=4,
+        make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(
+            ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])))
+    checkpoint_a = _files(os.path.join(out_a, checkpoint.CHECKPOINT_DIR))
+    assert len(checkpoint_a) == 5
+    assert checkpoint_a == _files(os.path.join(out_b, checkpoint.CHECKPOINT_DIR))
+    assert checkpoint_a == _files(os.path.join(out_c, checkpoint.CHECKPOINT_DIR))
+    assert manifest_a == manifest_b == manifest_c
+    out_d, _ = _build(tmp_path, small_vectors[0], "d", num_shards=5)
+    np.testing.assert_array_equal(_matrix(out_a), _matrix(out_d))
 
 
 def test_duplicate_tokens_first_wins(tmp_path):

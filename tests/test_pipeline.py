@@ -90,7 +90,10 @@ def test_trained_model_started_from_the_checkpoint_rows(pipeline_run):
     pretrained = tf.train.load_variable(
         os.path.join(embedding.uri, checkpoint.CHECKPOINT_PREFIX), checkpoint.TENSOR_NAME)
     loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
-    [trained] = [v.numpy() for v in loaded.variables if v.shape == pretrained.shape]
+    parts = sorted((v for v in loaded.variables if "embeddings/part_" in v.name),
+                   key=lambda v: int(v.name.split("part_")[1].split(":")[0]))
+    assert len(parts) == 3  # One variable per checkpoint shard.
+    trained = np.concatenate([v.numpy() for v in parts])
     assert not np.array_equal(trained, pretrained)  # Trainable: rows moved...
     np.testing.assert_array_equal(trained[-1], pretrained[-1])  # ...but not the OOV row,
     assert (np.abs(trained - pretrained).max(axis=1) == 0).sum() > 0.2 * len(trained)  # nor eval-only tokens.

@@ -1,5 +1,6 @@
 """The restore API: the variable's initial value is a restore op; no numpy copy of the matrix."""
 
+import json
 import os
 import subprocess
 import sys
@@ -44,14 +45,62 @@ def test_layer_holds_the_checkpoint_rows(artifact, small_vectors, monkeypatch):
     monkeypatch.setattr(tf.compat.v1.train, "NewCheckpointReader", forbidden)
     monkeypatch.setattr(ops._EagerTensorBase, "numpy", guarded_numpy)
     layer = restore.pretrained_embedding(artifact, trainable=False)
-    looked_up = layer(tf.constant([[1, 2, 0]], dtype=tf.int64))
+    looked_up = layer(tf.constant([[1, 2, 0, 20]], dtype=tf.int64))
     monkeypatch.undo()
 
-    assert layer.embeddings.shape == (rows, 6) and not layer.trainable
-    assert layer.mask_zero
+    # One variable per checkpoint shard, in the writer's row layout.
+    assert [v.shape[0] for v in layer.partitions] == [8, 8, 7] and not layer.trainable
+    assert layer.mask_zero and not layer.trainable_weights
     np.testing.assert_array_equal(looked_up[0, 0], small_vectors[1]["w0"])
     np.testing.assert_array_equal(looked_up[0, 1], small_vectors[1]["w2"])
     np.testing.assert_array_equal(looked_up[0, 2], np.zeros(6))
+    np.testing.assert_array_equal(looked_up[0, 3], small_vectors[1]["w38"])
+
+
+@pytest.mark.parametrize("num_partitions", [1, 2, 5, 22])
+def test_any_number_of_partitions_holds_the_same_rows(artifact, num_partitions):
+    full = tf.train.load_variable(os.path.join(artifact, checkpoint.CHECKPOINT_PREFIX),
+                                  checkpoint.TENSOR_NAME)
+    layer = restore.pretrained_embedding(artifact, num_partitions=num_partitions)
+    ids = np.arange(len(full))
+    np.testing.assert_array_equal(layer(tf.constant([ids])).numpy()[0], full)
+    assert len(layer.trainable_weights) == num_partitions
+    with tf.GradientTape() as tape:  # Trainable, row by row.
+        loss = tf.reduce_sum(layer(tf.constant([[3, 3, 21]])))
+    gradients = tape.gradient(loss, layer.trainable_weights)
+    dense = np.concatenate([tf.convert_to_tensor(g).numpy() for g in gradients])
+    assert dense[3].tolist() == [2.0] * 6 and dense[21].tolist() == [1.0] * 6
+    assert np.count_nonzero(dense.sum(axis=1)) == 2
+
+
+PS_PROBE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.python.distribute import multi_worker_test_base
+    from components.embedding_gen import restore
+
+    cluster = multi_worker_test_base.create_in_process_cluster(num_workers=1, num_ps=2)
+    strategy = tf.distribute.experimental.ParameterServerStrategy(
+        tf.distribute.cluster_resolver.SimpleClusterResolver(tf.train.ClusterSpec(cluster),
+                                                             rpc_layer="grpc"),
+        variable_partitioner=tf.distribute.experimental.partitioners.FixedShardsPartitioner(2))
+    with strategy.scope():
+        layer = restore.pretrained_embedding(sys.argv[1], num_partitions=1)
+        layer.build((None,))
+    pieces = layer.embeddings.variables
+    full = tf.train.load_variable(sys.argv[1] + "/checkpoint/embeddings", "embeddings")
+    assert [p.shape[0] for p in pieces] == [12, 11], [p.shape for p in pieces]
+    assert np.array_equal(np.concatenate([p.numpy() for p in pieces]), full)
+    print("ok")
+""")
+
+
+def test_parameter_server_partitions_restore_their_rows(artifact):
+    """Under ParameterServerStrategy, 2 variable partitions over a 3-shard checkpoint."""
+    result = subprocess.run([sys.executable, "-c", PS_PROBE, artifact], capture_output=True,
+                            text=True, timeout=300)
+    assert result.stdout.strip().endswith("ok"), result.stderr[-3000:]
 
 
 def test_refuses_another_vocabulary(artifact, tmp_path):
@@ -65,14 +114,26 @@ def test_refuses_another_vocabulary(artifact, tmp_path):
         restore.pretrained_embedding(artifact, transform_output=FakeTransformOutput())
 
 
-def test_refuses_wrong_shape_and_missing_files(artifact):
+def test_refuses_wrong_shape(artifact):
     initializer = restore.CheckpointInitializer(
         os.path.join(artifact, checkpoint.CHECKPOINT_PREFIX), (22, 6))
     with pytest.raises(checkpoint.CheckpointError, match=r"holds a \[22, 6\] embedding, the "
                                                          r"model asks for \[22, 8\]"):
         initializer((22, 8))
-    os.remove(os.path.join(artifact, "checkpoint", "embeddings.data-00001-of-00003"))
-    with pytest.raises(checkpoint.CheckpointError, match="missing: embeddings.data-00001-of-00003"):
+
+
+def test_refuses_damaged_or_unpublished_checkpoints(artifact):
+    data = os.path.join(artifact, "checkpoint", "embeddings.data-00001-of-00003")
+    size = os.path.getsize(data)
+    with open(data, "r+b") as f:
+        f.truncate(size - 10)
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=f"embeddings.data-00001-of-00003 has {size - 10} bytes, {size} "
+                             f"were published"):
+        restore.pretrained_embedding(artifact)
+    os.remove(data)
+    with pytest.raises(checkpoint.CheckpointError,
+                       match="damaged: checkpoint/embeddings.data-00001-of-00003 is missing"):
         restore.pretrained_embedding(artifact)
     os.remove(os.path.join(artifact, checkpoint.MANIFEST_FILE))
     with pytest.raises(checkpoint.CheckpointError, match="was never published"):
@@ -92,13 +153,13 @@ MEMORY_PROBE = textwrap.dedent("""
     tf.zeros([1])  # Warm TF up before the baseline.
     before = peak_mb()
     layer.build((None,))
-    float(tf.reduce_sum(layer.embeddings[-1]))
+    float(tf.reduce_sum(layer.partitions[-1][-1]))
     print(peak_mb() - before)
 """)
 
 
 def test_restore_memory_is_near_one_copy(tmp_path):
-    """A 150 MB matrix: peak RSS growth must stay well under two copies."""
+    """A 150 MB matrix in 4 shards: peak RSS growth must stay well under two copies."""
     rows, dimension = 150_000, 256
     shape = (rows, dimension)
     bounds = checkpoint.shard_bounds(rows, 4)
@@ -111,9 +172,10 @@ def test_restore_memory_is_near_one_copy(tmp_path):
                        "sha256": checkpoint.write_slice(prefix, shape, start, block)})
     artifact = tmp_path / "artifact"
     checkpoint.merge_and_verify(shards, shape, str(artifact / checkpoint.CHECKPOINT_PREFIX))
-    (artifact / checkpoint.MANIFEST_FILE).write_text(
-        '{"format_version": 1, "checkpoint_prefix": "checkpoint/embeddings", "tensor_name": '
-        '"embeddings", "shape": [%d, %d], "shards": [1, 2, 3, 4]}' % shape)
+    (artifact / checkpoint.MANIFEST_FILE).write_text(json.dumps({
+        "format_version": 1, "checkpoint_prefix": checkpoint.CHECKPOINT_PREFIX,
+        "tensor_name": checkpoint.TENSOR_NAME, "shape": shape, "shards": shards,
+        "files": checkpoint.file_sizes(str(artifact), checkpoint.CHECKPOINT_DIR)}))
     result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(artifact)],
                             capture_output=True, text=True, check=True)
     growth_mb = float(result.stdout.strip().splitlines()[-1])

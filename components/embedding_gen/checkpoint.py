@@ -68,10 +68,30 @@ class RowLayout:
                 "oov_rows": [1 + self.vocabulary_size, self.num_rows]}
 
 
+def num_shards_for(shape, num_shards=None, max_shard_bytes=None):
+    """The shard count: as asked, or the fewest shards of at most max_shard_bytes each."""
+    if max_shard_bytes:
+        row_bytes = 4 * shape[1]
+        if max_shard_bytes < row_bytes:
+            raise CheckpointError(f"max shard size {max_shard_bytes} bytes is less than one "
+                                  f"row ({row_bytes} bytes)")
+        return -(-shape[0] // (max_shard_bytes // row_bytes))
+    return num_shards
+
+
 def shard_bounds(num_rows, num_shards):
-    """Row boundaries of num_shards contiguous, nearly equal ranges (fewer if rows are few)."""
+    """Boundaries of num_shards contiguous row ranges (fewer if rows are few), in the layout of
+    tf.nn.embedding_lookup's "div" strategy: the first num_rows % n ranges get one row more.
+
+    The trainer's embedding partitions use the same layout, so by default each partition
+    restores exactly one shard's slice, with no re-slicing copy.
+    """
     num_shards = max(1, min(num_shards, num_rows))
-    return [i * num_rows // num_shards for i in range(num_shards + 1)]
+    base, extra = divmod(num_rows, num_shards)
+    bounds = [0]
+    for i in range(num_shards):
+        bounds.append(bounds[-1] + base + (i < extra))
+    return bounds
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -166,22 +186,45 @@ def file_sha256(path):
 
 
 def staging_dir(output_dir):
-    """A fresh directory beside the published files; nothing in it is visible as the artifact."""
+    """A fresh directory beside the published files; nothing in it is visible as the artifact.
+
+    Staging directories left by a killed run are removed first.
+    """
+    for name in tf.io.gfile.listdir(output_dir):
+        if name.startswith(".staging-"):
+            tf.io.gfile.rmtree(os.path.join(output_dir, name))
     path = os.path.join(output_dir, f".staging-{uuid.uuid4().hex}")
     tf.io.gfile.makedirs(path)
     return path
+
+
+def file_sizes(root, directory):
+    """{path relative to root: size} of the files in root/directory, to detect truncation."""
+    return {os.path.join(directory, name): tf.io.gfile.stat(os.path.join(root, directory,
+                                                                         name)).length
+            for name in sorted(tf.io.gfile.listdir(os.path.join(root, directory)))}
+
+
+def unpublish(output_dir):
+    """Removes a previous artifact's manifest first, so a rewrite is never taken for whole."""
+    path = os.path.join(output_dir, MANIFEST_FILE)
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
 
 
 def publish(staging, output_dir, manifest):
     """Moves a verified staging directory's contents into place, the manifest last.
 
     A reader takes the manifest as the sign that the artifact is whole, so it is written after
-    every other file is in place (atomically: write then rename).
+    every other file is in place (atomically: write then rename). A run killed before that
+    leaves an artifact without a manifest, which readers refuse and a rerun replaces.
     """
     for name in tf.io.gfile.listdir(staging):
         name = name.rstrip("/")
-        tf.io.gfile.rename(os.path.join(staging, name), os.path.join(output_dir, name),
-                           overwrite=True)
+        destination = os.path.join(output_dir, name)
+        if tf.io.gfile.isdir(destination):
+            tf.io.gfile.rmtree(destination)
+        tf.io.gfile.rename(os.path.join(staging, name), destination, overwrite=True)
     tf.io.gfile.rmtree(staging)
     tmp = os.path.join(output_dir, f".{MANIFEST_FILE}.tmp")
     with tf.io.gfile.GFile(tmp, "w") as f:

@@ -16,6 +16,7 @@ class EmbeddingGenSpec(component_spec.ComponentSpec):
         "vocabulary_has_counts": component_spec.ExecutionParameter(type=int),
         "num_oov_buckets": component_spec.ExecutionParameter(type=int),
         "num_shards": component_spec.ExecutionParameter(type=int),
+        "max_shard_bytes": component_spec.ExecutionParameter(type=int, optional=True),
         "init_scale": component_spec.ExecutionParameter(type=float),
     }
     INPUTS = {
@@ -37,6 +38,7 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
       vocabulary_name: the `vocab_filename` given to tft.vocabulary in the preprocessing_fn.
       num_oov_buckets: as given to the vocabulary lookup; one row each after the vocabulary.
       num_shards: row shards of the checkpoint, each written by a different Beam worker.
+      max_shard_bytes: if set, instead of num_shards: the fewest shards of at most this size.
       init_scale: rows of tokens without a vector are U(-init_scale, init_scale), seeded by
         the token, so they are the same on every run.
     """
@@ -44,7 +46,8 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, transform_graph, vectors_path, vocabulary_name, *, vector_format="auto",
-                 vocabulary_has_counts=True, num_oov_buckets=1, num_shards=4, init_scale=0.05):
+                 vocabulary_has_counts=True, num_oov_buckets=1, num_shards=4, max_shard_bytes=None,
+                 init_scale=0.05):
         super().__init__(spec=EmbeddingGenSpec(
             transform_graph=transform_graph,
             vectors_path=vectors_path,
@@ -53,5 +56,6 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
             vocabulary_has_counts=int(vocabulary_has_counts),
             num_oov_buckets=num_oov_buckets,
             num_shards=num_shards,
+            max_shard_bytes=max_shard_bytes,
             init_scale=init_scale,
             embedding=channel.Channel(type=PretrainedEmbedding)))

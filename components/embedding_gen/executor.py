@@ -34,6 +34,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             output_dir=embedding.uri,
             vector_format=exec_properties["vector_format"],
             num_shards=exec_properties["num_shards"],
+            max_shard_bytes=exec_properties.get("max_shard_bytes") or None,
             num_oov_buckets=exec_properties["num_oov_buckets"],
             init_scale=exec_properties["init_scale"],
             make_pipeline=self._make_beam_pipeline)
@@ -45,9 +46,12 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
 
 def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has_counts=True,
-                    vector_format="auto", num_shards=4, num_oov_buckets=1, init_scale=0.05,
-                    make_pipeline=beam.Pipeline):
+                    vector_format="auto", num_shards=4, max_shard_bytes=None,
+                    num_oov_buckets=1, init_scale=0.05, make_pipeline=beam.Pipeline):
     """Builds and publishes the embedding artifact in output_dir; returns its manifest.
+
+    The checkpoint has num_shards row shards, or with max_shard_bytes, as many as keep each
+    shard within that size.
 
     Raises vectors.VectorFileError or checkpoint.CheckpointError, naming the file and the
     problem, with nothing published.
@@ -56,12 +60,15 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
     source = vectors.inspect_source(vectors_path, vector_format)
     tokens, counts = read_vocabulary(vocabulary_path, vocabulary_has_counts)
     layout = checkpoint.RowLayout(len(tokens), num_oov_buckets)
-    bounds = checkpoint.shard_bounds(layout.num_rows, num_shards)
+    shape = (layout.num_rows, source.dimension)
+    bounds = checkpoint.shard_bounds(
+        layout.num_rows, checkpoint.num_shards_for(shape, num_shards, max_shard_bytes))
     logging.info("EmbeddingGen: %d tokens + %d reserved rows x %d from %s (%s), %d shards",
                  len(tokens), layout.num_rows - len(tokens), source.dimension, vectors_path,
                  source.format, len(bounds) - 1)
 
     tf.io.gfile.makedirs(output_dir)
+    checkpoint.unpublish(output_dir)
     staging = checkpoint.staging_dir(output_dir)
     try:
         manifest = _build_in(staging, source, vocabulary_path, vocabulary_has_counts, tokens,
@@ -107,8 +114,10 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
     tf.io.gfile.remove(reports_path)
     tf.io.gfile.copy(vocabulary_path, os.path.join(staging, checkpoint.VOCABULARY_FILE))
     _write_projector(staging, layout, tokens)
-    return _manifest(source, vocabulary_path, has_counts, layout, shape, shard_reports, ranges,
-                     counts)
+    manifest = _manifest(source, vocabulary_path, has_counts, layout, shape, shard_reports,
+                         ranges, counts)
+    manifest["files"] = checkpoint.file_sizes(staging, checkpoint.CHECKPOINT_DIR)
+    return manifest
 
 
 def _manifest(source, vocabulary_path, has_counts, layout, shape, shards, ranges, counts):

@@ -3,10 +3,12 @@
     layer = restore.pretrained_embedding(fn_args.custom_config["embedding_uri"],
                                          transform_output=tf_transform_output)
 
-The variable is initialized by RestoreV2 reading the checkpoint directly into the tensor that
-becomes the variable, so the matrix never exists as a numpy array in the trainer process. The
-layer is a standard Keras Embedding (mask_zero, padding row 0), so the exported SavedModel
-carries the trained values and serving never needs the checkpoint.
+Each variable is initialized by RestoreV2 reading its rows of the checkpoint straight into the
+tensor that becomes the variable, so the matrix never exists as a numpy array in the trainer.
+The layer keeps one variable per row partition (any number, whatever the writer's shard count),
+so restoring needs memory for one partition beyond the matrix itself. It is a Keras Embedding
+(mask_zero, padding row 0); the exported SavedModel carries the trained values and serving never
+needs the checkpoint.
 """
 
 import os
@@ -19,48 +21,103 @@ from components.embedding_gen import checkpoint
 
 @tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
 class CheckpointInitializer(tf_keras.initializers.Initializer):
-    """Initializes a [rows, dimension] float32 variable, or one partition of it, from a checkpoint.
+    """Restores rows [start_row, start_row + rows) of a [rows, dimension] checkpointed tensor.
 
     Under a variable partitioner (ParameterServerStrategy) Keras passes each partition's shape
     and offset, and each partition restores only its own rows.
     """
 
-    def __init__(self, prefix, shape, tensor_name=checkpoint.TENSOR_NAME):
+    def __init__(self, prefix, shape, tensor_name=checkpoint.TENSOR_NAME, start_row=0,
+                 num_rows=None):
         self.prefix, self.shape, self.tensor_name = prefix, tuple(shape), tensor_name
+        self.start_row = start_row
+        self.num_rows = self.shape[0] - start_row if num_rows is None else num_rows
 
     def __call__(self, shape, dtype=None, **kwargs):
         if dtype is not None and tf.as_dtype(dtype) != tf.float32:
             raise checkpoint.CheckpointError(
                 f"{self.prefix}: the embedding is float32, the model asks for {dtype}")
-        full = tuple(int(d) for d in shape)
-        if full != self.shape:
+        asked = tuple(int(d) for d in shape)
+        if asked != (self.num_rows, self.shape[1]):
             raise checkpoint.CheckpointError(
                 f"{self.prefix}: the checkpoint holds a {list(self.shape)} embedding, the model "
-                f"asks for {list(full)}")
-        rows = int(kwargs.get("partition_shape", full)[0])
-        start = int(kwargs.get("partition_offset", (0, 0))[0])
-        return checkpoint.read_slice(self.prefix, self.shape, start, start + rows)
+                f"asks for {list(asked)}" + (f" at row {self.start_row}" if self.start_row else ""))
+        rows = int(kwargs.get("partition_shape", asked)[0])
+        start = self.start_row + int(kwargs.get("partition_offset", (0, 0))[0])
+        try:
+            return checkpoint.read_slice(self.prefix, self.shape, start, start + rows)
+        except tf.errors.OpError as e:
+            raise checkpoint.CheckpointError(
+                f"{self.prefix}: rows [{start}, {start + rows}) cannot be restored: "
+                f"{e.message}") from None
 
     def get_config(self):
-        return {"prefix": self.prefix, "shape": list(self.shape), "tensor_name": self.tensor_name}
+        return {"prefix": self.prefix, "shape": list(self.shape), "tensor_name": self.tensor_name,
+                "start_row": self.start_row, "num_rows": self.num_rows}
+
+
+@tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
+class PartitionedEmbedding(tf_keras.layers.Embedding):
+    """A Keras Embedding whose matrix is num_partitions variables of contiguous rows.
+
+    Lookups use tf.nn.embedding_lookup's "div" strategy; with one partition it is exactly a
+    Keras Embedding.
+    """
+
+    def __init__(self, input_dim, output_dim, num_partitions=1, **kwargs):
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.num_partitions = max(1, min(num_partitions, input_dim))
+
+    def build(self, input_shape=None):
+        if self.num_partitions == 1:
+            super().build(input_shape)
+            self.partitions = [self.embeddings]
+            return
+        bounds = checkpoint.shard_bounds(self.input_dim, self.num_partitions)
+        initializer = self.embeddings_initializer
+        self.partitions = []
+        for i in range(self.num_partitions):
+            start, stop = bounds[i], bounds[i + 1]
+            if isinstance(initializer, CheckpointInitializer):
+                part_initializer = CheckpointInitializer(
+                    initializer.prefix, initializer.shape, initializer.tensor_name,
+                    start_row=start, num_rows=stop - start)
+            else:
+                part_initializer = initializer
+            self.partitions.append(self.add_weight(
+                name=f"embeddings/part_{i}", shape=(stop - start, self.output_dim),
+                initializer=part_initializer, experimental_autocast=False))
+        self.built = True
+
+    def call(self, inputs):
+        if self.num_partitions == 1:
+            return super().call(inputs)
+        if inputs.dtype not in (tf.int32, tf.int64):
+            inputs = tf.cast(inputs, tf.int64)
+        return tf.nn.embedding_lookup(self.partitions, inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "num_partitions": self.num_partitions}
 
 
 def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name="tokens",
-                         trainable=True, name="embedding"):
+                         trainable=True, num_partitions=None, name="embedding"):
     """A Keras Embedding layer (mask_zero) initialized from a published embedding artifact.
 
-    With transform_output (a tft.TFTransformOutput), refuses an artifact whose vocabulary is not
-    the one the TransformGraph maps tokens with: row order would silently be wrong.
+    num_partitions: variables the matrix is split into; by default as many as the checkpoint's
+    shards. With transform_output (a tft.TFTransformOutput), refuses an artifact whose
+    vocabulary is not the one the TransformGraph maps tokens with: rows would not line up.
     """
     manifest = checkpoint.load_manifest(artifact_dir)
     if transform_output is not None:
         check_vocabulary(manifest, transform_output.vocabulary_file_by_name(vocabulary_name),
                          artifact_dir)
     prefix = os.path.join(artifact_dir, manifest["checkpoint_prefix"])
-    check_files(prefix, len(manifest["shards"]))
+    check_files(artifact_dir, manifest)
     rows, dimension = manifest["shape"]
-    return tf_keras.layers.Embedding(
-        rows, dimension, mask_zero=True, trainable=trainable, name=name,
+    return PartitionedEmbedding(
+        rows, dimension, num_partitions=num_partitions or len(manifest["shards"]),
+        mask_zero=True, trainable=trainable, name=name,
         embeddings_initializer=CheckpointInitializer(prefix, (rows, dimension),
                                                      manifest["tensor_name"]))
 
@@ -76,11 +133,16 @@ def check_vocabulary(manifest, vocabulary_path, artifact_dir):
             f"not line up with the token ids")
 
 
-def check_files(prefix, num_shards):
-    """Raises CheckpointError if the index or a data file of the checkpoint is missing."""
-    expected = [f"{prefix}.index"] + [f"{prefix}.data-{i:05d}-of-{num_shards:05d}"
-                                      for i in range(num_shards)]
-    missing = [path for path in expected if not tf.io.gfile.exists(path)]
-    if missing:
-        raise checkpoint.CheckpointError(f"{prefix}: checkpoint files are missing: "
-                                         + ", ".join(os.path.basename(p) for p in missing))
+def check_files(artifact_dir, manifest):
+    """Raises CheckpointError if a checkpoint file is missing or not the size it was published at."""
+    problems = []
+    for name, size in sorted(manifest["files"].items()):
+        path = os.path.join(artifact_dir, name)
+        if not tf.io.gfile.exists(path):
+            problems.append(f"{name} is missing")
+        elif tf.io.gfile.stat(path).length != size:
+            problems.append(f"{name} has {tf.io.gfile.stat(path).length} bytes, "
+                            f"{size} were published (truncated or replaced)")
+    if problems:
+        raise checkpoint.CheckpointError(f"{artifact_dir}: the checkpoint is damaged: "
+                                         + "; ".join(problems))

@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test sample clean venv
+.PHONY: demo test sample clean venv bench-restore
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest tests -v --durations=10
+
+# Benchmarks: each writes benchmarks/results/<name>.json and prints its table.
+bench-restore: $(STAMP)
+	$(PY) -m benchmarks.bench_restore
 
 # Regenerates the shipped sample (deterministic: the same files every time).
 sample: $(STAMP)

@@ -116,10 +116,16 @@ SERVING_PROBE = textwrap.dedent("""
 
 
 def test_pushed_model_scores_raw_strings_in_a_fresh_process(pipeline_run):
+    """...with the embedding checkpoint out of reach: serving never needs it."""
     tmp_path, _ = pipeline_run
     [pushed] = glob.glob(str(tmp_path / "serving" / "*"))
-    result = subprocess.run([sys.executable, "-c", SERVING_PROBE, pushed],
-                            capture_output=True, text=True, check=True)
+    embedding_gen = tmp_path / "root" / "EmbeddingGen"
+    embedding_gen.rename(tmp_path / "hidden")
+    try:
+        result = subprocess.run([sys.executable, "-c", SERVING_PROBE, pushed],
+                                capture_output=True, text=True, check=True)
+    finally:
+        (tmp_path / "hidden").rename(embedding_gen)
     scores = json.loads(result.stdout.strip().splitlines()[-1])
     probabilities = scores["predict_text"]
     assert len(probabilities) == 3 and all(0 <= p <= 1 for p in probabilities)

@@ -1,6 +1,5 @@
 """The restore API: the variable's initial value is a restore op; no numpy copy of the matrix."""
 
-import json
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import tensorflow as tf
 from tensorflow.python.framework import ops
 
 from components.embedding_gen import checkpoint, restore
+from benchmarks.common import write_random_artifact
 from components.embedding_gen.executor import build_embedding
 from tests.conftest import write_vocabulary
 
@@ -161,22 +161,8 @@ MEMORY_PROBE = textwrap.dedent("""
 def test_restore_memory_is_near_one_copy(tmp_path):
     """A 150 MB matrix in 4 shards: peak RSS growth must stay well under two copies."""
     rows, dimension = 150_000, 256
-    shape = (rows, dimension)
-    bounds = checkpoint.shard_bounds(rows, 4)
-    shards = []
-    for i in range(4):
-        start, stop = bounds[i], bounds[i + 1]
-        block = np.random.default_rng(i).standard_normal((stop - start, dimension), np.float32)
-        prefix = str(tmp_path / f"shard{i}" / "part")
-        shards.append({"start": start, "stop": stop, "prefix": prefix,
-                       "sha256": checkpoint.write_slice(prefix, shape, start, block)})
-    artifact = tmp_path / "artifact"
-    checkpoint.merge_and_verify(shards, shape, str(artifact / checkpoint.CHECKPOINT_PREFIX))
-    (artifact / checkpoint.MANIFEST_FILE).write_text(json.dumps({
-        "format_version": 1, "checkpoint_prefix": checkpoint.CHECKPOINT_PREFIX,
-        "tensor_name": checkpoint.TENSOR_NAME, "shape": shape, "shards": shards,
-        "files": checkpoint.file_sizes(str(artifact), checkpoint.CHECKPOINT_DIR)}))
-    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(artifact)],
+    write_random_artifact(str(tmp_path), rows, dimension, num_shards=4)
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path)],
                             capture_output=True, text=True, check=True)
     growth_mb = float(result.stdout.strip().splitlines()[-1])
     matrix_mb = rows * dimension * 4 / 2**20

@@ -1,0 +1,73 @@
+"""Shared by the benchmarks: peak memory, one measurement per process, result tables."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+WORK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "work")
+
+
+def peak_rss_mb():
+    """This process's peak resident set size (VmHWM), in MiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM"))
+
+
+def run_measured(module, *args):
+    """Runs `python -m module args` in a fresh process; returns the JSON it prints last."""
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", module, *map(str, args)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{module} {args} failed:\n{result.stderr[-4000:]}")
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    measured.setdefault("seconds", time.monotonic() - started)
+    return measured
+
+
+def write_table(name, rows, columns, extra=None):
+    """Prints rows as a Markdown table and writes results/<name>.json."""
+    header = "| " + " | ".join(columns) + " |"
+    lines = [header, "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+    print("\n".join(lines))
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    with open(os.path.join(RESULTS_DIR, f"{name}.json"), "w") as f:
+        json.dump({**(extra or {}), "rows": rows}, f, indent=2)
+        f.write("\n")
+
+
+def _cell(value):
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def write_random_artifact(out, rows, dimension, num_shards):
+    """A published-style embedding artifact of a random matrix, written shard by shard with the
+    project's checkpoint writer (so memory stays one shard); returns the checkpoint prefix."""
+    from components.embedding_gen import checkpoint
+
+    shape = (rows, dimension)
+    bounds = checkpoint.shard_bounds(rows, num_shards)
+    shards = []
+    for i in range(len(bounds) - 1):
+        start, stop = bounds[i], bounds[i + 1]
+        block = np.random.default_rng(i).standard_normal((stop - start, dimension), np.float32)
+        prefix = os.path.join(out, f".shard{i}", "part")
+        shards.append({"start": start, "stop": stop, "prefix": prefix,
+                       "sha256": checkpoint.write_slice(prefix, shape, start, block)})
+        del block
+    checkpoint.merge_and_verify(shards, shape, os.path.join(out, checkpoint.CHECKPOINT_PREFIX))
+    with open(os.path.join(out, checkpoint.MANIFEST_FILE), "w") as f:
+        json.dump({"format_version": checkpoint.FORMAT_VERSION,
+                   "checkpoint_prefix": checkpoint.CHECKPOINT_PREFIX,
+                   "tensor_name": checkpoint.TENSOR_NAME, "shape": list(shape),
+                   "shards": [{"rows": [s["start"], s["stop"]], "sha256": s["sha256"]}
+                              for s in shards],
+                   "files": checkpoint.file_sizes(out, checkpoint.CHECKPOINT_DIR)}, f)
+    return os.path.join(out, checkpoint.CHECKPOINT_PREFIX)

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions
+from google.protobuf import text_format
+from tensorboard.plugins import projector
 
 from components.embedding_gen import checkpoint, vectors
 from components.embedding_gen.executor import build_embedding
@@ -49,6 +51,10 @@ def test_rows_follow_the_vocabulary(tmp_path, small_vectors):
     with open(os.path.join(out, "projector", "metadata.tsv")) as f:
         labels = f.read().splitlines()
     assert labels[0] == "<pad>" and labels[1:31] == TOKENS and labels[31] == "<oov-0>"
+    with open(os.path.join(out, "projector", "projector_config.pbtxt")) as f:
+        config = text_format.Parse(f.read(), projector.ProjectorConfig())
+    assert config.model_checkpoint_path == os.path.join(out, checkpoint.CHECKPOINT_PREFIX)
+    assert config.embeddings[0].tensor_name == checkpoint.TENSOR_NAME
 
 
 @pytest.mark.parametrize("num_shards", [1, 3, 7])

@@ -113,7 +113,8 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
     tf.io.gfile.rmtree(os.path.join(staging, "shards"))
     tf.io.gfile.remove(reports_path)
     tf.io.gfile.copy(vocabulary_path, os.path.join(staging, checkpoint.VOCABULARY_FILE))
-    _write_projector(staging, layout, tokens)
+    _write_projector(staging, layout, tokens,
+                     os.path.join(os.path.dirname(staging), checkpoint.CHECKPOINT_PREFIX))
     manifest = _manifest(source, vocabulary_path, has_counts, layout, shape, shard_reports,
                          ranges, counts)
     manifest["files"] = checkpoint.file_sizes(staging, checkpoint.CHECKPOINT_DIR)
@@ -154,17 +155,17 @@ def _manifest(source, vocabulary_path, has_counts, layout, shape, shards, ranges
     }
 
 
-def _write_projector(staging, layout, tokens):
-    """TensorBoard projector files: a label per row and a config pointing at the checkpoint."""
+def _write_projector(staging, layout, tokens, published_prefix):
+    """TensorBoard projector files: a label per row and a config pointing at the checkpoint
+    where it will be published (TensorBoard reads that path as it is, not relative)."""
     directory = os.path.join(staging, checkpoint.PROJECTOR_DIR)
     tf.io.gfile.makedirs(directory)
     with tf.io.gfile.GFile(os.path.join(directory, "metadata.tsv"), "w") as f:
         for row in range(layout.num_rows):
             f.write(layout.label(row, tokens).replace("\t", " ") + "\n")
     with tf.io.gfile.GFile(os.path.join(directory, "projector_config.pbtxt"), "w") as f:
-        f.write('model_checkpoint_path: "../%s"\nembeddings {\n  tensor_name: "%s"\n'
-                '  metadata_path: "metadata.tsv"\n}\n'
-                % (checkpoint.CHECKPOINT_PREFIX, checkpoint.TENSOR_NAME))
+        f.write('model_checkpoint_path: "%s"\nembeddings {\n  tensor_name: "%s"\n'
+                '  metadata_path: "metadata.tsv"\n}\n' % (published_prefix, checkpoint.TENSOR_NAME))
 
 
 def _write_json(value, path):

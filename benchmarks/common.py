@@ -67,6 +67,7 @@ def write_random_artifact(out, rows, dimension, num_shards):
         json.dump({"format_version": checkpoint.FORMAT_VERSION,
                    "checkpoint_prefix": checkpoint.CHECKPOINT_PREFIX,
                    "tensor_name": checkpoint.TENSOR_NAME, "shape": list(shape),
+                   "coverage": {"tokens_with_vector": rows, "vocabulary_share": 1.0},
                    "shards": [{"rows": [s["start"], s["stop"]], "sha256": s["sha256"]}
                               for s in shards],
                    "files": checkpoint.file_sizes(out, checkpoint.CHECKPOINT_DIR)}, f)

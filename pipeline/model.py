@@ -14,7 +14,7 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx_bsl.public import tfxio
 
-from components.embedding_gen import checkpoint, restore
+from components.embedding_gen import checkpoint, restore, warmstart
 from pipeline import preprocessing
 
 METRICS_FILE = "metrics.json"
@@ -42,14 +42,12 @@ def _dataset(file_pattern, data_accessor, tft_output, batch_size):
         tft_output.transformed_metadata.schema)
 
 
-def _embedding_layer(config, tft_output):
+def _embedding_layer(config, tft_output, base_model):
     uri = config["embedding_uri"]
     if config.get("embedding_init", "pretrained") == "pretrained":
-        layer = restore.pretrained_embedding(
+        return restore.pretrained_embedding(
             uri, transform_output=tft_output, vocabulary_name=preprocessing.VOCABULARY_NAME,
-            trainable=config.get("trainable_embedding", True))
-        logging.info("Embedding restored from %s into the graph", uri)
-        return layer
+            trainable=config.get("trainable_embedding", True), base_model=base_model)
     rows, dimension = checkpoint.load_manifest(uri)["shape"]  # Same shape, random rows.
     tf_keras.utils.set_random_seed(0)
     return tf_keras.layers.Embedding(rows, dimension, mask_zero=True, name="embedding")
@@ -83,17 +81,27 @@ def run_fn(fn_args):
     evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output,
                           config["batch_size"])
     tf_keras.utils.set_random_seed(0)
-    model = build_model(_embedding_layer(config, tft_output), config["max_tokens"],
-                        config["learning_rate"])
-    model.fit(train, epochs=config["epochs"], validation_data=evaluation, verbose=2,
+    pretrained = config.get("embedding_init", "pretrained") == "pretrained"
+    base_model = fn_args.base_model if pretrained else None
+    embedding = _embedding_layer(config, tft_output, base_model)
+    model = build_model(embedding, config["max_tokens"], config["learning_rate"])
+    warm_start = getattr(embedding, "warm_start", None)
+    if base_model and warm_start and warm_start["previous_model"]:
+        warm_start["other_weights"] = len(
+            warmstart.restore_matching_weights(model, base_model, embedding))
+    history = model.fit(train, epochs=config["epochs"], validation_data=evaluation, verbose=2,
               callbacks=[tf_keras.callbacks.TensorBoard(
                   log_dir=os.path.join(fn_args.model_run_dir, "logs"))])
     loss, accuracy = model.evaluate(evaluation, verbose=0)
     metrics = {"eval_accuracy": float(accuracy), "eval_loss": float(loss),
+               "eval_accuracy_by_epoch": [float(a) for a in history.history["val_accuracy"]],
                "embedding_init": config.get("embedding_init", "pretrained"),
-               "epochs": config["epochs"]}
+               "warm_start": warm_start, "epochs": config["epochs"]}
     logging.info("Trainer: %s", metrics)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
     model.save(fn_args.serving_model_dir, save_format="tf",
                signatures=_signatures(model, tft_output))
+    if pretrained:  # What the next scheduled run warm-starts from.
+        warmstart.export_embedding(embedding.partitions, config["embedding_uri"],
+                                   os.path.dirname(fn_args.serving_model_dir), warm_start)

@@ -11,7 +11,9 @@ from pipeline import preprocessing
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "schemas", "schema.pbtxt")
+TRAINER_ID = "EmbeddingTrainer"
 BASELINE_TRAINER_ID = "RandomInitTrainer"
+LATEST_MODEL_RESOLVER_ID = "LatestModelResolver"
 
 
 def create_pipeline(config):
@@ -41,23 +43,32 @@ def create_pipeline(config):
                          if config.embedding.max_shard_mb else None),
         init_scale=config.embedding.init_scale)
 
-    def trainer(embedding_init):
+    # Scheduled retraining: the latest model this pipeline trained (there is no Evaluator, so
+    # no blessing to wait for); nothing on the first run.
+    latest_model = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                              producer_component_id=TRAINER_ID, output_key="model"),
+    ).with_id(LATEST_MODEL_RESOLVER_ID)
+
+    def trainer(embedding_init, base_model=None):
         return EmbeddingTrainer(
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             embedding=embedding_gen.outputs["embedding"],
             run_fn="pipeline.model.run_fn",
+            base_model=base_model,
             custom_config={**config.trainer.model_dump(exclude={"train_random_baseline"}),
                            "max_tokens": config.text.max_tokens,
                            "embedding_init": embedding_init})
 
-    trainer_pretrained = trainer("pretrained")
+    trainer_pretrained = trainer("pretrained", latest_model.outputs["model"]).with_id(TRAINER_ID)
     pusher = tfx.components.Pusher(
         model=trainer_pretrained.outputs["model"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
     components = [example_gen, statistics_gen, schema_gen, transform, embedding_gen,
-                  trainer_pretrained, pusher]
+                  latest_model, trainer_pretrained, pusher]
     if config.trainer.train_random_baseline:
         components.append(trainer("random").with_id(BASELINE_TRAINER_ID))
     return tfx.dsl.Pipeline(

@@ -46,6 +46,8 @@ def test_rows_follow_the_vocabulary(tmp_path, small_vectors):
     assert manifest["counts"]["initialized_token_rows"] == sum(t not in expected for t in TOKENS)
     assert manifest["counts"]["vector_rows_read"] == 40
     assert manifest["reserved_rows"]["oov_rows"] == [31, 33]
+    has_vector = checkpoint.read_has_vector(out, len(matrix))
+    assert has_vector.tolist() == [False] + [t in expected for t in TOKENS] + [False, False]
     with open(os.path.join(out, checkpoint.VOCABULARY_FILE)) as f:
         assert [line.split()[1] for line in f] == TOKENS
     with open(os.path.join(out, "projector", "metadata.tsv")) as f:

@@ -8,6 +8,7 @@ The driver then merges and verifies the shards (checkpoint.merge_and_verify). No
 depends on the runner: the same transform runs on DirectRunner, Dataflow, Flink or Spark.
 """
 
+import base64
 import hashlib
 import logging
 
@@ -123,6 +124,8 @@ class _WriteShard(_VocabularyDoFn):
         yield {
             "shard": shard, "start": int(start), "stop": int(stop), "prefix": prefix,
             "sha256": digest, "tokens_with_vector": int(len(found)),
+            "rows_with_vector": base64.b64encode(np.packbits(
+                np.isin(np.arange(start, stop), found))).decode(),
             "tokens_initialized": initialized, "duplicates": duplicates,
             "token_count_with_vector": (
                 int(sum(self._counts[r - 1] for r in found)) if self._counts else None),

@@ -20,6 +20,7 @@ TENSOR_NAME = "embeddings"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_PREFIX = os.path.join(CHECKPOINT_DIR, TENSOR_NAME)
 VOCABULARY_FILE = "vocabulary.txt"
+HAS_VECTOR_FILE = "has_vector.bits"  # Bit i (np.packbits order) is set if row i has a vector.
 MANIFEST_FILE = "manifest.json"
 PROJECTOR_DIR = "projector"
 FORMAT_VERSION = 1
@@ -175,6 +176,12 @@ def verify(prefix, shape, shards):
         if hashlib.sha256(rows.tobytes()).hexdigest() != shard["sha256"]:
             raise CheckpointError(f"{prefix}: rows [{shard['start']}, {shard['stop']}) differ "
                                   f"from what their writer wrote")
+
+
+def read_has_vector(artifact_dir, num_rows):
+    """The boolean per row of an artifact: True where the row came from the vector file."""
+    with tf.io.gfile.GFile(os.path.join(artifact_dir, HAS_VECTOR_FILE), "rb") as f:
+        return np.unpackbits(np.frombuffer(f.read(), np.uint8), count=num_rows).astype(bool)
 
 
 def file_sha256(path):

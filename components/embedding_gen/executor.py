@@ -1,12 +1,14 @@
 """EmbeddingGen's executor: from a TransformGraph's vocabulary and a vector file to a published
 embedding artifact (sharded checkpoint + vocabulary + projector files + manifest)."""
 
+import base64
 import json
 import logging
 import os
 import time
 
 import apache_beam as beam
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.dsl.components.base import base_beam_executor
@@ -113,6 +115,7 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
     tf.io.gfile.rmtree(os.path.join(staging, "shards"))
     tf.io.gfile.remove(reports_path)
     tf.io.gfile.copy(vocabulary_path, os.path.join(staging, checkpoint.VOCABULARY_FILE))
+    _write_has_vector(staging, shard_reports)
     _write_projector(staging, layout, tokens,
                      os.path.join(os.path.dirname(staging), checkpoint.CHECKPOINT_PREFIX))
     manifest = _manifest(source, vocabulary_path, has_counts, layout, shape, shard_reports,
@@ -153,6 +156,15 @@ def _manifest(source, vocabulary_path, has_counts, layout, shape, shards, ranges
         "source": {"path": source.path, "format": source.format,
                    "dimension": source.dimension, "bytes": source.size},
     }
+
+
+def _write_has_vector(staging, shards):
+    bits = np.concatenate([
+        np.unpackbits(np.frombuffer(base64.b64decode(s["rows_with_vector"]), np.uint8),
+                      count=s["stop"] - s["start"])
+        for s in sorted(shards, key=lambda s: s["start"])])
+    with tf.io.gfile.GFile(os.path.join(staging, checkpoint.HAS_VECTOR_FILE), "wb") as f:
+        f.write(np.packbits(bits).tobytes())
 
 
 def _write_projector(staging, layout, tokens, published_prefix):

@@ -11,49 +11,94 @@ so restoring needs memory for one partition beyond the matrix itself. It is a Ke
 needs the checkpoint.
 """
 
+import logging
 import os
 
 import tensorflow as tf
 import tf_keras
 
-from components.embedding_gen import checkpoint
+from components.embedding_gen import checkpoint, warmstart
 
 
-@tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
-class CheckpointInitializer(tf_keras.initializers.Initializer):
-    """Restores rows [start_row, start_row + rows) of a [rows, dimension] checkpointed tensor.
+class _RowsInitializer(tf_keras.initializers.Initializer):
+    """Initial rows [start_row, start_row + num_rows) of a [rows, dimension] float32 matrix.
 
     Under a variable partitioner (ParameterServerStrategy) Keras passes each partition's shape
-    and offset, and each partition restores only its own rows.
+    and offset, and each partition makes only its own rows.
     """
 
-    def __init__(self, prefix, shape, tensor_name=checkpoint.TENSOR_NAME, start_row=0,
-                 num_rows=None):
-        self.prefix, self.shape, self.tensor_name = prefix, tuple(shape), tensor_name
-        self.start_row = start_row
+    def __init__(self, shape, start_row=0, num_rows=None):
+        self.shape, self.start_row = tuple(shape), start_row
         self.num_rows = self.shape[0] - start_row if num_rows is None else num_rows
+
+    def for_rows(self, start_row, num_rows):
+        return type(self)(**{**self.get_config(), "start_row": start_row, "num_rows": num_rows})
 
     def __call__(self, shape, dtype=None, **kwargs):
         if dtype is not None and tf.as_dtype(dtype) != tf.float32:
             raise checkpoint.CheckpointError(
-                f"{self.prefix}: the embedding is float32, the model asks for {dtype}")
+                f"{self.source}: the embedding is float32, the model asks for {dtype}")
         asked = tuple(int(d) for d in shape)
         if asked != (self.num_rows, self.shape[1]):
             raise checkpoint.CheckpointError(
-                f"{self.prefix}: the checkpoint holds a {list(self.shape)} embedding, the model "
+                f"{self.source}: the checkpoint holds a {list(self.shape)} embedding, the model "
                 f"asks for {list(asked)}" + (f" at row {self.start_row}" if self.start_row else ""))
         rows = int(kwargs.get("partition_shape", asked)[0])
         start = self.start_row + int(kwargs.get("partition_offset", (0, 0))[0])
         try:
-            return checkpoint.read_slice(self.prefix, self.shape, start, start + rows)
+            return self._rows(start, start + rows)
         except tf.errors.OpError as e:
             raise checkpoint.CheckpointError(
-                f"{self.prefix}: rows [{start}, {start + rows}) cannot be restored: "
+                f"{self.source}: rows [{start}, {start + rows}) cannot be restored: "
                 f"{e.message}") from None
 
     def get_config(self):
-        return {"prefix": self.prefix, "shape": list(self.shape), "tensor_name": self.tensor_name,
-                "start_row": self.start_row, "num_rows": self.num_rows}
+        return {"shape": list(self.shape), "start_row": self.start_row, "num_rows": self.num_rows}
+
+
+@tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
+class CheckpointInitializer(_RowsInitializer):
+    """Restores its rows of the checkpointed tensor with RestoreV2."""
+
+    def __init__(self, prefix, shape, tensor_name=checkpoint.TENSOR_NAME, start_row=0,
+                 num_rows=None):
+        super().__init__(shape, start_row, num_rows)
+        self.prefix = self.source = prefix
+        self.tensor_name = tensor_name
+
+    def _rows(self, start, stop):
+        return checkpoint.read_slice(self.prefix, self.shape, start, stop)
+
+    def get_config(self):
+        return {**super().get_config(), "prefix": self.prefix, "tensor_name": self.tensor_name}
+
+
+@tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
+class WarmStartInitializer(_RowsInitializer):
+    """Rows of the previous model for tokens it knew, of this run's checkpoint for the others."""
+
+    def __init__(self, previous_dir, current_dir, shape, start_row=0, num_rows=None, plan=None):
+        super().__init__(shape, start_row, num_rows)
+        self.previous_dir, self.current_dir = previous_dir, current_dir
+        self.source = previous_dir
+        self._plan = plan
+
+    def for_rows(self, start_row, num_rows):
+        return WarmStartInitializer(self.previous_dir, self.current_dir, self.shape, start_row,
+                                    num_rows, self.plan)
+
+    @property
+    def plan(self):
+        if self._plan is None:
+            self._plan = warmstart.WarmStartPlan(self.previous_dir, self.current_dir)
+        return self._plan
+
+    def _rows(self, start, stop):
+        return self.plan.rows(start, stop)
+
+    def get_config(self):
+        return {**super().get_config(), "previous_dir": self.previous_dir,
+                "current_dir": self.current_dir}
 
 
 @tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
@@ -78,12 +123,8 @@ class PartitionedEmbedding(tf_keras.layers.Embedding):
         self.partitions = []
         for i in range(self.num_partitions):
             start, stop = bounds[i], bounds[i + 1]
-            if isinstance(initializer, CheckpointInitializer):
-                part_initializer = CheckpointInitializer(
-                    initializer.prefix, initializer.shape, initializer.tensor_name,
-                    start_row=start, num_rows=stop - start)
-            else:
-                part_initializer = initializer
+            part_initializer = (initializer.for_rows(start, stop - start)
+                                if isinstance(initializer, _RowsInitializer) else initializer)
             self.partitions.append(self.add_weight(
                 name=f"embeddings/part_{i}", shape=(stop - start, self.output_dim),
                 initializer=part_initializer, experimental_autocast=False))
@@ -101,12 +142,15 @@ class PartitionedEmbedding(tf_keras.layers.Embedding):
 
 
 def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name="tokens",
-                         trainable=True, num_partitions=None, name="embedding"):
+                         trainable=True, num_partitions=None, base_model=None, name="embedding"):
     """A Keras Embedding layer (mask_zero) initialized from a published embedding artifact.
 
     num_partitions: variables the matrix is split into; by default as many as the checkpoint's
     shards. With transform_output (a tft.TFTransformOutput), refuses an artifact whose
     vocabulary is not the one the TransformGraph maps tokens with: rows would not line up.
+    base_model: the previous model's SavedModel directory (Trainer's fn_args.base_model); the
+    rows of tokens it knew then start from its trained values (see warmstart.py). The layer's
+    `warm_start` attribute tells how many rows came from each source.
     """
     manifest = checkpoint.load_manifest(artifact_dir)
     if transform_output is not None:
@@ -114,12 +158,29 @@ def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name
                          artifact_dir)
     prefix = os.path.join(artifact_dir, manifest["checkpoint_prefix"])
     check_files(artifact_dir, manifest)
-    rows, dimension = manifest["shape"]
-    return PartitionedEmbedding(
-        rows, dimension, num_partitions=num_partitions or len(manifest["shards"]),
-        mask_zero=True, trainable=trainable, name=name,
-        embeddings_initializer=CheckpointInitializer(prefix, (rows, dimension),
-                                                     manifest["tensor_name"]))
+    shape = tuple(manifest["shape"])
+    initializer = CheckpointInitializer(prefix, shape, manifest["tensor_name"])
+    warm_start = {"previous_model": 0, "pretrained": int(manifest["coverage"]["tokens_with_vector"]),
+                  "initializer": shape[0] - int(manifest["coverage"]["tokens_with_vector"])}
+    previous = base_model and warmstart.previous_embedding_dir(base_model)
+    if base_model and not previous:
+        logging.warning("Warm start: %s has no trained embedding export; starting from the "
+                        "pretrained vectors alone", base_model)
+    elif previous:
+        try:
+            check_files(previous, checkpoint.load_manifest(previous))
+            plan = warmstart.WarmStartPlan(previous, artifact_dir)
+        except checkpoint.CheckpointError as e:
+            logging.warning("Warm start skipped, starting from the pretrained vectors alone: %s", e)
+        else:
+            initializer = WarmStartInitializer(previous, artifact_dir, shape, plan=plan)
+            warm_start = plan.counts()
+    logging.info("Embedding %s rows: %s", list(shape), warm_start)
+    layer = PartitionedEmbedding(
+        shape[0], shape[1], num_partitions=num_partitions or len(manifest["shards"]),
+        mask_zero=True, trainable=trainable, name=name, embeddings_initializer=initializer)
+    layer.warm_start = warm_start
+    return layer
 
 
 def check_vocabulary(manifest, vocabulary_path, artifact_dir):

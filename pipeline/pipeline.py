@@ -37,7 +37,9 @@ def create_pipeline(config):
         vocabulary_name=preprocessing.VOCABULARY_NAME,
         num_oov_buckets=config.text.num_oov_buckets,
         num_shards=config.embedding.num_shards,
-        init_scale=config.embedding.init_scale)
+        init_scale=config.embedding.init_scale,
+        case_fold_fallback=config.embedding.case_fold_fallback,
+        invalid_utf8=config.embedding.invalid_utf8)
 
     def trainer(embedding_init):
         return EmbeddingTrainer(

@@ -183,6 +183,8 @@ def _reraise_own_error(error):
     """Beam runners wrap a DoFn's exception; raise the project's own error class instead."""
     text = str(error)
     for cls in (vectors.VectorFileError, checkpoint.CheckpointError):
+        if isinstance(error, cls):  # Raised as is, with the step's name appended.
+            raise cls(text.split(" [while running")[0]) from None
         marker = f"{cls.__name__}: "
         if marker in text:
             message = text.split(marker, 1)[1].split("\n")[0].split(" [while running")[0]

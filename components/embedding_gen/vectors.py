@@ -41,7 +41,8 @@ FORMATS = (GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY)
 INVALID_UTF8_POLICIES = ("error", "replace")
 _BLOCK_BYTES = 8 << 20
 _MAX_TOKEN_BYTES = 1 << 16  # A binary "token" longer than this means the file is not binary.
-_COMPRESSORS = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File}
+_COMPRESSORS = {".gz": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
+                ".bz2": lambda f: bz2.BZ2File(f, mode="rb")}
 _TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
 
 
@@ -73,7 +74,7 @@ def open_vector_file(path):
     raw = tf.io.gfile.GFile(path, "rb")
     for ext, opener in _COMPRESSORS.items():
         if path.endswith(ext):
-            return opener(fileobj=raw, mode="rb")
+            return opener(raw)
     return raw
 
 
@@ -345,7 +346,8 @@ def _binary_blocks(source, start, end, digest=None):
                     if chunk and (space >= 0 or len(buf) - pos < _MAX_TOKEN_BYTES):
                         break  # The record continues in the next chunk.
                     rest = buf[pos:].lstrip(b"\n")
-                    if not rest:
+                    if not rest:  # The newline after the last vector, if any.
+                        pos = len(buf)
                         break
                     problem = (f"no space after a token within {_MAX_TOKEN_BYTES} bytes"
                                if chunk else f"truncated record: {rest[:80]!r} ends the file"

@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test sample clean venv
+.PHONY: demo test sample clean venv bench-ingest
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ test: $(STAMP)
 # Regenerates the shipped sample (deterministic: the same files every time).
 sample: $(STAMP)
 	$(PY) -m pipeline.sample_data --out data/sample
+
+# Ingest benchmark: EmbeddingGen against gensim, the TF-Hub loop and pandas on a generated 1 GB
+# GloVe file (benchmarks/work/, generated once); writes benchmarks/results/ingest.json.
+bench-ingest: $(STAMP)
+	$(PY) -m benchmarks.bench_ingest
 
 clean:
 	rm -rf build

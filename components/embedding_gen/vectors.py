@@ -139,10 +139,10 @@ def split_ranges(source, range_bytes):
         starts = range(source.body_start, source.size, range_bytes)
         return [(s, min(s + range_bytes, source.size)) for s in starts]
     cuts = [source.body_start]
-    for _, _, buf_offset, records in _binary_blocks(source, source.body_start, -1):
-        for record_offset, _, _ in records:
-            if buf_offset + record_offset >= cuts[-1] + range_bytes:
-                cuts.append(buf_offset + record_offset)
+    for _, offsets, _, _ in _binary_blocks(source, source.body_start, -1):
+        for offset in offsets:
+            if offset >= cuts[-1] + range_bytes:
+                cuts.append(offset)
     return list(zip(cuts, cuts[1:] + [source.size])) if source.body_start < source.size else []
 
 
@@ -241,7 +241,7 @@ def _check_utf8(source, tokens, offsets, policy):
 
 
 def _text_blocks(source, start, end, digest):
-    """Yields (tokens, line offsets, None, values of each line) per block of lines."""
+    """Yields (tokens, line offsets, 0, (line, start of its values) each) per block of lines."""
     dim, glove = source.dimension, source.format == GLOVE
     for offset, lines in _lines_in_range(source, start, end):
         digest.update(b"\n".join(lines) + b"\n")

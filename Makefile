@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test sample clean venv bench-restore
+.PHONY: demo test sample clean venv bench-restore bench-ingest
 
 venv: $(STAMP)
 
@@ -36,6 +36,11 @@ bench-restore: $(STAMP)
 # Regenerates the shipped sample (deterministic: the same files every time).
 sample: $(STAMP)
 	$(PY) -m pipeline.sample_data --out data/sample
+
+# Ingest benchmark: EmbeddingGen against gensim, the TF-Hub loop and pandas on a generated 1 GB
+# GloVe file (benchmarks/work/, generated once); writes benchmarks/results/ingest.json.
+bench-ingest: $(STAMP)
+	$(PY) -m benchmarks.bench_ingest
 
 clean:
 	rm -rf build

@@ -23,7 +23,8 @@ class DataConfig(_Section):
     examples: str
     """Directory with train/ and eval/ subdirectories of CSV files (columns text, label)."""
     vectors: str
-    """Pretrained vector file (GloVe or word2vec text); any path tf.io.gfile opens."""
+    """Pretrained vector file (GloVe, word2vec text or binary, fastText .vec; plain, .gz or .bz2);
+    any path tf.io.gfile opens."""
 
 
 class TextConfig(_Section):
@@ -37,7 +38,11 @@ class TextConfig(_Section):
 
 
 class EmbeddingConfig(_Section):
-    format: Literal["auto", "glove", "word2vec_text"] = "auto"
+    format: Literal["auto", "glove", "word2vec_text", "word2vec_binary"] = "auto"
+    """auto detects it; fastText .vec files are word2vec_text."""
+    case_fold_fallback: bool = False
+    """A token without an exact match takes the first case-folded match; exact always wins."""
+    invalid_utf8: Literal["error", "replace"] = "error"
     num_shards: int = pydantic.Field(4, gt=0)
     max_shard_mb: Optional[float] = pydantic.Field(None, gt=0)
     """If set, instead of num_shards: the fewest shards of at most this many MiB each."""

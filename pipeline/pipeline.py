@@ -41,7 +41,9 @@ def create_pipeline(config):
         num_shards=config.embedding.num_shards,
         max_shard_bytes=(int(config.embedding.max_shard_mb * 2**20)
                          if config.embedding.max_shard_mb else None),
-        init_scale=config.embedding.init_scale)
+        init_scale=config.embedding.init_scale,
+        case_fold_fallback=config.embedding.case_fold_fallback,
+        invalid_utf8=config.embedding.invalid_utf8)
 
     # Scheduled retraining: the latest model this pipeline trained (there is no Evaluator, so
     # no blessing to wait for); nothing on the first run.

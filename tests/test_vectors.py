@@ -12,8 +12,9 @@ from tests.conftest import write_glove
 
 def _parse_all(source, vocabulary, range_bytes):
     rows, offsets, values = [], [], []
-    for start, end in source.byte_ranges(range_bytes):
-        for _, matched in vectors.parse_range(source, start, end, vocabulary, hashlib.sha256()):
+    matcher = vectors.Matcher(vocabulary)
+    for start, end in vectors.split_ranges(source, range_bytes):
+        for _, matched in vectors.parse_range(source, start, end, matcher, hashlib.sha256()):
             rows += list(matched.rows)
             offsets += list(matched.offsets)
             values += list(matched.vectors)
@@ -62,7 +63,7 @@ def test_gzip_is_read_as_one_range(tmp_path, small_vectors):
     with open(path, "rb") as f, gzip.open(gz, "wb") as out:
         out.write(f.read())
     source = vectors.inspect_source(str(gz))
-    assert source.byte_ranges(10) == [(0, -1)]
+    assert vectors.split_ranges(source, 10) == [(0, -1)]
     rows, _, values = _parse_all(source, {b"w5": 5}, 10)
     np.testing.assert_array_equal(values[0], expected["w5"])
 

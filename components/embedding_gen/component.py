@@ -18,6 +18,8 @@ class EmbeddingGenSpec(component_spec.ComponentSpec):
         "num_shards": component_spec.ExecutionParameter(type=int),
         "max_shard_bytes": component_spec.ExecutionParameter(type=int, optional=True),
         "init_scale": component_spec.ExecutionParameter(type=float),
+        "case_fold_fallback": component_spec.ExecutionParameter(type=int),
+        "invalid_utf8": component_spec.ExecutionParameter(type=str),
     }
     INPUTS = {
         executor.TRANSFORM_GRAPH_KEY: component_spec.ChannelParameter(
@@ -33,21 +35,26 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
 
     Args:
       transform_graph: channel of the TransformGraph whose vocabulary asset is the row order.
-      vectors_path: the pretrained vector file (GloVe or word2vec text, optionally .gz/.bz2);
-        any path tf.io.gfile opens.
+      vectors_path: the pretrained vector file (GloVe, word2vec text or binary, fastText .vec;
+        optionally .gz/.bz2); any path tf.io.gfile opens.
+      vector_format: "auto" (detected), "glove", "word2vec_text" or "word2vec_binary".
       vocabulary_name: the `vocab_filename` given to tft.vocabulary in the preprocessing_fn.
       num_oov_buckets: as given to the vocabulary lookup; one row each after the vocabulary.
       num_shards: row shards of the checkpoint, each written by a different Beam worker.
       max_shard_bytes: if set, instead of num_shards: the fewest shards of at most this size.
       init_scale: rows of tokens without a vector are U(-init_scale, init_scale), seeded by
         the token, so they are the same on every run.
+      case_fold_fallback: a token without an exact match takes the vector of the first row
+        whose token case-folds like it (an exact match always wins); counted in the manifest.
+      invalid_utf8: "error" (default) or "replace": match a non-UTF-8 token after decoding it
+        with replacement characters; counted in the manifest.
     """
     SPEC_CLASS = EmbeddingGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, transform_graph, vectors_path, vocabulary_name, *, vector_format="auto",
                  vocabulary_has_counts=True, num_oov_buckets=1, num_shards=4, max_shard_bytes=None,
-                 init_scale=0.05):
+                 init_scale=0.05, case_fold_fallback=False, invalid_utf8="error"):
         super().__init__(spec=EmbeddingGenSpec(
             transform_graph=transform_graph,
             vectors_path=vectors_path,
@@ -58,4 +65,6 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
             num_shards=num_shards,
             max_shard_bytes=max_shard_bytes,
             init_scale=init_scale,
+            case_fold_fallback=int(case_fold_fallback),
+            invalid_utf8=invalid_utf8,
             embedding=channel.Channel(type=PretrainedEmbedding)))

@@ -39,6 +39,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             max_shard_bytes=exec_properties.get("max_shard_bytes") or None,
             num_oov_buckets=exec_properties["num_oov_buckets"],
             init_scale=exec_properties["init_scale"],
+            case_fold_fallback=bool(exec_properties["case_fold_fallback"]),
+            invalid_utf8=exec_properties["invalid_utf8"],
             make_pipeline=self._make_beam_pipeline)
         embedding.set_int_custom_property("vocabulary_size", manifest["vocabulary_size"])
         embedding.set_int_custom_property("dimension", manifest["shape"][1])
@@ -49,16 +51,22 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 
 def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has_counts=True,
                     vector_format="auto", num_shards=4, max_shard_bytes=None,
-                    num_oov_buckets=1, init_scale=0.05, make_pipeline=beam.Pipeline):
+                    num_oov_buckets=1, init_scale=0.05, case_fold_fallback=False,
+                    invalid_utf8="error", make_pipeline=beam.Pipeline):
     """Builds and publishes the embedding artifact in output_dir; returns its manifest.
 
     The checkpoint has num_shards row shards, or with max_shard_bytes, as many as keep each
-    shard within that size.
+    shard within that size. case_fold_fallback: a token without an exact match takes the vector
+    of the first row (by file offset) whose token case-folds like it. invalid_utf8: "error", or
+    "replace" to decode a token that is not UTF-8 with U+FFFD replacements before matching it;
+    both are counted.
 
     Raises vectors.VectorFileError or checkpoint.CheckpointError, naming the file and the
     problem, with nothing published.
     """
     started = time.time()
+    if invalid_utf8 not in vectors.INVALID_UTF8_POLICIES:
+        raise ValueError(f"invalid_utf8 must be one of {vectors.INVALID_UTF8_POLICIES}")
     source = vectors.inspect_source(vectors_path, vector_format)
     tokens, counts = read_vocabulary(vocabulary_path, vocabulary_has_counts)
     layout = checkpoint.RowLayout(len(tokens), num_oov_buckets)
@@ -74,7 +82,8 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
     staging = checkpoint.staging_dir(output_dir)
     try:
         manifest = _build_in(staging, source, vocabulary_path, vocabulary_has_counts, tokens,
-                             counts, layout, bounds, init_scale, make_pipeline)
+                             counts, layout, bounds, init_scale, make_pipeline,
+                             case_fold_fallback, invalid_utf8)
     except BaseException:
         tf.io.gfile.rmtree(staging)  # Nothing half-written stays behind.
         raise
@@ -86,7 +95,7 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
 
 
 def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layout, bounds,
-              init_scale, make_pipeline):
+              init_scale, make_pipeline, case_fold, invalid_utf8):
     """Runs the Beam job, merges and verifies into staging; returns the manifest to publish."""
     shape = (layout.num_rows, source.dimension)
     reports_path = os.path.join(staging, "shard_reports.json")
@@ -94,7 +103,7 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
         with make_pipeline() as pipeline:
             reports, digests = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
                 source, vocabulary_path, has_counts, layout, bounds, init_scale,
-                os.path.join(staging, "shards"))
+                os.path.join(staging, "shards"), case_fold, invalid_utf8)
             _ = ((reports, digests)
                  | "Collect" >> beam.Flatten()
                  | beam.combiners.ToList()
@@ -105,7 +114,7 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
     results = _read_json(reports_path)
     shard_reports = [r for r in results if isinstance(r, dict)]
     ranges = sorted(tuple(r) for r in results if not isinstance(r, dict))
-    rows_read = sum(rows for _, _, rows in ranges)
+    rows_read = sum(r[2] for r in ranges)
     if source.header_rows >= 0 and source.header_rows != rows_read:
         raise vectors.VectorFileError(f"{source.path} line 1: the header announces "
                                       f"{source.header_rows} rows, the file has {rows_read}")
@@ -145,13 +154,15 @@ def _manifest(source, vocabulary_path, has_counts, layout, shape, shards, ranges
                    for s in sorted(shards, key=lambda s: s["start"])],
         "coverage": coverage,
         "counts": {
-            "vector_rows_read": sum(rows for _, _, rows in ranges),
+            "vector_rows_read": sum(r[2] for r in ranges),
             "duplicate_tokens": sum(s["duplicates"] for s in shards),
+            "case_folded_matches": sum(s["case_folded"] for s in shards),
+            "invalid_utf8_tokens_replaced": sum(r[3] for r in ranges),
             "initialized_token_rows": sum(s["tokens_initialized"] for s in shards),
         },
         "fingerprints": {
             "vocabulary_sha256": checkpoint.file_sha256(vocabulary_path),
-            "vectors_sha256": vectors.fingerprint(source, [digest for _, digest, _ in ranges]),
+            "vectors_sha256": vectors.fingerprint(source, [r[1] for r in ranges]),
         },
         "source": {"path": source.path, "format": source.format,
                    "dimension": source.dimension, "bytes": source.size},
@@ -194,6 +205,8 @@ def _reraise_own_error(error):
     """Beam runners wrap a DoFn's exception; raise the project's own error class instead."""
     text = str(error)
     for cls in (vectors.VectorFileError, checkpoint.CheckpointError):
+        if isinstance(error, cls):  # Raised as is, with the step's name appended.
+            raise cls(text.split(" [while running")[0]) from None
         marker = f"{cls.__name__}: "
         if marker in text:
             message = text.split(marker, 1)[1].split("\n")[0].split(" [while running")[0]

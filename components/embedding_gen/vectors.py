@@ -1,10 +1,30 @@
 """Pretrained vector files: format detection and parsing of byte ranges in batches.
 
-A text vector file (GloVe without a header, word2vec text and fastText .vec with an `N D` header)
-is split into byte ranges that Beam workers read independently: a line belongs to the range that
-holds its first byte. Only rows whose token is in the vocabulary are parsed to floats, all of a
-block's rows in one numpy call; the others are only checked for their number of fields.
-Compressed files (.gz, .bz2) cannot be split and are read as one range.
+Formats (plain, .gz or .bz2; any path tf.io.gfile opens):
+- glove: text without a header; a token may contain spaces (GloVe 840B): the vector is the last
+  D fields of the line.
+- word2vec_text: text with an `N D` header line; fastText .vec is this format (it ends each row
+  with a space).
+- word2vec_binary: the word2vec C tool's format: an `N D` header line, then per row the token, a
+  space and D little-endian float32. Newlines before a token are skipped, as gensim does: the C
+  tool writes one after each vector, gensim's writer does not.
+
+Detection ("auto"): no `N D` header means glove. After a header, a first row that is a token and
+D numbers means word2vec_text; a first record whose 4*D vector bytes are not text means
+word2vec_binary (float32 values hold bytes that text cannot: >= 0x80 for any negative value,
+control bytes, ...). Anything else is refused with the line it stopped at. A wrong guess could
+not produce a matrix anyway: every row is then checked against the format and the header counts.
+
+Parallel reading. Text files are cut into byte ranges anywhere: a line belongs to the range that
+holds its first byte. A binary record may contain any byte, so a range cannot find its first
+record on its own: `split_ranges` makes one sequential pass that hops from record to record (a
+find() for the space after the token, then a jump of 4*D bytes; nothing is parsed) and cuts the
+body at record boundaries; workers then read whole records. Compressed files are one range.
+
+Only rows whose token is in the vocabulary (exactly, or case-folded when that fallback is on) are
+parsed to floats, a block's rows at once; the others are only checked for their number of fields
+(text) or their length (binary). Text values are parsed as float64 then rounded to float32, as
+gensim does (np.float32(str)), so the vectors are bit-identical to gensim's.
 """
 
 import bz2
@@ -16,9 +36,14 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-FORMATS = ("glove", "word2vec_text")
+GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY = "glove", "word2vec_text", "word2vec_binary"
+FORMATS = (GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY)
+INVALID_UTF8_POLICIES = ("error", "replace")
 _BLOCK_BYTES = 8 << 20
-_COMPRESSORS = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File}
+_MAX_TOKEN_BYTES = 1 << 16  # A binary "token" longer than this means the file is not binary.
+_COMPRESSORS = {".gz": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
+                ".bz2": lambda f: bz2.BZ2File(f, mode="rb")}
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
 
 
 class VectorFileError(ValueError):
@@ -39,12 +64,9 @@ class VectorSource:
     def compressed(self):
         return any(self.path.endswith(ext) for ext in _COMPRESSORS)
 
-    def byte_ranges(self, range_bytes):
-        """Half-open [start, end) byte ranges covering the body; one range if compressed."""
-        if self.compressed:
-            return [(self.body_start, -1)]
-        starts = list(range(self.body_start, self.size, range_bytes))
-        return [(s, min(s + range_bytes, self.size)) for s in starts]
+    @property
+    def binary(self):
+        return self.format == WORD2VEC_BINARY
 
 
 def open_vector_file(path):
@@ -52,53 +74,202 @@ def open_vector_file(path):
     raw = tf.io.gfile.GFile(path, "rb")
     for ext, opener in _COMPRESSORS.items():
         if path.endswith(ext):
-            return opener(fileobj=raw, mode="rb")
+            return opener(raw)
     return raw
 
 
 def inspect_source(path, fmt="auto"):
-    """Detects the format and dimension from the first line; raises VectorFileError."""
+    """Detects the format and dimension from the first rows; raises VectorFileError."""
+    if fmt not in FORMATS + ("auto",):
+        raise VectorFileError(f"{path}: unknown vector format {fmt!r}; one of {FORMATS}")
     if not tf.io.gfile.exists(path):
         raise VectorFileError(f"{path}: pretrained vector file not found")
     size = tf.io.gfile.stat(path).length
     with open_vector_file(path) as f:
         first = f.readline()
-    if not first.strip():
-        raise VectorFileError(f"{path}: the vector file is empty" if size == 0 or not first
-                              else f"{path} line 1: empty first line, expected a vector row")
-    fields = first.split()
-    has_header = len(fields) == 2 and all(x.isdigit() for x in fields)
-    if fmt == "auto":
-        fmt = "word2vec_text" if has_header else "glove"
-    if fmt == "word2vec_text":
+        if not first.strip():
+            raise VectorFileError(f"{path}: the vector file is empty" if not first.strip(b"\n")
+                                  else f"{path} line 1: empty first line, expected a vector row")
+        fields = first.split()
+        has_header = len(fields) == 2 and all(x.isdigit() for x in fields)
         if not has_header:
-            raise VectorFileError(f"{path} line 1: expected a header 'N D' for word2vec text, "
-                                  f"got {first[:80]!r}")
+            if fmt not in ("auto", GLOVE):
+                raise VectorFileError(f"{path} line 1: expected a header 'N D' for {fmt}, "
+                                      f"got {first[:80]!r}")
+            if len(fields) < 2:
+                raise VectorFileError(
+                    f"{path} line 1: expected a token and its values, got {first[:80]!r}")
+            return VectorSource(path, GLOVE, len(fields) - 1, size, body_start=0)
         rows, dim = int(fields[0]), int(fields[1])
         if dim == 0:
             raise VectorFileError(f"{path} line 1: header announces dimension 0")
-        return VectorSource(path, fmt, dim, size, body_start=len(first), header_rows=rows)
-    if fmt != "glove":
-        raise VectorFileError(f"{path}: unknown vector format {fmt!r}; one of {FORMATS}")
-    if len(fields) < 2:
-        raise VectorFileError(f"{path} line 1: expected a token and its values, got {first[:80]!r}")
-    return VectorSource(path, fmt, len(fields) - 1, size, body_start=0)
+        head = f.read(4 * dim + _MAX_TOKEN_BYTES)
+    if fmt == GLOVE:
+        raise VectorFileError(f"{path} line 1: GloVe has no header, found {first[:80]!r}")
+    if fmt == "auto" and head:
+        fmt = _guess_body(path, head, dim)
+    return VectorSource(path, fmt, dim, size, body_start=len(first), header_rows=rows)
+
+
+def _guess_body(path, head, dim):
+    line = head.split(b"\n", 1)[0].rstrip()
+    values = line.split(b" ")[1:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        if len(values) == dim and np.fromstring(b" ".join(values), sep=" ").size == dim:
+            return WORD2VEC_TEXT
+    token_end = head.lstrip(b"\n").find(b" ")
+    vector = head.lstrip(b"\n")[token_end + 1:token_end + 1 + 4 * dim]
+    if token_end > 0 and len(vector) == 4 * dim and not set(vector) <= _TEXT_BYTES:
+        return WORD2VEC_BINARY
+    raise VectorFileError(
+        f"{path} line 2: neither a text row of a token and {dim} values (found "
+        f"{len(values)}) nor a binary record; set the format explicitly")
+
+
+def split_ranges(source, range_bytes):
+    """Half-open [start, end) byte ranges covering the body; one range if compressed.
+
+    Text ranges are cut anywhere. Binary ranges are cut at record boundaries, found by one
+    sequential pass over the records (only the token ends are searched for).
+    """
+    if source.compressed:
+        return [(source.body_start, -1)]
+    if not source.binary:
+        starts = range(source.body_start, source.size, range_bytes)
+        return [(s, min(s + range_bytes, source.size)) for s in starts]
+    cuts = [source.body_start]
+    for _, offsets, _, _ in _binary_blocks(source, source.body_start, -1):
+        for offset in offsets:
+            if offset >= cuts[-1] + range_bytes:
+                cuts.append(offset)
+    return list(zip(cuts, cuts[1:] + [source.size])) if source.body_start < source.size else []
 
 
 @dataclasses.dataclass
 class MatchedRows:
     """Vectors of vocabulary tokens found in one part of the file, in file order."""
     rows: np.ndarray  # int64 row of the checkpoint for each vector.
-    offsets: np.ndarray  # int64 byte offset of the vector's line: the first occurrence wins.
+    offsets: np.ndarray  # int64 byte offset of the vector's row: the first occurrence wins.
+    folded: np.ndarray  # bool: matched by the case-folded token only; an exact match beats it.
     vectors: np.ndarray  # float32 [n, dimension].
+
+
+@dataclasses.dataclass
+class Matcher:
+    """Which file tokens go to which checkpoint rows.
+
+    exact maps token bytes to a row. folded, when the case-folded fallback is on, maps a
+    case-folded token to the rows of the vocabulary tokens that fold to it. invalid_utf8 is
+    "error" or "replace" (the token is decoded with U+FFFD replacements before matching).
+    """
+    exact: dict
+    folded: dict = None
+    invalid_utf8: str = "error"
+
+    @classmethod
+    def for_vocabulary(cls, tokens, row_of_index, case_fold=False, invalid_utf8="error"):
+        exact = {t: row_of_index(i) for i, t in enumerate(tokens)}
+        folded = None
+        if case_fold:
+            folded = {}
+            for i, t in enumerate(tokens):
+                folded.setdefault(casefold(t), []).append(row_of_index(i))
+        return cls(exact, folded, invalid_utf8)
+
+
+def casefold(token):
+    return token.decode("utf-8", "replace").casefold().encode("utf-8")
+
+
+@dataclasses.dataclass
+class BlockStats:
+    rows_read: int = 0
+    invalid_utf8_replaced: int = 0
+
+
+def parse_range(source, start, end, matcher, digest):
+    """Yields (BlockStats, MatchedRows) for each block of the rows starting in [start, end).
+
+    digest (a hashlib object) is updated with the bytes read, so the digests of all ranges, in
+    order, fingerprint the file's body.
+    """
+    blocks = _binary_blocks if source.binary else _text_blocks
+    for tokens, offsets, buf_offset, items in blocks(source, start, end, digest):
+        stats = BlockStats(rows_read=len(tokens))
+        if not b"".join(tokens).isascii():
+            stats.invalid_utf8_replaced = _check_utf8(source, tokens, offsets, matcher.invalid_utf8)
+        picks, rows, folded = _match(tokens, matcher)
+        vectors = np.zeros((0, source.dimension), np.float32)
+        if picks:
+            parse = _binary_vectors if source.binary else _text_vectors
+            vectors = parse(source, [items[i] for i in picks], [offsets[i] for i in picks])
+        yield stats, MatchedRows(np.asarray(rows, np.int64),
+                                 np.asarray([offsets[i] for i in picks], np.int64),
+                                 np.asarray(folded, bool), vectors)
+
+
+def _match(tokens, matcher):
+    """Indices of the tokens that have a row, with that row and whether it was case-folded."""
+    exact = list(map(matcher.exact.get, tokens))
+    if matcher.folded is None:
+        picks = [i for i, row in enumerate(exact) if row is not None]
+        return picks, [exact[i] for i in picks], [False] * len(picks)
+    picks, rows, folded = [], [], []
+    for i, (token, row) in enumerate(zip(tokens, exact)):
+        if row is not None:
+            picks.append(i), rows.append(row), folded.append(False)
+        for other in matcher.folded.get(casefold(token), ()):
+            if other != row:  # Another vocabulary token that folds the same way.
+                picks.append(i), rows.append(other), folded.append(True)
+    return picks, rows, folded
+
+
+def _check_utf8(source, tokens, offsets, policy):
+    """Fails on a token that is not UTF-8, or replaces it in tokens; returns the replacements."""
+    replaced = 0
+    for i, token in enumerate(tokens):
+        try:
+            token.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if policy != "replace":
+                _fail(source, offsets[i], f"token {token[:80]!r} is not valid UTF-8 ({e.reason} "
+                      f"at byte {e.start}); set invalid_utf8 to 'replace' to accept it")
+            tokens[i] = token.decode("utf-8", "replace").encode("utf-8")
+            replaced += 1
+    return replaced
+
+
+def _text_blocks(source, start, end, digest):
+    """Yields (tokens, line offsets, 0, (line, start of its values) each) per block of lines."""
+    dim, glove = source.dimension, source.format == GLOVE
+    for offset, lines in _lines_in_range(source, start, end):
+        digest.update(b"\n".join(lines) + b"\n")
+        tokens, offsets, values = [], [], []
+        for line in lines:
+            offsets.append(offset)
+            offset += len(line) + 1
+            if line[-1:] in b" \r\t":
+                line = line.rstrip()
+            if not line:
+                _fail(source, offsets[-1], "empty line")
+            spaces = line.count(b" ")
+            if spaces == dim:
+                cut = line.index(b" ")
+            elif spaces > dim and glove:  # A token with spaces in it: the last dim fields.
+                cut = len(line.rsplit(b" ", dim)[0])
+            else:
+                _fail(source, offsets[-1], f"expected {dim} values after the token, found {spaces}")
+            tokens.append(line[:cut])
+            values.append((line, cut + 1))
+        yield tokens, offsets, 0, values
 
 
 def _lines_in_range(source, start, end):
     """Yields (offset of the block's first line, lines) for the lines that start in [start, end)."""
     with open_vector_file(source.path) as f:
         if end < 0:  # Compressed: not seekable cheaply, read from the top.
-            if source.body_start:
-                f.readline()
+            f.read(source.body_start)
         elif start > source.body_start:
             f.seek(start - 1)
             start += len(f.readline()) - 1  # Skip the line that began in the previous range.
@@ -113,16 +284,99 @@ def _lines_in_range(source, start, end):
                 return
             lines = (carry + block).split(b"\n")
             carry = lines.pop()
-            if end >= 0:  # Keep only lines that start before the end of the range.
+            consumed = sum(map(len, lines)) + len(lines)
+            if 0 <= end < offset + consumed:  # Keep only lines that start before the end.
                 position, keep = offset, 0
-                while keep < len(lines) and position < end:
+                while position < end:
                     position += len(lines[keep]) + 1
                     keep += 1
-                if keep < len(lines):
-                    yield offset, lines[:keep]
-                    return
+                yield offset, lines[:keep]
+                return
             yield offset, lines
-            offset += sum(len(line) + 1 for line in lines)
+            offset += consumed
+
+
+def _text_vectors(source, items, offsets):
+    """Parses the values of (line, start of values) items: float64, then float32 as gensim."""
+    text = b" ".join(line[cut:] for line, cut in items)
+    try:  # TensorFlow's parser is correctly rounded, like Python's float(), and twice as fast.
+        vectors = tf.strings.to_number(tf.strings.split(text), tf.float64).numpy()
+    except tf.errors.InvalidArgumentError:  # Some value it refuses: numpy decides.
+        with warnings.catch_warnings():  # A short parse is detected below, by its size.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            vectors = np.fromstring(text, dtype=np.float64, sep=" ")
+    with np.errstate(over="ignore"):
+        vectors = vectors.astype(np.float32)
+    if vectors.size != len(items) * source.dimension or not np.isfinite(vectors).all():
+        _find_bad_value(source, offsets, [line[cut:] for line, cut in items])
+    return vectors.reshape(-1, source.dimension)
+
+
+def _find_bad_value(source, offsets, values):
+    """Slow path: finds the row whose values are not dimension finite numbers, and fails."""
+    for offset, text in zip(offsets, values):
+        for field in text.split():
+            try:
+                with np.errstate(over="ignore"):
+                    value = np.float32(float(field))
+            except ValueError:
+                _fail(source, offset, f"value {field.decode(errors='replace')!r} is not a number")
+            if not np.isfinite(value):
+                _fail(source, offset, f"value {field.decode()!r} is not a finite float32")
+    raise AssertionError("a block failed to parse but no row is wrong")
+
+
+def _binary_blocks(source, start, end, digest=None):
+    """Yields (tokens, record offsets, offset of buf, [(record start in buf, buf, vector start)])
+    per block of whole records starting in [start, end) (end -1: to the end of the file)."""
+    record = 4 * source.dimension
+    with open_vector_file(source.path) as f:
+        if end < 0:
+            f.read(source.body_start)
+        else:
+            f.seek(start)
+        base, buf = start, b""
+        while True:
+            chunk = f.read(_BLOCK_BYTES)
+            buf += chunk
+            pos, tokens, offsets, items = 0, [], [], []
+            while end < 0 or base + pos < end:
+                space = buf.find(b" ", pos, pos + _MAX_TOKEN_BYTES)
+                if space < 0 or space + 1 + record > len(buf):
+                    if chunk and (space >= 0 or len(buf) - pos < _MAX_TOKEN_BYTES):
+                        break  # The record continues in the next chunk.
+                    rest = buf[pos:].lstrip(b"\n")
+                    if not rest:  # The newline after the last vector, if any.
+                        pos = len(buf)
+                        break
+                    problem = (f"no space after a token within {_MAX_TOKEN_BYTES} bytes"
+                               if chunk else f"truncated record: {rest[:80]!r} ends the file"
+                               if space < 0 else
+                               f"truncated record: token {buf[pos:space].strip()[:80]!r} needs "
+                               f"{record} bytes of vector, the file has {len(buf) - space - 1}")
+                    _fail(source, base + pos, problem)
+                tokens.append(buf[pos:space].lstrip(b"\n"))
+                offsets.append(base + pos)
+                items.append((pos, buf, space + 1))
+                pos = space + 1 + record
+            if digest is not None:
+                digest.update(buf[:pos])
+            yield tokens, offsets, base, items
+            buf, base = buf[pos:], base + pos
+            if not chunk or 0 <= end <= base:
+                if end >= 0 and base != end:
+                    _fail(source, base, f"a record crosses the range end {end}")
+                return
+
+
+def _binary_vectors(source, items, offsets):
+    record = 4 * source.dimension
+    vectors = np.frombuffer(b"".join(buf[at:at + record] for _, buf, at in items), "<f4")
+    vectors = vectors.astype(np.float32).reshape(-1, source.dimension)
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        _fail(source, offsets[int(np.argmin(finite))], "a value is not a finite float32")
+    return vectors
 
 
 def fingerprint(source, range_digests):
@@ -142,61 +396,6 @@ def line_number(path, offset):
 
 
 def _fail(source, offset, problem):
-    raise VectorFileError(
-        f"{source.path} line {line_number(source.path, offset)} (byte offset {offset}): {problem}")
-
-
-def parse_range(source, start, end, vocabulary, digest):
-    """Yields (lines read, MatchedRows) for each block of the rows starting in [start, end).
-
-    vocabulary maps token bytes to checkpoint rows. digest (a hashlib object) is updated with the
-    bytes read, so the digests of all ranges, in order, fingerprint the file's body.
-    """
-    dim = source.dimension
-    for block_offset, lines in _lines_in_range(source, start, end):
-        position = block_offset
-        rows, offsets, values = [], [], []
-        for line in lines:
-            digest.update(line + b"\n")
-            line_offset, position = position, position + len(line) + 1
-            if line[-1:] in (b" ", b"\r", b"\t"):
-                line = line.rstrip()
-            if not line:
-                _fail(source, line_offset, "empty line")
-            n_fields = line.count(b" ")
-            if n_fields < dim or (n_fields > dim and source.format != "glove"):
-                _fail(source, line_offset, f"expected {dim} values after the token, found {n_fields}")
-            if n_fields == dim:
-                token, rest = line.split(b" ", 1)
-            else:  # A GloVe token with spaces in it: the vector is the last dim fields.
-                token, rest = line.rsplit(b" ", dim)[0], line.split(b" ", n_fields - dim + 1)[-1]
-            row = vocabulary.get(token)
-            if row is not None:
-                rows.append(row)
-                offsets.append(line_offset)
-                values.append(rest)
-        vectors = np.zeros((0, dim), np.float32)
-        if rows:
-            with warnings.catch_warnings():  # A short parse is detected below, by its size.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                vectors = np.fromstring(b" ".join(values), dtype=np.float32, sep=" ")
-            if vectors.size != len(rows) * dim or not np.isfinite(vectors).all():
-                _find_bad_value(source, offsets, values)
-            vectors = vectors.reshape(-1, dim)
-        yield len(lines), MatchedRows(np.asarray(rows, np.int64), np.asarray(offsets, np.int64),
-                                      vectors)
-
-
-def _find_bad_value(source, offsets, values):
-    """Slow path: finds the row whose values are not dimension finite numbers, and fails."""
-    for offset, text in zip(offsets, values):
-        fields = text.split()
-        for field in fields:
-            try:
-                with np.errstate(over="ignore"):
-                    value = np.float32(float(field))
-            except ValueError:
-                _fail(source, offset, f"value {field.decode(errors='replace')!r} is not a number")
-            if not np.isfinite(value):
-                _fail(source, offset, f"value {field.decode()!r} is not a finite float32")
-    raise AssertionError("a block failed to parse but no row is wrong")
+    where = (f"byte offset {offset}" if source.binary else
+             f"line {line_number(source.path, offset)} (byte offset {offset})")
+    raise VectorFileError(f"{source.path} {where}: {problem}")

@@ -1,0 +1,160 @@
+"""Ingest benchmark: EmbeddingGen's Beam job against the ways people parse vector files today.
+
+    python -m benchmarks.bench_ingest [--rows 400000] [--dim 300]
+
+Generates (once, in benchmarks/work/) a GloVe text file of rows x dim random vectors (about 1 GB
+for 400k x 300), one twice as large, and a vocabulary (`count token` lines) of 100k of its tokens
+plus 10k absent ones. Each measurement runs in its own process; the harness polls that process
+tree with psutil for the peak RSS of its largest process. Writes benchmarks/results/ingest.json.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK = os.path.join(HERE, "work")
+RESULTS = os.path.join(HERE, "results", "ingest.json")
+BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def write_glove(path, rows, dim, seed):
+    """Tokens w<i>, values %.5f formatted with numpy (a Python format loop would take minutes)."""
+    rng = np.random.default_rng(seed)
+    digits = np.frombuffer(b"0123456789", np.uint8)
+    with open(path + ".tmp", "wb") as f:
+        for s in range(0, rows, 20000):
+            n = min(20000, rows - s)
+            scaled = np.rint(np.clip(rng.standard_normal((n, dim)), -9.99999, 9.99999) * 1e5)
+            magnitude = np.abs(scaled).astype(np.int64)
+            # Per value: " ", sign (or a filler byte 0 dropped below), d.ddddd
+            chars = np.zeros((n, dim, 9), np.uint8)
+            chars[:, :, 0] = ord(" ")
+            chars[:, :, 1] = np.where(scaled < 0, ord("-"), 0)
+            chars[:, :, 2] = digits[magnitude // 100000]
+            chars[:, :, 3] = ord(".")
+            for k in range(5):
+                chars[:, :, 8 - k] = digits[(magnitude // 10 ** k) % 10]
+            body = chars.reshape(n, -1)
+            values = [bytes(line[line != 0]) for line in body]
+            f.write(b"".join(b"w%d%s\n" % (s + i, v) for i, v in enumerate(values)))
+    os.replace(path + ".tmp", path)
+
+
+def prepare(rows, dim):
+    os.makedirs(WORK, exist_ok=True)
+    files = {}
+    for name, n in (("vectors", rows), ("vectors_2x", 2 * rows)):
+        path = os.path.join(WORK, f"{name}_{n}x{dim}.txt")
+        if not os.path.exists(path):
+            print(f"generating {path}", flush=True)
+            write_glove(path, n, dim, seed=0)
+        files[name] = path
+    vocabulary = os.path.join(WORK, f"vocabulary_{rows}.txt")
+    if not os.path.exists(vocabulary):
+        rng = np.random.default_rng(1)
+        present = [f"w{i}" for i in rng.choice(rows, size=min(100_000, rows), replace=False)]
+        tokens = present + [f"absent{i}" for i in range(10_000)]
+        rng.shuffle(tokens)
+        with open(vocabulary, "w") as f:
+            f.writelines(f"{len(tokens) - i} {t}\n" for i, t in enumerate(tokens))
+    files["vocabulary"] = vocabulary
+    return files
+
+
+def run_measured(args):
+    """Runs `python -m benchmarks.bench_ingest --one ...`; returns (seconds, peak RSS MB)."""
+    started = time.time()
+    process = psutil.Popen([sys.executable, "-m", "benchmarks.bench_ingest", "--one", *args],
+                           cwd=os.path.dirname(HERE))
+    peak = 0
+    while process.poll() is None:
+        try:
+            tree = [process] + process.children(recursive=True)
+            peak = max([peak] + [p.memory_info().rss for p in tree if p.is_running()])
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    if process.returncode:
+        raise SystemExit(f"{args} failed with exit status {process.returncode}")
+    with open(os.path.join(WORK, "last_seconds")) as f:
+        seconds = float(f.read())
+    return seconds, peak / 2 ** 20, time.time() - started
+
+
+def one(how, path, vocabulary):
+    """The measured work, in this process; the time excludes interpreter start and imports."""
+    import csv
+    import tempfile
+    if how == "embeddinggen":
+        import apache_beam as beam
+        from apache_beam.options.pipeline_options import PipelineOptions
+        from components.embedding_gen.executor import build_embedding
+        started = time.time()
+        with tempfile.TemporaryDirectory(dir=WORK) as out:
+            build_embedding(vocabulary, path, os.path.join(out, "embedding"),
+                            make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(BEAM_ARGS)))
+    elif how == "gensim":
+        from gensim.models import KeyedVectors
+        started = time.time()
+        KeyedVectors.load_word2vec_format(path, binary=False, no_header=True)
+    elif how == "tfhub_loop":  # The TF-Hub text_embeddings exporter's loop.
+        started = time.time()
+        vocab, rows = [], []
+        with open(path) as f:
+            for line in f:
+                parts = line.rstrip().split()
+                vocab.append(parts[0])
+                rows.append([float(x) for x in parts[1:]])
+        np.array(rows, dtype=np.float32)
+    elif how == "pandas":
+        import pandas as pd
+        started = time.time()
+        frame = pd.read_csv(path, sep=" ", header=None, quoting=csv.QUOTE_NONE, engine="c",
+                            na_filter=False, dtype={0: str})
+        frame.iloc[:, 1:].to_numpy(np.float32)
+    with open(os.path.join(WORK, "last_seconds"), "w") as f:
+        f.write(str(time.time() - started))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=400_000)
+    parser.add_argument("--dim", type=int, default=300)
+    parser.add_argument("--only", nargs="*", help="measure only these rows (names as in the table)")
+    parser.add_argument("--one", nargs=3, metavar=("HOW", "PATH", "VOCABULARY"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        return one(*args.one)
+    files = prepare(args.rows, args.dim)
+    jobs = [("embeddinggen", "vectors"), ("gensim", "vectors"), ("tfhub_loop", "vectors"),
+            ("pandas", "vectors"), ("embeddinggen_2x", "vectors_2x")]
+    rows = []
+    for name, data in jobs:
+        if args.only and name not in args.only:
+            continue
+        how = name.replace("_2x", "")
+        seconds, peak_mb, wall = run_measured([how, files[data], files["vocabulary"]])
+        print(f"{name:16s} {seconds:7.2f} s  {peak_mb:7.0f} MB  (process {wall:.1f} s)", flush=True)
+        rows.append({"name": name, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb)})
+    base = next((r for r in rows if r["name"] == "embeddinggen"), None)
+    print(f"\n| job | seconds | peak RSS (MB) | time / EmbeddingGen |\n| --- | --- | --- | --- |")
+    for r in rows:
+        ratio = f"{r['seconds'] / base['seconds']:.2f}x" if base else "-"
+        print(f"| {r['name']} | {r['seconds']:.2f} | {r['peak_rss_mb']} | {ratio} |")
+    if not args.only:
+        os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+        with open(RESULTS, "w") as f:
+            json.dump({"file": os.path.basename(files["vectors"]),
+                       "file_bytes": os.path.getsize(files["vectors"]), "rows": rows}, f, indent=2)
+            f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

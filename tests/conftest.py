@@ -32,3 +32,29 @@ def small_vectors(tmp_path):
     expected = {t: np.array([float("%.5f" % x) for x in v], dtype=np.float32)
                 for t, v in entries}
     return str(path), expected
+
+
+@pytest.fixture
+def no_numpy_matrix(monkeypatch):
+    """Call with rows=N: from then on, reading a checkpoint in Python or turning a tensor of N
+    rows into numpy fails the test."""
+    import tensorflow as tf
+    from tensorflow.python.framework import ops
+
+    def guard(rows):
+        def forbidden(*args, **kwargs):
+            raise AssertionError("the restore path read the checkpoint in Python")
+
+        original_numpy = ops._EagerTensorBase.numpy
+
+        def guarded_numpy(tensor):
+            if tensor.shape.rank == 2 and tensor.shape[0] == rows:
+                raise AssertionError("the restore path copied the embedding matrix to numpy")
+            return original_numpy(tensor)
+
+        monkeypatch.setattr(tf.train, "load_variable", forbidden)
+        monkeypatch.setattr(tf.train, "load_checkpoint", forbidden)
+        monkeypatch.setattr(tf.compat.v1.train, "NewCheckpointReader", forbidden)
+        monkeypatch.setattr(ops._EagerTensorBase, "numpy", guarded_numpy)
+
+    return guard

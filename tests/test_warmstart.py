@@ -1,0 +1,117 @@
+"""Warm start: each new row from the previous model, the pretrained vectors or the initializer."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.embedding_gen import checkpoint, restore, warmstart
+from components.embedding_gen.executor import build_embedding
+from tests.conftest import write_glove, write_vocabulary
+
+
+def _matrix(artifact_dir):
+    manifest = checkpoint.load_manifest(artifact_dir)
+    return tf.train.load_variable(os.path.join(artifact_dir, manifest["checkpoint_prefix"]),
+                                  manifest["tensor_name"])
+
+
+def _previous_model(tmp_path, vectors, tokens, num_shards, num_oov_buckets):
+    """A 'trained' previous model: its export holds rows that differ from anything pretrained."""
+    vocabulary = write_vocabulary(tmp_path / "old_vocab.txt", tokens)
+    artifact = str(tmp_path / "old_artifact")
+    build_embedding(str(vocabulary), vectors, artifact, num_shards=num_shards,
+                    num_oov_buckets=num_oov_buckets)
+    layer = restore.pretrained_embedding(artifact)
+    layer.build((None,))
+    for i, part in enumerate(layer.partitions):
+        part.assign_add(tf.fill(part.shape, 100.0 + i))  # "Training" moved every row.
+    model_dir = str(tmp_path / "old_model")
+    warmstart.export_embedding(layer.partitions, artifact, model_dir)
+    return os.path.join(model_dir, "Format-Serving")
+
+
+@pytest.mark.parametrize("old_shards, new_shards, old_oov, new_oov",
+                         [(3, 5, 1, 2), (1, 2, 2, 1), (4, 4, 1, 1)])
+def test_rows_come_from_the_right_source(tmp_path, old_shards, new_shards, old_oov, new_oov):
+    rng = np.random.default_rng(5)
+    vectors = str(write_glove(tmp_path / "vectors.txt",
+                              [(f"v{i}", rng.standard_normal(4)) for i in range(60)]))
+    old_tokens = [f"v{i}" for i in range(0, 30)] + ["gone", "old_novec"]
+    new_tokens = (["new_novec"] + [f"v{i}" for i in range(40, 20, -1)]  # Other order, size.
+                  + ["old_novec", "the_new"] + [f"v{i}" for i in range(50, 55)])
+    base_model = _previous_model(tmp_path, vectors, old_tokens, old_shards, old_oov)
+    old_export = warmstart.previous_embedding_dir(base_model)
+    old_matrix = _matrix(old_export)
+    new_artifact = str(tmp_path / "new_artifact")
+    build_embedding(str(write_vocabulary(tmp_path / "new_vocab.txt", new_tokens)), vectors,
+                    new_artifact, num_shards=new_shards, num_oov_buckets=new_oov)
+    pretrained = _matrix(new_artifact)
+
+    layer = restore.pretrained_embedding(new_artifact, base_model=base_model)
+    ids = np.arange(len(pretrained))
+    warm = layer(tf.constant([ids])).numpy()[0]
+
+    old_row = {t: i + 1 for i, t in enumerate(old_tokens)}
+    sources = {"previous_model": 1, "pretrained": 0, "initializer": 0}  # Padding row.
+    np.testing.assert_array_equal(warm[0], old_matrix[0])
+    for i, token in enumerate(new_tokens):
+        if token in old_row:  # Its trained row, moved to its new index.
+            np.testing.assert_array_equal(warm[i + 1], old_matrix[old_row[token]])
+            sources["previous_model"] += 1
+        else:  # This run's row: the pretrained vector, or the token-seeded initializer.
+            np.testing.assert_array_equal(warm[i + 1], pretrained[i + 1])
+            sources["pretrained" if token.startswith("v") else "initializer"] += 1
+    for k in range(new_oov):
+        row = 1 + len(new_tokens) + k
+        if k < old_oov:
+            np.testing.assert_array_equal(warm[row], old_matrix[1 + len(old_tokens) + k])
+            sources["previous_model"] += 1
+        else:
+            np.testing.assert_array_equal(warm[row], pretrained[row])
+            sources["initializer"] += 1
+    assert layer.warm_start == sources
+    # The deterministic initializer: a token in neither has the same row as in a cold start.
+    cold = restore.pretrained_embedding(new_artifact)(tf.constant([[1]])).numpy()[0, 0]
+    np.testing.assert_array_equal(warm[1], cold)
+
+
+def test_no_numpy_copy_of_the_matrix(tmp_path, monkeypatch, no_numpy_matrix):
+    rng = np.random.default_rng(1)
+    vectors = str(write_glove(tmp_path / "vectors.txt",
+                              [(f"v{i}", rng.standard_normal(4)) for i in range(20)]))
+    base_model = _previous_model(tmp_path, vectors, [f"v{i}" for i in range(10)], 2, 1)
+    new_artifact = str(tmp_path / "new")
+    build_embedding(str(write_vocabulary(tmp_path / "new.txt", [f"v{i}" for i in range(5, 15)])),
+                    vectors, new_artifact, num_shards=2)
+    no_numpy_matrix(rows=12)
+    layer = restore.pretrained_embedding(new_artifact, base_model=base_model)
+    layer.build((None,))
+    assert layer.warm_start["previous_model"] == 7  # v5..v9, padding, OOV.
+
+
+def test_other_dimension_falls_back_to_pretrained(tmp_path, caplog):
+    rng = np.random.default_rng(2)
+    vectors4 = str(write_glove(tmp_path / "v4.txt", [(f"v{i}", rng.standard_normal(4))
+                                                     for i in range(10)]))
+    vectors6 = str(write_glove(tmp_path / "v6.txt", [(f"v{i}", rng.standard_normal(6))
+                                                     for i in range(10)]))
+    base_model = _previous_model(tmp_path, vectors4, [f"v{i}" for i in range(10)], 2, 1)
+    new_artifact = str(tmp_path / "new")
+    build_embedding(str(write_vocabulary(tmp_path / "new.txt", [f"v{i}" for i in range(10)])),
+                    vectors6, new_artifact, num_shards=2)
+    layer = restore.pretrained_embedding(new_artifact, base_model=base_model)
+    rows = layer(tf.constant([np.arange(12)])).numpy()[0]
+    np.testing.assert_array_equal(rows, _matrix(new_artifact))
+    assert layer.warm_start["previous_model"] == 0
+    assert "previous model's embedding has dimension 4, this run's has 6" in caplog.text
+
+
+def test_a_model_without_export_starts_from_pretrained(tmp_path, small_vectors, caplog):
+    new_artifact = str(tmp_path / "new")
+    build_embedding(str(write_vocabulary(tmp_path / "new.txt", ["w1", "w2"])), small_vectors[0],
+                    new_artifact)
+    layer = restore.pretrained_embedding(new_artifact, base_model=str(tmp_path / "m" / "serving"))
+    assert layer.warm_start["previous_model"] == 0
+    assert "has no trained embedding export" in caplog.text

@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test sample clean venv bench-restore bench-ingest
+.PHONY: demo test sample clean venv bench-restore bench-ingest bench-warmstart
 
 venv: $(STAMP)
 
@@ -41,6 +41,9 @@ sample: $(STAMP)
 # GloVe file (benchmarks/work/, generated once); writes benchmarks/results/ingest.json.
 bench-ingest: $(STAMP)
 	$(PY) -m benchmarks.bench_ingest
+
+bench-warmstart: $(STAMP)
+	$(PY) -m benchmarks.bench_warmstart
 
 clean:
 	rm -rf build

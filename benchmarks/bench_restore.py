@@ -46,7 +46,9 @@ def measure(mode, artifact):
                                                                   checkpoint.TENSOR_NAME))))
         layer.build((None,))
         last = layer.embeddings
-    float(tf.reduce_sum(last[-1]))  # The variable is ready.
+    # The variable is ready. A gather, as lookups read it: slicing would copy a variable whose
+    # rows were updated in place (TF then reads such variables copy-on-read).
+    float(tf.reduce_sum(tf.gather(last, [int(last.shape[0]) - 1])))
     print(json.dumps({"seconds": time.monotonic() - started,
                       "peak_rss_delta_mb": common.peak_rss_mb() - before}))
 

@@ -47,11 +47,36 @@ def _cell(value):
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def write_random_artifact(out, rows, dimension, num_shards):
-    """A published-style embedding artifact of a random matrix, written shard by shard with the
-    project's checkpoint writer (so memory stays one shard); returns the checkpoint prefix."""
+def write_random_artifact(out, rows, dimension, num_shards, tokens=None):
+    """An embedding artifact of a random matrix, written shard by shard with the project's
+    checkpoint writer (so memory stays one shard); returns its manifest.
+
+    With tokens (a list of str), it has a vocabulary and the pipeline's row layout (padding,
+    the tokens, one OOV row; rows is then ignored), every token marked as having a vector.
+    """
     from components.embedding_gen import checkpoint
 
+    os.makedirs(out, exist_ok=True)
+    manifest = {"format_version": checkpoint.FORMAT_VERSION,
+                "checkpoint_prefix": checkpoint.CHECKPOINT_PREFIX,
+                "tensor_name": checkpoint.TENSOR_NAME}
+    if tokens is not None:
+        layout = checkpoint.RowLayout(len(tokens), 1)
+        rows = layout.num_rows
+        with open(os.path.join(out, checkpoint.VOCABULARY_FILE), "w") as f:
+            f.writelines(f"1 {token}\n" for token in tokens)
+        has_vector = np.zeros(rows, bool)
+        has_vector[1:1 + len(tokens)] = True
+        with open(os.path.join(out, checkpoint.HAS_VECTOR_FILE), "wb") as f:
+            f.write(np.packbits(has_vector).tobytes())
+        with open(os.path.join(out, checkpoint.ROW_KEYS_FILE), "wb") as f:
+            f.writelines(key + b"\n" for key in layout.row_keys(
+                0, rows, [token.encode() for token in tokens]))
+        manifest.update({"vocabulary_file": checkpoint.VOCABULARY_FILE,
+                         "vocabulary_has_counts": True, "reserved_rows": layout.to_json(),
+                         "vocabulary_size": len(tokens), "fingerprints": {
+                             "vocabulary_sha256": checkpoint.file_sha256(
+                                 os.path.join(out, checkpoint.VOCABULARY_FILE))}})
     shape = (rows, dimension)
     bounds = checkpoint.shard_bounds(rows, num_shards)
     shards = []
@@ -63,12 +88,11 @@ def write_random_artifact(out, rows, dimension, num_shards):
                        "sha256": checkpoint.write_slice(prefix, shape, start, block)})
         del block
     checkpoint.merge_and_verify(shards, shape, os.path.join(out, checkpoint.CHECKPOINT_PREFIX))
+    manifest.update({
+        "shape": list(shape), "dtype": "float32",
+        "coverage": {"tokens_with_vector": len(tokens or ()) or rows, "vocabulary_share": 1.0},
+        "shards": [{"rows": [s["start"], s["stop"]], "sha256": s["sha256"]} for s in shards],
+        "files": checkpoint.file_sizes(out, checkpoint.CHECKPOINT_DIR)})
     with open(os.path.join(out, checkpoint.MANIFEST_FILE), "w") as f:
-        json.dump({"format_version": checkpoint.FORMAT_VERSION,
-                   "checkpoint_prefix": checkpoint.CHECKPOINT_PREFIX,
-                   "tensor_name": checkpoint.TENSOR_NAME, "shape": list(shape),
-                   "coverage": {"tokens_with_vector": rows, "vocabulary_share": 1.0},
-                   "shards": [{"rows": [s["start"], s["stop"]], "sha256": s["sha256"]}
-                              for s in shards],
-                   "files": checkpoint.file_sizes(out, checkpoint.CHECKPOINT_DIR)}, f)
-    return os.path.join(out, checkpoint.CHECKPOINT_PREFIX)
+        json.dump(manifest, f)
+    return manifest

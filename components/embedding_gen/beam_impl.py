@@ -129,6 +129,8 @@ class _WriteShard(_VocabularyDoFn):
         start, stop = self._bounds[shard], self._bounds[shard + 1]
         matrix = checkpoint.initial_rows(self._layout.row_keys(start, stop, self._tokens),
                                          self._dimension, self._init_scale)
+        if start == checkpoint.PADDING_ROW:
+            matrix[0] = 0.0
         found = np.zeros(0, np.int64)
         duplicates = case_folded = 0
         if parts:

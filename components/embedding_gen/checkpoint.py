@@ -20,6 +20,7 @@ TENSOR_NAME = "embeddings"
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_PREFIX = os.path.join(CHECKPOINT_DIR, TENSOR_NAME)
 VOCABULARY_FILE = "vocabulary.txt"
+ROW_KEYS_FILE = "row_keys.txt"  # Line i names row i (RowLayout.row_keys): the warm-start join.
 HAS_VECTOR_FILE = "has_vector.bits"  # Bit i (np.packbits order) is set if row i has a vector.
 MANIFEST_FILE = "manifest.json"
 PROJECTOR_DIR = "projector"
@@ -45,15 +46,16 @@ class RowLayout:
         return index + 1
 
     def row_keys(self, start, stop, tokens):
-        """Per row in [start, stop): the bytes a missing row's initial value is seeded from."""
+        """Per row in [start, stop): the bytes that name it, the same in every run: the token,
+        or for reserved rows a name no token has (a NUL first: tokens never start with one)."""
         keys = []
         for row in range(start, stop):
             if row == PADDING_ROW:
-                keys.append(None)
+                keys.append(b"\x00<pad>")
             elif row <= self.vocabulary_size:
                 keys.append(tokens[row - 1])
             else:
-                keys.append(b"\x00oov-%d" % (row - 1 - self.vocabulary_size))
+                keys.append(b"\x00<oov-%d>" % (row - 1 - self.vocabulary_size))
         return keys
 
     def label(self, row, tokens):
@@ -99,12 +101,12 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def initial_rows(keys, dimension, scale):
-    """Deterministic U(-scale, scale) rows, one per key; a None key gives a zero row.
+    """Deterministic U(-scale, scale) rows, one per key (RowLayout.row_keys).
 
     The values depend only on the key bytes (a counter-based splitmix64 stream seeded by the
     key's hash), never on the worker or the order, so every run and runner writes the same rows.
     """
-    seeds = np.array([int.from_bytes(hashlib.blake2b(k or b"", digest_size=8).digest(), "little")
+    seeds = np.array([int.from_bytes(hashlib.blake2b(k, digest_size=8).digest(), "little")
                       for k in keys], dtype=np.uint64)
     with np.errstate(over="ignore"):
         z = seeds[:, None] + np.arange(1, dimension + 1, dtype=np.uint64)[None, :] * _GOLDEN
@@ -112,9 +114,7 @@ def initial_rows(keys, dimension, scale):
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z ^= z >> np.uint64(31)
     unit = (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-    rows = ((2.0 * unit - 1.0) * scale).astype(np.float32)
-    rows[[k is None for k in keys]] = 0.0
-    return rows
+    return ((2.0 * unit - 1.0) * scale).astype(np.float32)
 
 
 def slice_spec(shape, start, stop):

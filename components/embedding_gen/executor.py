@@ -125,6 +125,8 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
     tf.io.gfile.remove(reports_path)
     tf.io.gfile.copy(vocabulary_path, os.path.join(staging, checkpoint.VOCABULARY_FILE))
     _write_has_vector(staging, shard_reports)
+    with tf.io.gfile.GFile(os.path.join(staging, checkpoint.ROW_KEYS_FILE), "wb") as f:
+        f.write(b"".join(k + b"\n" for k in layout.row_keys(0, layout.num_rows, tokens)))
     _write_projector(staging, layout, tokens,
                      os.path.join(os.path.dirname(staging), checkpoint.CHECKPOINT_PREFIX))
     manifest = _manifest(source, vocabulary_path, has_counts, layout, shape, shard_reports,

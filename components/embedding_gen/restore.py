@@ -20,85 +20,46 @@ import tf_keras
 from components.embedding_gen import checkpoint, warmstart
 
 
-class _RowsInitializer(tf_keras.initializers.Initializer):
-    """Initial rows [start_row, start_row + num_rows) of a [rows, dimension] float32 matrix.
+@tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
+class CheckpointInitializer(tf_keras.initializers.Initializer):
+    """Restores rows [start_row, start_row + num_rows) of a checkpointed [rows, dimension]
+    float32 tensor with RestoreV2.
 
     Under a variable partitioner (ParameterServerStrategy) Keras passes each partition's shape
-    and offset, and each partition makes only its own rows.
+    and offset, and each partition restores only its own rows.
     """
 
-    def __init__(self, shape, start_row=0, num_rows=None):
-        self.shape, self.start_row = tuple(shape), start_row
+    def __init__(self, prefix, shape, tensor_name=checkpoint.TENSOR_NAME, start_row=0,
+                 num_rows=None):
+        self.prefix, self.shape, self.tensor_name = prefix, tuple(shape), tensor_name
+        self.start_row = start_row
         self.num_rows = self.shape[0] - start_row if num_rows is None else num_rows
 
     def for_rows(self, start_row, num_rows):
-        return type(self)(**{**self.get_config(), "start_row": start_row, "num_rows": num_rows})
+        return CheckpointInitializer(self.prefix, self.shape, self.tensor_name, start_row,
+                                     num_rows)
 
     def __call__(self, shape, dtype=None, **kwargs):
         if dtype is not None and tf.as_dtype(dtype) != tf.float32:
             raise checkpoint.CheckpointError(
-                f"{self.source}: the embedding is float32, the model asks for {dtype}")
+                f"{self.prefix}: the embedding is float32, the model asks for {dtype}")
         asked = tuple(int(d) for d in shape)
         if asked != (self.num_rows, self.shape[1]):
             raise checkpoint.CheckpointError(
-                f"{self.source}: the checkpoint holds a {list(self.shape)} embedding, the model "
+                f"{self.prefix}: the checkpoint holds a {list(self.shape)} embedding, the model "
                 f"asks for {list(asked)}" + (f" at row {self.start_row}" if self.start_row else ""))
         rows = int(kwargs.get("partition_shape", asked)[0])
         start = self.start_row + int(kwargs.get("partition_offset", (0, 0))[0])
         try:
-            return self._rows(start, start + rows)
+            return checkpoint.read_slice(self.prefix, self.shape, start, start + rows)
         except tf.errors.OpError as e:
             raise checkpoint.CheckpointError(
-                f"{self.source}: rows [{start}, {start + rows}) cannot be restored: "
+                f"{self.prefix}: rows [{start}, {start + rows}) cannot be restored: "
                 f"{e.message}") from None
 
     def get_config(self):
-        return {"shape": list(self.shape), "start_row": self.start_row, "num_rows": self.num_rows}
-
-
-@tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
-class CheckpointInitializer(_RowsInitializer):
-    """Restores its rows of the checkpointed tensor with RestoreV2."""
-
-    def __init__(self, prefix, shape, tensor_name=checkpoint.TENSOR_NAME, start_row=0,
-                 num_rows=None):
-        super().__init__(shape, start_row, num_rows)
-        self.prefix = self.source = prefix
-        self.tensor_name = tensor_name
-
-    def _rows(self, start, stop):
-        return checkpoint.read_slice(self.prefix, self.shape, start, stop)
-
-    def get_config(self):
-        return {**super().get_config(), "prefix": self.prefix, "tensor_name": self.tensor_name}
-
-
-@tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
-class WarmStartInitializer(_RowsInitializer):
-    """Rows of the previous model for tokens it knew, of this run's checkpoint for the others."""
-
-    def __init__(self, previous_dir, current_dir, shape, start_row=0, num_rows=None, plan=None):
-        super().__init__(shape, start_row, num_rows)
-        self.previous_dir, self.current_dir = previous_dir, current_dir
-        self.source = previous_dir
-        self._plan = plan
-
-    def for_rows(self, start_row, num_rows):
-        return WarmStartInitializer(self.previous_dir, self.current_dir, self.shape, start_row,
-                                    num_rows, self.plan)
-
-    @property
-    def plan(self):
-        if self._plan is None:
-            self._plan = warmstart.WarmStartPlan(self.previous_dir, self.current_dir)
-        return self._plan
-
-    def _rows(self, start, stop):
-        return self.plan.rows(start, stop)
-
-    def get_config(self):
-        return {**super().get_config(), "previous_dir": self.previous_dir,
-                "current_dir": self.current_dir}
+        return {"prefix": self.prefix, "shape": list(self.shape), "tensor_name": self.tensor_name,
+                "start_row": self.start_row, "num_rows": self.num_rows}
 
 
 @tf_keras.saving.register_keras_serializable(package="pretrained_embeddings")
@@ -106,14 +67,26 @@ class PartitionedEmbedding(tf_keras.layers.Embedding):
     """A Keras Embedding whose matrix is num_partitions variables of contiguous rows.
 
     Lookups use tf.nn.embedding_lookup's "div" strategy; with one partition it is exactly a
-    Keras Embedding.
+    Keras Embedding. With a warm_start plan (warmstart.WarmStartPlan), the rows of tokens the
+    previous model knew are written over the initial rows in place once the variables exist.
     """
 
-    def __init__(self, input_dim, output_dim, num_partitions=1, **kwargs):
+    def __init__(self, input_dim, output_dim, num_partitions=1, warm_start=None, **kwargs):
         super().__init__(input_dim, output_dim, **kwargs)
         self.num_partitions = max(1, min(num_partitions, input_dim))
+        self._warm_start = warm_start
 
     def build(self, input_shape=None):
+        self._build_partitions(input_shape)
+        if self._warm_start is not None:
+            with tf.init_scope():
+                start = 0
+                for part in self.partitions:  # A strategy's sharded variable: its pieces.
+                    for piece in getattr(part, "variables", [part]):
+                        self._warm_start.overlay(piece, start)
+                        start += int(piece.shape[0])
+
+    def _build_partitions(self, input_shape):
         if self.num_partitions == 1:
             super().build(input_shape)
             self.partitions = [self.embeddings]
@@ -124,7 +97,7 @@ class PartitionedEmbedding(tf_keras.layers.Embedding):
         for i in range(self.num_partitions):
             start, stop = bounds[i], bounds[i + 1]
             part_initializer = (initializer.for_rows(start, stop - start)
-                                if isinstance(initializer, _RowsInitializer) else initializer)
+                                if isinstance(initializer, CheckpointInitializer) else initializer)
             self.partitions.append(self.add_weight(
                 name=f"embeddings/part_{i}", shape=(stop - start, self.output_dim),
                 initializer=part_initializer, experimental_autocast=False))
@@ -159,7 +132,7 @@ def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name
     prefix = os.path.join(artifact_dir, manifest["checkpoint_prefix"])
     check_files(artifact_dir, manifest)
     shape = tuple(manifest["shape"])
-    initializer = CheckpointInitializer(prefix, shape, manifest["tensor_name"])
+    plan = None
     warm_start = {"previous_model": 0, "pretrained": int(manifest["coverage"]["tokens_with_vector"]),
                   "initializer": shape[0] - int(manifest["coverage"]["tokens_with_vector"])}
     previous = base_model and warmstart.previous_embedding_dir(base_model)
@@ -171,14 +144,15 @@ def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name
             check_files(previous, checkpoint.load_manifest(previous))
             plan = warmstart.WarmStartPlan(previous, artifact_dir)
         except checkpoint.CheckpointError as e:
+            plan = None
             logging.warning("Warm start skipped, starting from the pretrained vectors alone: %s", e)
         else:
-            initializer = WarmStartInitializer(previous, artifact_dir, shape, plan=plan)
             warm_start = plan.counts()
     logging.info("Embedding %s rows: %s", list(shape), warm_start)
     layer = PartitionedEmbedding(
         shape[0], shape[1], num_partitions=num_partitions or len(manifest["shards"]),
-        mask_zero=True, trainable=trainable, name=name, embeddings_initializer=initializer)
+        mask_zero=True, trainable=trainable, name=name, warm_start=plan,
+        embeddings_initializer=CheckpointInitializer(prefix, shape, manifest["tensor_name"]))
     layer.warm_start = warm_start
     return layer
 

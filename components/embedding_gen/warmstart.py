@@ -2,8 +2,9 @@
 
 Row by row, in the new vocabulary's order: a token the previous model knew gets its trained row
 from that model; any other token gets this run's EmbeddingGen row (its pretrained vector, or the
-deterministic initializer's row when the vector file lacks it). Padding and OOV bucket rows
-follow the same rule by position.
+deterministic initializer's row when the vector file lacks it). Rows are joined by their keys
+(row_keys.txt: the token, or a reserved name for padding and each OOV bucket), so padding and
+OOV bucket rows carry over by position.
 
 To make that possible each trained model carries, beside its SavedModel, its trained embedding
 in the EmbeddingGen artifact format (`<model>/Format-Embedding/`: one logical tensor saved as
@@ -18,10 +19,9 @@ import numpy as np
 import tensorflow as tf
 
 from components.embedding_gen import checkpoint
-from components.embedding_gen.vocabulary import read_vocabulary
 
 EMBEDDING_EXPORT_DIR = "Format-Embedding"
-_CHUNK_BYTES = 64 << 20
+_CHUNK_BYTES = 16 << 20
 
 
 class WarmStartPlan:
@@ -36,8 +36,12 @@ class WarmStartPlan:
             raise checkpoint.CheckpointError(
                 f"{previous_dir}: the previous model's embedding has dimension {old_dim}, this "
                 f"run's has {new_dim}")
-        self.old_rows = _old_rows(self.previous, _tokens(previous_dir, self.previous),
-                                  self.current, _tokens(current_dir, self.current))
+        # In C++, from the two row-key files: no Python object per token.
+        self.old_rows = tf.raw_ops.GenerateVocabRemapping(
+            new_vocab_file=os.path.join(current_dir, checkpoint.ROW_KEYS_FILE),
+            old_vocab_file=os.path.join(previous_dir, checkpoint.ROW_KEYS_FILE),
+            new_vocab_offset=0, num_new_vocab=self.current["shape"][0],
+            old_vocab_size=self.previous["shape"][0])[0].numpy()
 
     @property
     def previous_prefix(self):
@@ -55,45 +59,26 @@ class WarmStartPlan:
                 "pretrained": int((fresh & has_vector).sum()),
                 "initializer": int((fresh & ~has_vector).sum())}
 
-    def rows(self, start, stop):
-        """The [stop - start, dimension] float32 rows of the warm-started matrix, as a tensor."""
-        old_rows = self.old_rows[start:stop]
-        dimension = self.current["shape"][1]
-        chunk = max(1, _CHUNK_BYTES // (4 * dimension))
-        fresh = np.flatnonzero(old_rows < 0) + start
-        initial = tf.zeros([0], tf.float32)
-        if len(fresh):
-            initial = tf.raw_ops.LoadAndRemapMatrix(
-                ckpt_path=self.current_prefix, old_tensor_name=self.current["tensor_name"],
-                row_remapping=tf.constant(fresh, tf.int64), col_remapping=tf.zeros([0], tf.int64),
-                initializing_values=tf.zeros([0], tf.float32), num_rows=len(fresh),
-                num_cols=dimension, max_rows_in_memory=chunk)
-        return tf.raw_ops.LoadAndRemapMatrix(
-            ckpt_path=self.previous_prefix, old_tensor_name=self.previous["tensor_name"],
-            row_remapping=tf.constant(old_rows, tf.int64), col_remapping=tf.zeros([0], tf.int64),
-            initializing_values=tf.reshape(initial, [-1]), num_rows=stop - start,
-            num_cols=dimension, max_rows_in_memory=chunk)
+    def overlay(self, variable, start):
+        """Writes the previous model's rows into variable (rows [start, start + its rows) of
+        the new matrix, holding this run's rows), in place, one chunk of old rows at a time."""
+        old_rows = self.old_rows[start:start + int(variable.shape[0])]
+        known = np.flatnonzero(old_rows >= 0)
+        known = known[np.argsort(old_rows[known], kind="stable")]
+        chunk = _chunk_rows(self.current["shape"][1])
+        for group in np.split(known, np.flatnonzero(np.diff(old_rows[known] // chunk)) + 1):
+            if not len(group):
+                continue
+            previous = tf.raw_ops.LoadAndRemapMatrix(
+                ckpt_path=self.previous_prefix, old_tensor_name=self.previous["tensor_name"],
+                row_remapping=tf.constant(old_rows[group], tf.int64),
+                col_remapping=tf.zeros([0], tf.int64), initializing_values=tf.zeros([0]),
+                num_rows=len(group), num_cols=variable.shape[1], max_rows_in_memory=chunk)
+            variable.scatter_nd_update(tf.constant(group[:, None], tf.int64), previous)
 
 
-def _tokens(artifact_dir, manifest):
-    path = os.path.join(artifact_dir, manifest["vocabulary_file"])
-    return read_vocabulary(path, manifest["vocabulary_has_counts"])[0]
-
-
-def _old_rows(previous, old_tokens, current, new_tokens):
-    old_layout, new_layout = previous["reserved_rows"], current["reserved_rows"]
-    rows = np.full(current["shape"][0], -1, np.int64)
-    rows[new_layout["padding_row"]] = old_layout["padding_row"]
-    old_index = {token: i for i, token in enumerate(old_tokens)}
-    old_first, new_first = old_layout["first_token_row"], new_layout["first_token_row"]
-    for i, token in enumerate(new_tokens):
-        j = old_index.get(token)
-        if j is not None:
-            rows[new_first + i] = old_first + j
-    (old_oov, old_end), (new_oov, new_end) = old_layout["oov_rows"], new_layout["oov_rows"]
-    shared = min(old_end - old_oov, new_end - new_oov)  # OOV buckets hash alike: keep by index.
-    rows[new_oov:new_oov + shared] = np.arange(old_oov, old_oov + shared)
-    return rows
+def _chunk_rows(dimension):
+    return max(1, _CHUNK_BYTES // (4 * dimension))
 
 
 def previous_embedding_dir(base_model_serving_dir):
@@ -116,13 +101,19 @@ def export_embedding(partitions, artifact_dir, model_dir, warm_start=None):
     bounds = np.cumsum([0] + [int(p.shape[0]) for p in partitions])
     prefix = os.path.join(staging, checkpoint.CHECKPOINT_PREFIX)
     tf.io.gfile.makedirs(os.path.dirname(prefix))
-    tf.raw_ops.SaveV2(
-        prefix=prefix, tensor_names=[checkpoint.TENSOR_NAME] * len(partitions),
-        shape_and_slices=[checkpoint.slice_spec(shape, bounds[i], bounds[i + 1])
-                          for i in range(len(partitions))],
-        tensors=[p.read_value() for p in partitions])
-    tf.io.gfile.copy(os.path.join(artifact_dir, manifest["vocabulary_file"]),
-                     os.path.join(staging, checkpoint.VOCABULARY_FILE))
+    # Stored in chunk-sized slices: reading part of a stored slice reads all of it, and the
+    # next run's warm start reads this matrix a chunk at a time.
+    chunk = _chunk_rows(shape[1])
+    slices, tensors = [], []
+    for part, first in zip(partitions, bounds):
+        for offset in range(0, int(part.shape[0]), chunk):
+            rows = min(chunk, int(part.shape[0]) - offset)
+            slices.append(checkpoint.slice_spec(shape, first + offset, first + offset + rows))
+            tensors.append(part[offset:offset + rows])
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[checkpoint.TENSOR_NAME] * len(slices),
+                      shape_and_slices=slices, tensors=tensors)
+    for name in (manifest["vocabulary_file"], checkpoint.ROW_KEYS_FILE):
+        tf.io.gfile.copy(os.path.join(artifact_dir, name), os.path.join(staging, name))
     exported = {key: manifest[key] for key in (
         "format_version", "tensor_name", "checkpoint_prefix", "vocabulary_has_counts", "shape",
         "dtype", "vocabulary_size", "reserved_rows", "fingerprints")}

@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test sample clean venv bench-restore bench-ingest bench-warmstart
+.PHONY: demo demo-retrain test sample clean venv bench-restore bench-ingest bench-warmstart
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ $(STAMP):
 # The main job on the shipped sample: local runner, SQLite metadata, Beam DirectRunner.
 demo: $(STAMP)
 	$(PY) -m pipeline run --config configs/demo.yaml
+
+# Scheduled retraining: two runs, the second on a changed corpus, warm-started from the first.
+demo-retrain: $(STAMP)
+	$(PY) -m pipeline.retrain_demo --config configs/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest tests -v --durations=10

@@ -57,6 +57,8 @@ class TrainerConfig(_Section):
     learning_rate: float = pydantic.Field(0.01, gt=0)
     train_random_baseline: bool = False
     """Also train the same model from a random embedding, to compare with the pretrained one."""
+    train_cold_start_baseline: bool = False
+    """Also train the pretrained model without warm start, to compare with the warm start."""
 
 
 class PipelineConfig(_Section):

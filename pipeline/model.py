@@ -95,6 +95,7 @@ def run_fn(fn_args):
     loss, accuracy = model.evaluate(evaluation, verbose=0)
     metrics = {"eval_accuracy": float(accuracy), "eval_loss": float(loss),
                "eval_accuracy_by_epoch": [float(a) for a in history.history["val_accuracy"]],
+               "eval_loss_by_epoch": [float(a) for a in history.history["val_loss"]],
                "embedding_init": config.get("embedding_init", "pretrained"),
                "warm_start": warm_start, "epochs": config["epochs"]}
     logging.info("Trainer: %s", metrics)

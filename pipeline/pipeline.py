@@ -13,6 +13,7 @@ SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            "schemas", "schema.pbtxt")
 TRAINER_ID = "EmbeddingTrainer"
 BASELINE_TRAINER_ID = "RandomInitTrainer"
+COLD_START_TRAINER_ID = "ColdStartTrainer"
 LATEST_MODEL_RESOLVER_ID = "LatestModelResolver"
 
 
@@ -60,7 +61,8 @@ def create_pipeline(config):
             embedding=embedding_gen.outputs["embedding"],
             run_fn="pipeline.model.run_fn",
             base_model=base_model,
-            custom_config={**config.trainer.model_dump(exclude={"train_random_baseline"}),
+            custom_config={**config.trainer.model_dump(exclude={"train_random_baseline",
+                                                                "train_cold_start_baseline"}),
                            "max_tokens": config.text.max_tokens,
                            "embedding_init": embedding_init})
 
@@ -73,6 +75,8 @@ def create_pipeline(config):
                   latest_model, trainer_pretrained, pusher]
     if config.trainer.train_random_baseline:
         components.append(trainer("random").with_id(BASELINE_TRAINER_ID))
+    if config.trainer.train_cold_start_baseline:
+        components.append(trainer("pretrained").with_id(COLD_START_TRAINER_ID))
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

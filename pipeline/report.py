@@ -9,7 +9,7 @@ from tfx.orchestration import metadata
 
 from components.embedding_gen import checkpoint
 from pipeline import model
-from pipeline.pipeline import BASELINE_TRAINER_ID
+from pipeline.pipeline import BASELINE_TRAINER_ID, COLD_START_TRAINER_ID, TRAINER_ID
 
 
 def _latest_output(store, pipeline_name, node_id, type_name):
@@ -31,7 +31,8 @@ def summarize(config):
     if embedding is not None:
         summary["embedding_uri"] = embedding.uri
         summary["manifest"] = checkpoint.load_manifest(embedding.uri)
-    for node_id, key in (("EmbeddingTrainer", "pretrained"), (BASELINE_TRAINER_ID, "random")):
+    for node_id, key in ((TRAINER_ID, "pretrained"), (BASELINE_TRAINER_ID, "random"),
+                         (COLD_START_TRAINER_ID, "cold_start")):
         run = _latest_output(store, name, node_id, "ModelRun")
         if run is not None:
             with tf.io.gfile.GFile(os.path.join(run.uri, model.METRICS_FILE)) as f:
@@ -60,10 +61,15 @@ def format_summary(summary):
                          f"of corpus tokens have a pretrained vector")
         lines += [f"checkpoint shards:      {len(manifest['shards'])}",
                   f"embedding artifact:     {summary['embedding_uri']}"]
-    for key, label in (("pretrained", "pretrained embedding"), ("random", "random embedding")):
+    for key, label in (("pretrained", "pretrained embedding"), ("random", "random embedding"),
+                       ("cold_start", "cold start")):
         metrics = summary.get(f"{key}_metrics")
         if metrics:
             lines.append(f"eval accuracy, {label + ':':22s}{metrics['eval_accuracy']:.3f}")
+    warm_start = (summary.get("pretrained_metrics") or {}).get("warm_start")
+    if warm_start:
+        lines.append("embedding rows from:    " + ", ".join(
+            f"{source.replace('_', ' ')} {count}" for source, count in warm_start.items()))
     if summary.get("pushed_model"):
         lines.append(f"serving model:          {summary['pushed_model']}")
     lines.append(f"pipeline root:          {summary['pipeline_root']}")

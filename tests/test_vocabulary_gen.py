@@ -168,7 +168,11 @@ def test_bad_options_are_refused(tmp_path, options, message):
 def test_lookup_maps_tokens_to_lines_and_oov_to_buckets(tmp_path):
     path = tmp_path / "vocabulary.txt"
     path.write_bytes(b"5 the\n3 movie\n-1 <r>\n")
-    ids = lookup.apply_vocabulary(tf.ragged.constant([["movie", "the", "zzz"], ["<r>"]]),
-                                  str(path), num_oov_buckets=2)
+
+    @tf.function  # A graph of its own, as in a preprocessing_fn: tft annotates the graph.
+    def apply(tokens):
+        return lookup.apply_vocabulary(tokens, str(path), num_oov_buckets=2)
+
+    ids = apply(tf.ragged.constant([["movie", "the", "zzz"], ["<r>"]]))
     assert ids.to_list()[0][:2] == [1, 0] and ids.to_list()[0][2] in (3, 4)
     assert ids.to_list()[1] == [2]

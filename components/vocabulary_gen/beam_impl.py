@@ -7,9 +7,9 @@
 tft.vocabulary sends every token occurrence through the shuffle (11M elements for 100k documents).
 Here each bundle tokenizes its documents in batches, with the user's TensorFlow tokenize_fn (the
 same function the Transform graph runs, so tokens are identical by construction), and counts them
-in one Counter; only distinct tokens cross the shuffle, split by a stable hash into shards that
-are summed and ranked in parallel. Memory is bounded by the number of distinct tokens: a bundle's
-Counter, a shard's sum, and top_k entries (or the whole vocabulary without top_k) where the ranked
+in one table; only distinct tokens cross the shuffle, split by a stable hash into shards that are
+summed and ranked in parallel. Memory is bounded by the number of distinct tokens: a bundle's
+table, a shard's sum, and top_k entries (or the whole vocabulary without top_k) where the ranked
 shards meet to be written.
 """
 
@@ -25,11 +25,15 @@ from apache_beam.transforms import window
 from components.vocabulary_gen import vocabulary
 
 NUM_SHARDS = 8
-BATCH_SIZE = 256  # Documents per tokenize_fn call: small enough to keep the counting cache-warm.
+BATCH_SIZE = 1024  # Documents per tokenize_fn call.
 
 
 class _CountTokens(beam.DoFn):
-    """Counts a bundle's tokens; emits (shard, {token: count}) per shard when the bundle ends."""
+    """Counts a bundle's tokens; emits (shard, {token: count}) per shard when the bundle ends.
+
+    The counts live in a TensorFlow hash table: each batch is tokenized, reduced to distinct
+    tokens and added in one graph call, so no Python object is made per token occurrence.
+    """
 
     def __init__(self, tokenize_fn, max_tokens_per_document, num_shards, batch_size):
         self._tokenize_fn = tokenize_fn
@@ -38,18 +42,20 @@ class _CountTokens(beam.DoFn):
 
     def setup(self):
         tokenize_fn, max_tokens = self._tokenize_fn, self._max_tokens
+        table = tf.lookup.experimental.MutableHashTable(tf.string, tf.int64, default_value=0)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-        def tokens(documents):
-            ragged = tokenize_fn(documents)
+        def count(documents):
+            tokens = tokenize_fn(documents)
             if max_tokens is not None:
-                ragged = ragged[:, :max_tokens]
-            return ragged.flat_values
+                tokens = tokens[:, :max_tokens]
+            distinct, _, counts = tf.unique_with_counts(tokens.flat_values, out_idx=tf.int64)
+            table.insert(distinct, table.lookup(distinct) + counts)
 
-        self._tokens = tokens
+        self._table, self._count = table, count
 
     def start_bundle(self):
-        self._batch, self._counts = [], collections.Counter()
+        self._batch = []
 
     def process(self, document):
         self._batch.append(document)
@@ -58,18 +64,19 @@ class _CountTokens(beam.DoFn):
 
     def finish_bundle(self):
         self._count_batch()
+        tokens, counts = self._table.export()
+        self._table.remove(tokens)
         shards = [{} for _ in range(self._num_shards)]
-        for token, count in self._counts.items():
+        for token, count in zip(tokens.numpy().tolist(), counts.numpy().tolist()):
             if vocabulary.is_countable(token):
                 shards[zlib.crc32(token) % self._num_shards][token] = count
-        self._counts = None
-        for shard, counts in enumerate(shards):
-            if counts:
-                yield window.GlobalWindows.windowed_value((shard, counts))
+        for shard, shard_counts in enumerate(shards):
+            if shard_counts:
+                yield window.GlobalWindows.windowed_value((shard, shard_counts))
 
     def _count_batch(self):
         if self._batch:
-            self._counts.update(self._tokens(tf.constant(self._batch)).numpy().tolist())
+            self._count(tf.constant(self._batch))
             self._batch = []
 
 

@@ -12,7 +12,7 @@ VOCABULARY_KEY = "vocabulary"
 
 
 class Executor(transform_executor.Executor):
-    """With a vocabulary input, preprocessing_fn finds its file at custom_config["vocabulary_file"]."""
+    """With a vocabulary input, preprocessing_fn gets its path: custom_config["vocabulary_file"]."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         if input_dict.get(VOCABULARY_KEY):

@@ -4,6 +4,7 @@ Every case computes the same vocabulary twice, once with tft.vocabulary (tft_bea
 and once with WriteVocabulary, and wants the very same bytes.
 """
 
+import json
 import os
 
 import apache_beam as beam
@@ -12,8 +13,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+from tfx.types import artifact_utils, standard_artifacts
 
-from components.vocabulary_gen import beam_impl, lookup, vocabulary
+from components.types import Vocabulary
+from components.vocabulary_gen import beam_impl, executor, lookup, vocabulary
 from pipeline import preprocessing
 
 
@@ -176,3 +179,44 @@ def test_lookup_maps_tokens_to_lines_and_oov_to_buckets(tmp_path):
     ids = apply(tf.ragged.constant([["movie", "the", "zzz"], ["<r>"]]))
     assert ids.to_list()[0][:2] == [1, 0] and ids.to_list()[0][2] in (3, 4)
     assert ids.to_list()[1] == [2]
+
+
+def _examples(tmp_path, splits):
+    """An Examples artifact: {split: [{feature: text}]} as gzipped tf.Example TFRecords."""
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    examples.split_names = artifact_utils.encode_split_names(list(splits))
+    for split, rows in splits.items():
+        os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
+        path = os.path.join(examples.uri, f"Split-{split}", "data.gz")
+        with tf.io.TFRecordWriter(path, "GZIP") as writer:
+            for row in rows:
+                writer.write(tf.train.Example(features=tf.train.Features(feature={
+                    key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode()]))
+                    for key, text in row.items()})).SerializeToString())
+    return examples
+
+
+def _run_executor(tmp_path, examples, **properties):
+    output = Vocabulary()
+    output.uri = str(tmp_path / "vocabulary")
+    executor.Executor().Do(
+        {executor.EXAMPLES_KEY: [examples]}, {executor.VOCABULARY_KEY: [output]},
+        {"splits": json.dumps(["train"]), "text_feature": "text",
+         "tokenize_fn": "pipeline.preprocessing.tokenize", **properties})
+    return output
+
+
+def test_executor_counts_the_text_of_the_chosen_splits(tmp_path):
+    examples = _examples(tmp_path, {"train": [{"text": "B a b!"}, {"text": "c a b"}],
+                                    "eval": [{"text": "zzz zzz zzz zzz"}]})
+    output = _run_executor(tmp_path, examples, max_tokens_per_document=2)
+    with open(os.path.join(output.uri, vocabulary.VOCABULARY_FILE), "rb") as f:
+        assert f.read() == b"2 a\n1 c\n1 b\n"  # First 2 tokens of train documents only.
+    assert output.get_int_custom_property("vocabulary_size") == 3
+
+
+def test_executor_names_a_missing_text_feature(tmp_path):
+    examples = _examples(tmp_path, {"train": [{"body": "no text here"}]})
+    with pytest.raises(Exception, match="Split-train/\\*: an example has no bytes feature 'text'"):
+        _run_executor(tmp_path, examples)

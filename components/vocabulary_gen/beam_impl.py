@@ -56,6 +56,7 @@ class _CountTokens(beam.DoFn):
 
     def start_bundle(self):
         self._batch = []
+        self._drain()  # A retried bundle must not add to a failed attempt's counts.
 
     def process(self, document):
         self._batch.append(document)
@@ -64,15 +65,19 @@ class _CountTokens(beam.DoFn):
 
     def finish_bundle(self):
         self._count_batch()
-        tokens, counts = self._table.export()
-        self._table.remove(tokens)
         shards = [{} for _ in range(self._num_shards)]
-        for token, count in zip(tokens.numpy().tolist(), counts.numpy().tolist()):
+        for token, count in zip(*self._drain()):
             if vocabulary.is_countable(token):
                 shards[zlib.crc32(token) % self._num_shards][token] = count
         for shard, shard_counts in enumerate(shards):
             if shard_counts:
                 yield window.GlobalWindows.windowed_value((shard, shard_counts))
+
+    def _drain(self):
+        """Empties the table; returns its (tokens, counts) as lists."""
+        tokens, counts = self._table.export()
+        self._table.remove(tokens)
+        return tokens.numpy().tolist(), counts.numpy().tolist()
 
     def _count_batch(self):
         if self._batch:

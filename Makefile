@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo demo-retrain test sample clean venv bench-restore bench-ingest bench-warmstart
+.PHONY: demo demo-retrain test sample clean venv bench-restore bench-ingest bench-warmstart bench-vocab
 
 venv: $(STAMP)
 
@@ -36,6 +36,12 @@ test: $(STAMP)
 # Benchmarks: each writes benchmarks/results/<name>.json and prints its table.
 bench-restore: $(STAMP)
 	$(PY) -m benchmarks.bench_restore
+
+# The vocabulary benchmark: the project's Beam vocabulary vs tft.vocabulary, Keras adapt and a
+# Counter on a generated 100k-document corpus (benchmarks/work/), then 1M documents; writes
+# benchmarks/results/vocab.json. Several minutes; run it on an otherwise idle machine.
+bench-vocab: $(STAMP)
+	$(PY) benchmarks/bench_vocab.py
 
 # Regenerates the shipped sample (deterministic: the same files every time).
 sample: $(STAMP)

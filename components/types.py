@@ -10,3 +10,9 @@ class PretrainedEmbedding(artifact.Artifact):
     follow the vocabulary); manifest.json records that layout, the shards and fingerprints.
     """
     TYPE_NAME = "PretrainedEmbedding"
+
+
+class Vocabulary(artifact.Artifact):
+    """vocabulary.txt: `count token` lines, byte for byte what tft.vocabulary(store_frequency=True)
+    writes for the same tokens and options; line i is token id i (before the padding offset)."""
+    TYPE_NAME = "Vocabulary"

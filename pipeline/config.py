@@ -35,6 +35,11 @@ class TextConfig(_Section):
     num_oov_buckets: int = pydantic.Field(1, ge=1)
     vocabulary_splits: List[Literal["train", "eval"]] = pydantic.Field(["train"], min_length=1)
     """Splits whose text the vocabulary is computed over (labels are never read for it)."""
+    vocabulary: Literal["fast", "tft"] = "fast"
+    """fast: the VocabularyGen component before Transform; tft: tft.vocabulary inside Transform.
+    Both write the same file (top_k, frequency_threshold, counts); fast takes less time."""
+    max_tokens_per_document: Optional[int] = pydantic.Field(None, gt=0)
+    """Only the first tokens of each document count toward the vocabulary (all are still mapped)."""
 
 
 class EmbeddingConfig(_Section):

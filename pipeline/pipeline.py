@@ -1,5 +1,6 @@
-"""The TFX pipeline: ExampleGen -> StatisticsGen -> ImportSchemaGen -> Transform ->
-EmbeddingGen -> Trainer (embedding restored in the graph) -> Pusher."""
+"""The TFX pipeline: ExampleGen -> StatisticsGen -> ImportSchemaGen -> VocabularyGen (unless
+text.vocabulary is tft) -> Transform -> EmbeddingGen -> Trainer (embedding restored in the graph)
+-> Pusher."""
 
 import os
 
@@ -7,6 +8,8 @@ from tfx import v1 as tfx
 
 from components.embedding_gen.component import EmbeddingGen
 from components.embedding_trainer.component import EmbeddingTrainer
+from components.vocabulary_gen.component import VocabularyGen
+from components.vocabulary_transform.component import VocabularyTransform
 from pipeline import preprocessing
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -26,13 +29,28 @@ def create_pipeline(config):
             tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
-    transform = tfx.components.Transform(
+    components = [example_gen, statistics_gen, schema_gen]
+    vocabulary = None
+    if config.text.vocabulary == "fast":
+        vocabulary_gen = VocabularyGen(
+            examples=example_gen.outputs["examples"],
+            tokenize_fn="pipeline.preprocessing.tokenize",
+            splits=config.text.vocabulary_splits,
+            text_feature=preprocessing.TEXT_KEY,
+            top_k=config.text.top_k,
+            frequency_threshold=config.text.frequency_threshold,
+            max_tokens_per_document=config.text.max_tokens_per_document)
+        components.append(vocabulary_gen)
+        vocabulary = vocabulary_gen.outputs["vocabulary"]
+    transform = VocabularyTransform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
+        vocabulary=vocabulary,
         preprocessing_fn="pipeline.preprocessing.preprocessing_fn",
         splits_config=tfx.proto.SplitsConfig(analyze=config.text.vocabulary_splits,
                                              transform=["train", "eval"]),
-        custom_config=config.text.model_dump(exclude={"vocabulary_splits"}))
+        custom_config=config.text.model_dump(exclude={"vocabulary_splits", "vocabulary"}),
+    ).with_id("Transform")
     embedding_gen = EmbeddingGen(
         transform_graph=transform.outputs["transform_graph"],
         vectors_path=config.data.vectors,
@@ -71,8 +89,7 @@ def create_pipeline(config):
         model=trainer_pretrained.outputs["model"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
-    components = [example_gen, statistics_gen, schema_gen, transform, embedding_gen,
-                  latest_model, trainer_pretrained, pusher]
+    components += [transform, embedding_gen, latest_model, trainer_pretrained, pusher]
     if config.trainer.train_random_baseline:
         components.append(trainer("random").with_id(BASELINE_TRAINER_ID))
     if config.trainer.train_cold_start_baseline:

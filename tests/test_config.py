@@ -28,6 +28,7 @@ def test_shipped_configs_load():
 def test_defaults_fill_optional_sections(tmp_path):
     config = load_config(_write(tmp_path, GOOD))
     assert config.text.num_oov_buckets == 1 and config.trainer.trainable_embedding
+    assert config.text.vocabulary == "fast" and config.text.max_tokens_per_document is None
 
 
 @pytest.mark.parametrize("text, message", [
@@ -37,6 +38,8 @@ def test_defaults_fill_optional_sections(tmp_path):
     (GOOD + "embedding:\n  num_shards: 0\n", "embedding.num_shards: Input should be greater than 0"),
     (GOOD + "trainer:\n  trainable_embedding: 'yes'\n", "trainer.trainable_embedding"),
     (GOOD + "embedding:\n  format: word2vec_bin\n", "embedding.format"),
+    (GOOD + "text:\n  vocabulary: quick\n", "text.vocabulary: Input should be 'fast' or 'tft'"),
+    (GOOD + "text:\n  max_tokens_per_document: 0\n", "text.max_tokens_per_document"),
     (GOOD.replace("  vectors: data/sample/vectors/glove.sample.50d.txt\n", ""),
      "data.vectors: required key is missing"),
     ("- a\n- list\n", "expected a mapping"),

@@ -10,11 +10,13 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
 from components.embedding_gen import checkpoint
-from pipeline import sample_data
+from components.vocabulary_gen import vocabulary
+from pipeline import preprocessing, sample_data
 
 
 def _config(tmp_path, vectors, name="config.yaml"):
@@ -97,6 +99,23 @@ def test_trained_model_started_from_the_checkpoint_rows(pipeline_run):
     assert not np.array_equal(trained, pretrained)  # Trainable: rows moved...
     np.testing.assert_array_equal(trained[-1], pretrained[-1])  # ...but not the OOV row,
     assert (np.abs(trained - pretrained).max(axis=1) == 0).sum() > 0.2 * len(trained)  # nor eval-only tokens.
+
+
+def test_transform_graph_maps_with_the_vocabulary_gen_file(pipeline_run):
+    """The fast vocabulary is the TransformGraph's asset and EmbeddingGen's rows, byte for byte."""
+    tmp_path, _ = pipeline_run
+    store = _store(tmp_path)
+    [produced] = store.get_artifacts_by_type("Vocabulary")
+    [graph] = store.get_artifacts_by_type("TransformGraph")
+    [embedding] = store.get_artifacts_by_type("PretrainedEmbedding")
+    paths = [os.path.join(produced.uri, vocabulary.VOCABULARY_FILE),
+             tft.TFTransformOutput(graph.uri).vocabulary_file_by_name(
+                 preprocessing.VOCABULARY_NAME),
+             os.path.join(embedding.uri, checkpoint.VOCABULARY_FILE)]
+    contents = [open(path, "rb").read() for path in paths]
+    assert contents[0] == contents[1] == contents[2]
+    assert produced.custom_properties["vocabulary_size"].int_value == contents[0].count(b"\n")
+    assert contents[0].count(b"\n") > 100
 
 
 SERVING_PROBE = textwrap.dedent("""

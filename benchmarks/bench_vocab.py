@@ -1,0 +1,215 @@
+"""The vocabulary benchmark (`make bench-vocab`): the project's Beam vocabulary against the ways
+users compute one today, side by side in one run, on a 100,000-document corpus, top 50,000.
+
+  python benchmarks/bench_vocab.py            # all rows; writes benchmarks/results/vocab.json
+  python benchmarks/bench_vocab.py --case NAME CORPUS OUT   # one measurement, in this process
+
+Each row runs in a process of its own, the 100k rows 3 times in turn. seconds: the fastest
+run's wall time, start to exit, imports included (as in the anchors of DESIGN.md). peak_rss_mb:
+the largest VmHWM among the process and its children (Beam's worker processes), polled while it
+runs, over the runs. beam_floor and beam_floor_tf are the
+same 2-worker Beam job doing nothing (read, len, sum), without and with TensorFlow imported in
+its workers: the fixed cost under every Beam row. The corpora (like
+../shared/anchors/gen_corpus.py: 20-200 tokens per document, Zipf 1.07 over 200k types) are
+generated once into benchmarks/work/.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORK = os.path.join(ROOT, "benchmarks", "work")
+RESULTS = os.path.join(ROOT, "benchmarks", "results", "vocab.json")
+TOP_K = 50_000
+REPEATS = 3  # Of each 100k row: the fastest run counts (others' jobs only add time).
+BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+             "--direct_num_workers=2"]
+
+
+def generate_corpus(n_docs, path):
+    import numpy as np
+    rng = np.random.default_rng(1)
+    types = 200_000
+    p = 1.0 / np.arange(1, types + 1) ** 1.07
+    p /= p.sum()
+    words = np.array([f"tok{i}" for i in range(types)])
+    with open(path + ".tmp", "w") as f:
+        for start in range(0, n_docs, 10_000):
+            lengths = rng.integers(20, 200, size=min(10_000, n_docs - start))
+            ids = rng.choice(types, size=lengths.sum(), p=p)
+            bounds = np.cumsum(lengths)[:-1]
+            f.write("\n".join(" ".join(doc) for doc in np.split(words[ids], bounds)) + "\n")
+    os.rename(path + ".tmp", path)
+
+
+def run_project(corpus, out):
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from components.vocabulary_gen import beam_impl
+    from pipeline import preprocessing
+    with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as pipeline:
+        _ = (pipeline
+             | beam.io.ReadFromText(corpus, coder=beam.coders.BytesCoder())
+             | beam_impl.WriteVocabulary(out, preprocessing.tokenize, top_k=TOP_K,
+                                         store_frequency=True))
+
+
+def run_tft(corpus, out):
+    import tempfile
+    import apache_beam as beam
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+    from pipeline import preprocessing
+
+    def preprocessing_fn(inputs):
+        tft.vocabulary(preprocessing.tokenize(inputs["text"]), top_k=TOP_K,
+                       vocab_filename="vocab", store_frequency=True)
+        return {"text": inputs["text"]}
+
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
+        {"text": tf.io.FixedLenFeature([], tf.string)}))
+    with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as pipeline, \
+            tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=WORK)):
+        data = pipeline | beam.io.ReadFromText(corpus) | beam.Map(lambda line: {"text": line})
+        graph_dir, _ = (data, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        _ = graph_dir | beam.Map(lambda graph: tf.io.gfile.copy(
+            os.path.join(graph, "assets", "vocab"), out, overwrite=True))
+
+
+def run_keras_adapt(corpus, out):
+    import tensorflow as tf
+    layer = tf.keras.layers.TextVectorization(max_tokens=TOP_K, standardize=None)
+    layer.adapt(tf.data.TextLineDataset(corpus).batch(1024))
+
+
+def run_counter(corpus, out):
+    from collections import Counter
+    counts = Counter()
+    with open(corpus) as f:
+        for line in f:
+            counts.update(line.split())
+    _ = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:TOP_K]
+
+
+def run_beam_floor(corpus, out, import_tensorflow=False):
+    """The same Beam job with no work: read, len, sum. What any 2-worker DirectRunner job costs."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    class Length(beam.DoFn):
+        def setup(self):
+            if import_tensorflow:  # As any job running TF ops (the project's tokenizer) must.
+                import tensorflow  # noqa: F401
+
+        def process(self, line):
+            yield len(line)
+
+    with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as pipeline:
+        _ = (pipeline
+             | beam.io.ReadFromText(corpus, coder=beam.coders.BytesCoder())
+             | beam.ParDo(Length())
+             | beam.CombineGlobally(sum))
+
+
+CASES = {"project": run_project, "tft": run_tft, "keras_adapt": run_keras_adapt,
+         "counter": run_counter, "beam_floor": run_beam_floor,
+         "beam_floor_tf": lambda corpus, out: run_beam_floor(corpus, out, import_tensorflow=True)}
+
+
+def _peak_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM"))
+    except (OSError, StopIteration):  # Gone, or a zombie.
+        return 0.0
+
+
+def measure(name, case, corpus, out):
+    """Runs one case in a new process; returns its row (largest VmHWM over its process tree)."""
+    import psutil
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [ROOT, os.environ.get("PYTHONPATH")])), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    with open(os.path.join(WORK, f"{name}.log"), "w+") as log:  # Not a pipe: a full one stalls.
+        started = time.time()
+        process = subprocess.Popen([sys.executable, __file__, "--case", case, corpus, out],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT)
+        parent, peaks = psutil.Process(process.pid), {}
+        while process.poll() is None:
+            try:
+                tree = [parent] + parent.children(recursive=True)
+            except psutil.NoSuchProcess:
+                tree = []
+            for p in tree:
+                peaks[p.pid] = max(peaks.get(p.pid, 0.0), _peak_mb(p.pid))
+            time.sleep(0.05)
+        seconds = time.time() - started
+        log.seek(0)
+        output = log.read()
+    if process.returncode:
+        sys.exit(f"{name} failed:\n{output[-3000:]}")
+    reported = [line for line in output.splitlines() if line.startswith('{"peak_mb"')]
+    peaks[process.pid] = max(peaks.get(process.pid, 0.0), json.loads(reported[-1])["peak_mb"])
+    return {"name": name, "seconds": round(seconds, 2), "peak_rss_mb": round(max(peaks.values()))}
+
+
+def corpus_of(n_docs):
+    path = os.path.join(WORK, f"corpus_{n_docs}.txt")
+    if not os.path.exists(path):
+        print(f"generating {path}", flush=True)
+        generate_corpus(n_docs, path)
+    return path
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    corpus = corpus_of(100_000)
+    outputs = {case: os.path.join(WORK, f"vocab_{case}.txt") for case in CASES}
+    runs = {case: [] for case in CASES}
+    for _ in range(REPEATS):  # Round-robin, so a busy spell of the machine hits every case.
+        for case in CASES:
+            runs[case].append(measure(case, case, corpus, outputs[case]))
+            print(f"{case:14s} {runs[case][-1]['seconds']:8.2f} s "
+                  f"{runs[case][-1]['peak_rss_mb']:6d} MB", flush=True)
+    rows = [{"name": case, "seconds": min(r["seconds"] for r in runs[case]),
+             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[case])} for case in CASES]
+    with open(outputs["project"], "rb") as ours, open(outputs["tft"], "rb") as theirs:
+        identical = ours.read() == theirs.read()
+    rows.append(measure("project_1m", "project", corpus_of(1_000_000),
+                        os.path.join(WORK, "vocab_project_1m.txt")))
+    by_name = {row["name"]: row for row in rows}
+    print(f"\n| job (top {TOP_K:,}) | seconds | peak RSS (MB) |\n| --- | --- | --- |")
+    for row in rows:
+        print(f"| {row['name']} | {row['seconds']:.2f} | {row['peak_rss_mb']} |")
+    project = by_name["project"]
+    print(f"\nidentical to tft.vocabulary's file: {identical}")
+    print(f"project / tft time:     {project['seconds'] / by_name['tft']['seconds']:.2f}x "
+          f"(target <= 0.2x)")
+    print(f"project / counter time: {project['seconds'] / by_name['counter']['seconds']:.2f}x "
+          f"(target <= 3x)")
+    print(f"1M / 100k peak RSS:     "
+          f"{by_name['project_1m']['peak_rss_mb'] / project['peak_rss_mb']:.2f}x "
+          f"(target <= 1.5x)")
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump({"identical_to_tft": identical, "rows": rows}, f, indent=2)
+        f.write("\n")
+    print(f"wrote {os.path.relpath(RESULTS, ROOT)}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--case", nargs=3, metavar=("NAME", "CORPUS", "OUT"))
+    args = parser.parse_args()
+    if args.case:
+        name, corpus, out = args.case
+        CASES[name](corpus, out)
+        print(json.dumps({"peak_mb": _peak_mb(os.getpid())}), flush=True)
+    else:
+        main()

@@ -1,0 +1,55 @@
+"""VocabularyGen's executor: reads the text of tf.Examples and writes the vocabulary with Beam."""
+
+import json
+import logging
+import os
+
+import apache_beam as beam
+import tensorflow as tf
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils
+from tfx.utils import import_utils
+
+from components.vocabulary_gen import beam_impl, vocabulary
+
+EXAMPLES_KEY = "examples"
+VOCABULARY_KEY = "vocabulary"
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Runs the Beam job on the runner given by the pipeline's beam_pipeline_args."""
+
+    def Do(self, input_dict, output_dict, exec_properties):
+        examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
+        output = artifact_utils.get_single_instance(output_dict[VOCABULARY_KEY])
+        module, _, name = exec_properties["tokenize_fn"].rpartition(".")
+        path = os.path.join(output.uri, vocabulary.VOCABULARY_FILE)
+        patterns = [os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+                    for split in json.loads(exec_properties["splits"])]
+        feature = exec_properties["text_feature"]
+        tf.io.gfile.makedirs(output.uri)
+        with self._make_beam_pipeline() as pipeline:
+            _ = (
+                [pipeline
+                 | f"Read[{pattern}]" >> beam.io.ReadFromTFRecord(pattern)
+                 | f"Text[{pattern}]" >> beam.FlatMap(_text, feature, pattern)
+                 for pattern in patterns]
+                | "Documents" >> beam.Flatten()
+                | "Vocabulary" >> beam_impl.WriteVocabulary(
+                    path, import_utils.import_func_from_module(module, name),
+                    top_k=exec_properties.get("top_k"),
+                    frequency_threshold=exec_properties.get("frequency_threshold"),
+                    max_tokens_per_document=exec_properties.get("max_tokens_per_document"),
+                    store_frequency=True))
+        with tf.io.gfile.GFile(path, "rb") as f:
+            size = f.read().count(b"\n")
+        output.set_int_custom_property("vocabulary_size", size)
+        logging.info("VocabularyGen: %d tokens written to %s", size, path)
+
+
+def _text(record, feature, pattern):
+    """The documents (values of the bytes feature) of one serialized tf.Example."""
+    values = tf.train.Example.FromString(record).features.feature.get(feature)
+    if values is None or values.WhichOneof("kind") != "bytes_list":
+        raise ValueError(f"{pattern}: an example has no bytes feature {feature!r}")
+    return values.bytes_list.value

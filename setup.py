@@ -11,6 +11,7 @@ setuptools.setup(
                                                "components.*"]),
     install_requires=[
         "tfx==1.16.0",
+        "kfp-pipeline-spec",  # For compiling the pipeline for Kubeflow Pipelines.
         "tf-keras==2.16.0",
         "dill",
         "pydantic>=2",

@@ -1,6 +1,12 @@
-"""Command line: python -m pipeline run --config configs/demo.yaml"""
+"""Command line: run the pipeline, compile it for Kubeflow, inspect an embedding artifact.
+
+    python -m pipeline run --config configs/demo.yaml
+    python -m pipeline compile --config configs/kubeflow.yaml --image IMAGE --output spec.json
+    python -m pipeline inspect ARTIFACT_DIR
+"""
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -9,31 +15,62 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT and the model use Keras
 
 
 def _run(args):
-    from tfx import v1 as tfx
-
-    from pipeline import report
+    from pipeline import report, runners
     from pipeline.config import load_config
-    from pipeline.pipeline import create_pipeline
 
     config = load_config(args.config)
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    runners.run_local(config)
     print("\n" + report.format_summary(report.summarize(config)))
+
+
+def _compile(args):
+    from pipeline import runners
+    from pipeline.config import load_config
+
+    output = runners.compile_kubeflow(load_config(args.config), args.image, args.output)
+    print(f"Kubeflow pipeline spec written to {output}")
+
+
+def _inspect(args):
+    from components.embedding_gen import checkpoint
+    from pipeline import report
+
+    manifest = checkpoint.load_manifest(args.artifact)
+    print(json.dumps(manifest, indent=2) if args.json else report.format_manifest(manifest))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=(
         "Pretrained word embeddings for TFX: vocabulary -> sharded checkpoint -> trainer."))
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the pipeline locally (LocalDagRunner, SQLite "
-                                          "metadata under the pipeline root, Beam DirectRunner)")
+
+    def command(name, text):
+        return commands.add_parser(name, help=text, description=text)
+
+    run = command("run", "run the pipeline here (LocalDagRunner, SQLite metadata under the "
+                         "pipeline root; Beam runner from the config's beam_pipeline_args)")
     run.add_argument("--config", required=True, help="YAML config, e.g. configs/demo.yaml")
     run.set_defaults(handler=_run)
+    compile_ = command("compile", "compile the pipeline for Kubeflow Pipelines (a v2 pipeline "
+                                  "spec JSON)")
+    compile_.add_argument("--config", required=True, help="YAML config, e.g. configs/kubeflow.yaml")
+    compile_.add_argument("--image", required=True,
+                          help="container image with this project installed, run by every step")
+    compile_.add_argument("--output", default="pipeline_spec.json", help="spec file to write")
+    compile_.set_defaults(handler=_compile)
+    inspect = command("inspect", "print an embedding artifact's manifest: shape, shards, "
+                                 "coverage, counts")
+    inspect.add_argument("artifact", help="the artifact's directory (EmbeddingGen output, or a "
+                                          "model's Format-Embedding)")
+    inspect.add_argument("--json", action="store_true", help="the whole manifest as JSON")
+    inspect.set_defaults(handler=_inspect)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from components.embedding_gen.checkpoint import CheckpointError
     from pipeline.config import ConfigError
     try:
         args.handler(args)
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:
         sys.exit(f"error: {e}")
 
 

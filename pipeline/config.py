@@ -74,12 +74,11 @@ class PipelineConfig(_Section):
     text: TextConfig = TextConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     trainer: TrainerConfig = TrainerConfig()
+    metadata_path: Optional[str] = None
+    """SQLite metadata store of local runs; by default metadata.sqlite under a local
+    pipeline_root (required when pipeline_root is remote)."""
     beam_pipeline_args: List[str] = ["--direct_running_mode=in_memory"]
     enable_cache: bool = True
-
-    @property
-    def metadata_path(self):
-        return os.path.join(self.pipeline_root, "metadata.sqlite")
 
 
 def _absolute(path):
@@ -103,7 +102,11 @@ def load_config(path):
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {_describe(err)}" for err in e.errors())
         raise ConfigError(f"{path}: {problems}") from None
+    metadata_path = config.metadata_path
+    if metadata_path is None and "://" not in config.pipeline_root:
+        metadata_path = os.path.join(config.pipeline_root, "metadata.sqlite")
     return config.model_copy(update={
+        "metadata_path": metadata_path and _absolute(metadata_path),
         "pipeline_root": _absolute(config.pipeline_root),
         "serving_dir": _absolute(config.serving_dir),
         "data": config.data.model_copy(update={

@@ -20,8 +20,21 @@ COLD_START_TRAINER_ID = "ColdStartTrainer"
 LATEST_MODEL_RESOLVER_ID = "LatestModelResolver"
 
 
-def create_pipeline(config):
-    """Builds the tfx Pipeline described by a validated PipelineConfig."""
+_LOCAL_METADATA = object()
+
+
+def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA):
+    """Builds the tfx Pipeline described by a validated PipelineConfig.
+
+    The metadata store is SQLite under the pipeline root unless another connection config is
+    given (None for orchestrators that bring their own, like Kubeflow).
+    """
+    if metadata_connection_config is _LOCAL_METADATA:
+        if not config.metadata_path:
+            raise ValueError(f"a local run needs a local metadata_path (pipeline_root "
+                             f"{config.pipeline_root} is remote)")
+        metadata_connection_config = (
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
     example_gen = tfx.components.CsvExampleGen(
         input_base=config.data.examples,
         input_config=tfx.proto.Input(splits=[
@@ -97,8 +110,7 @@ def create_pipeline(config):
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            config.metadata_path),
+        metadata_connection_config=metadata_connection_config,
         components=components,
         enable_cache=config.enable_cache,
         beam_pipeline_args=config.beam_pipeline_args)

@@ -8,6 +8,7 @@ from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
 from components.embedding_gen import checkpoint
+from components.types import PretrainedEmbedding
 from pipeline import model
 from pipeline.pipeline import BASELINE_TRAINER_ID, COLD_START_TRAINER_ID, TRAINER_ID
 
@@ -27,7 +28,7 @@ def summarize(config):
     store = metadata_store.MetadataStore(connection)
     name = config.pipeline_name
     summary = {}
-    embedding = _latest_output(store, name, "EmbeddingGen", "PretrainedEmbedding")
+    embedding = _latest_output(store, name, "EmbeddingGen", PretrainedEmbedding.TYPE_NAME)
     if embedding is not None:
         summary["embedding_uri"] = embedding.uri
         summary["manifest"] = checkpoint.load_manifest(embedding.uri)
@@ -44,22 +45,43 @@ def summarize(config):
     return summary
 
 
+def format_manifest(manifest):
+    """An embedding artifact's manifest, for people: shape, shards, coverage, counts."""
+    coverage = manifest.get("coverage", {})
+    rows, dimension = manifest["shape"]
+    reserved = manifest["reserved_rows"]
+    lines = [
+        f"vocabulary size:        {manifest['vocabulary_size']} tokens "
+        f"({rows} rows x {dimension} {manifest['dtype']}; padding row {reserved['padding_row']}, "
+        f"OOV rows {reserved['oov_rows'][0]}-{reserved['oov_rows'][1] - 1})",
+    ]
+    if "tokens_with_vector" in coverage:
+        lines.append(f"vocabulary coverage:    {coverage['tokens_with_vector']} tokens have a "
+                     f"pretrained vector ({100 * coverage['vocabulary_share']:.1f}%)")
+    if "corpus_token_share" in coverage:
+        lines.append(f"corpus token coverage:  {100 * coverage['corpus_token_share']:.1f}% "
+                     f"of corpus tokens have a pretrained vector")
+    sizes = [s["rows"][1] - s["rows"][0] for s in manifest["shards"]]
+    lines.append(f"checkpoint shards:      {len(sizes)} ({min(sizes)}-{max(sizes)} rows each)")
+    for name, value in sorted(manifest.get("counts", {}).items()):
+        lines.append(f"  {name.replace('_', ' ') + ':':30s}{value}")
+    if manifest.get("beam_counters"):
+        lines.append("Beam counters:          " + ", ".join(
+            f"{k}={v}" for k, v in sorted(manifest["beam_counters"].items())))
+    if manifest.get("source"):
+        source = manifest["source"]
+        lines.append(f"vectors:                {source['path']} ({source['format']}, "
+                     f"{source['dimension']} dimensions)")
+    if manifest.get("warm_start"):
+        lines.append("rows from:              " + ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in manifest["warm_start"].items()))
+    return "\n".join(lines)
+
+
 def format_summary(summary):
     lines = []
-    manifest = summary.get("manifest")
-    if manifest:
-        coverage = manifest["coverage"]
-        rows, dimension = manifest["shape"]
-        lines += [
-            f"vocabulary size:        {manifest['vocabulary_size']} tokens "
-            f"({rows} rows x {dimension} with padding and OOV)",
-            f"vocabulary coverage:    {coverage['tokens_with_vector']} tokens have a pretrained "
-            f"vector ({100 * coverage['vocabulary_share']:.1f}%)",
-        ]
-        if "corpus_token_share" in coverage:
-            lines.append(f"corpus token coverage:  {100 * coverage['corpus_token_share']:.1f}% "
-                         f"of corpus tokens have a pretrained vector")
-        lines += [f"checkpoint shards:      {len(manifest['shards'])}",
+    if summary.get("manifest"):
+        lines += [format_manifest(summary["manifest"]),
                   f"embedding artifact:     {summary['embedding_uri']}"]
     for key, label in (("pretrained", "pretrained embedding"), ("random", "random embedding"),
                        ("cold_start", "cold start")):

@@ -38,10 +38,7 @@ def vary_corpus(source, destination, drop_words):
 
 def run_twice(config, work_dir):
     """Runs the pipeline on the two corpora; returns the two runs' summaries."""
-    from tfx import v1 as tfx
-
-    from pipeline import report
-    from pipeline.pipeline import create_pipeline
+    from pipeline import report, runners
 
     summaries = []
     for run, drop in (("run1", NEW_WORDS), ("run2", GONE_WORDS)):
@@ -51,7 +48,7 @@ def run_twice(config, work_dir):
             "data": config.data.model_copy(update={"examples": corpus}),
             "trainer": config.trainer.model_copy(update={
                 "train_random_baseline": False, "train_cold_start_baseline": run == "run2"})})
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(run_config))
+        runners.run_local(run_config)
         summaries.append(report.summarize(run_config))
     return summaries
 

@@ -15,6 +15,7 @@ from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
 from components.embedding_gen import checkpoint
+from components.types import PretrainedEmbedding, Vocabulary
 from components.vocabulary_gen import vocabulary
 from pipeline import preprocessing, sample_data
 
@@ -72,7 +73,7 @@ def test_run_reports_what_it_built(pipeline_run):
 def test_trainer_gets_the_embedding_through_lineage(pipeline_run):
     tmp_path, _ = pipeline_run
     store = _store(tmp_path)
-    [embedding] = store.get_artifacts_by_type("PretrainedEmbedding")
+    [embedding] = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
     trainer_context = store.get_context_by_type_and_name("node", "test-pipeline.EmbeddingTrainer")
     [execution] = store.get_executions_by_context(trainer_context.id)
     inputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
@@ -87,7 +88,7 @@ def test_trained_model_started_from_the_checkpoint_rows(pipeline_run):
     """A token seen by no training example keeps its pretrained row in the exported model."""
     tmp_path, _ = pipeline_run
     store = _store(tmp_path)
-    [embedding] = store.get_artifacts_by_type("PretrainedEmbedding")
+    [embedding] = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
     [model] = store.get_artifacts_by_type("Model")
     pretrained = tf.train.load_variable(
         os.path.join(embedding.uri, checkpoint.CHECKPOINT_PREFIX), checkpoint.TENSOR_NAME)
@@ -105,9 +106,9 @@ def test_transform_graph_maps_with_the_vocabulary_gen_file(pipeline_run):
     """The fast vocabulary is the TransformGraph's asset and EmbeddingGen's rows, byte for byte."""
     tmp_path, _ = pipeline_run
     store = _store(tmp_path)
-    [produced] = store.get_artifacts_by_type("Vocabulary")
+    [produced] = store.get_artifacts_by_type(Vocabulary.TYPE_NAME)
     [graph] = store.get_artifacts_by_type("TransformGraph")
-    [embedding] = store.get_artifacts_by_type("PretrainedEmbedding")
+    [embedding] = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
     paths = [os.path.join(produced.uri, vocabulary.VOCABULARY_FILE),
              tft.TFTransformOutput(graph.uri).vocabulary_file_by_name(
                  preprocessing.VOCABULARY_NAME),
@@ -161,7 +162,7 @@ def test_bad_vector_file_fails_the_run_and_publishes_nothing(pipeline_run):
     assert f"{bad} line 2 (byte offset 20): expected 3 values after the token, found 2" \
         in result.stderr
     store = _store(tmp_path)
-    embeddings = store.get_artifacts_by_type("PretrainedEmbedding")
+    embeddings = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
     published = [a for a in embeddings if a.state == a.LIVE]
     assert len(published) == 1  # Only the first run's.
     for artifact in embeddings:

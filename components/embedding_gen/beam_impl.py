@@ -26,7 +26,7 @@ import tensorflow as tf
 from components.embedding_gen import checkpoint, vectors
 from components.embedding_gen.vocabulary import read_vocabulary
 
-_NAMESPACE = "embedding_gen"
+NAMESPACE = "embedding_gen"
 # Matched vectors are saved once a range has gathered this many bytes of them.
 _SAVE_BYTES = 32 << 20
 RANGE_BYTES = 32 << 20
@@ -52,9 +52,9 @@ class _ParseRange(_VocabularyDoFn):
         super().__init__(vocabulary_path, has_counts)
         self._source, self._layout, self._bounds = source, layout, np.asarray(bounds)
         self._case_fold, self._invalid_utf8, self._work_dir = case_fold, invalid_utf8, work_dir
-        self._rows_read = beam.metrics.Metrics.counter(_NAMESPACE, "vector_rows_read")
-        self._rows_matched = beam.metrics.Metrics.counter(_NAMESPACE, "vector_rows_matched")
-        self._replaced = beam.metrics.Metrics.counter(_NAMESPACE, "invalid_utf8_replaced")
+        self._rows_read = beam.metrics.Metrics.counter(NAMESPACE, "vector_rows_read")
+        self._rows_matched = beam.metrics.Metrics.counter(NAMESPACE, "vector_rows_matched")
+        self._replaced = beam.metrics.Metrics.counter(NAMESPACE, "invalid_utf8_replaced")
 
     def setup(self):
         super().setup()
@@ -118,10 +118,10 @@ class _WriteShard(_VocabularyDoFn):
         super().__init__(vocabulary_path, has_counts)
         self._layout, self._bounds, self._dimension = layout, bounds, dimension
         self._init_scale, self._work_dir = init_scale, work_dir
-        self._shards_written = beam.metrics.Metrics.counter(_NAMESPACE, "shards_written")
-        self._duplicates = beam.metrics.Metrics.counter(_NAMESPACE, "duplicate_tokens")
-        self._initialized = beam.metrics.Metrics.counter(_NAMESPACE, "rows_initialized")
-        self._case_folded = beam.metrics.Metrics.counter(_NAMESPACE, "case_folded_matches")
+        self._shards_written = beam.metrics.Metrics.counter(NAMESPACE, "shards_written")
+        self._duplicates = beam.metrics.Metrics.counter(NAMESPACE, "duplicate_tokens")
+        self._initialized = beam.metrics.Metrics.counter(NAMESPACE, "rows_initialized")
+        self._case_folded = beam.metrics.Metrics.counter(NAMESPACE, "case_folded_matches")
 
     def process(self, shard_and_paths):
         shard, paths = shard_and_paths

@@ -111,6 +111,8 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
     except Exception as e:  # Beam wraps a worker's error; surface ours as it was raised.
         _reraise_own_error(e)
         raise
+    counters = _beam_counters(pipeline)
+    logging.info("EmbeddingGen Beam counters: %s", counters)
     results = _read_json(reports_path)
     shard_reports = [r for r in results if isinstance(r, dict)]
     ranges = sorted(tuple(r) for r in results if not isinstance(r, dict))
@@ -132,6 +134,7 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
     manifest = _manifest(source, vocabulary_path, has_counts, layout, shape, shard_reports,
                          ranges, counts)
     manifest["files"] = checkpoint.file_sizes(staging, checkpoint.CHECKPOINT_DIR)
+    manifest["beam_counters"] = counters
     return manifest
 
 
@@ -191,6 +194,17 @@ def _write_projector(staging, layout, tokens, published_prefix):
     with tf.io.gfile.GFile(os.path.join(directory, "projector_config.pbtxt"), "w") as f:
         f.write('model_checkpoint_path: "%s"\nembeddings {\n  tensor_name: "%s"\n'
                 '  metadata_path: "metadata.tsv"\n}\n' % (published_prefix, checkpoint.TENSOR_NAME))
+
+
+def _beam_counters(pipeline):
+    """The job's counters (rows read, matched, shards written...) as the runner reports them."""
+    result = getattr(pipeline, "result", None)
+    if result is None:
+        return {}
+    query = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(
+        beam_impl.NAMESPACE))
+    return {c.key.metric.name: c.committed for c in sorted(
+        query["counters"], key=lambda c: c.key.metric.name)}
 
 
 def _write_json(value, path):

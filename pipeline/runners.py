@@ -1,0 +1,57 @@
+"""The ways to run the pipeline: locally (LocalDagRunner) or compiled for Kubeflow Pipelines.
+
+Where Beam work runs is the config's `beam_pipeline_args` (DirectRunner by default; see
+configs/dataflow.yaml, flink.yaml, spark.yaml), whichever orchestrator runs the pipeline.
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import time
+
+from tfx import v1 as tfx
+
+from pipeline.pipeline import create_pipeline
+
+@contextlib.contextmanager
+def metadata_lock(metadata_path):
+    """Holds an exclusive lock beside the local metadata store while a run uses it.
+
+    Two runs started at once on one pipeline would race on its SQLite store and on the cache;
+    with the lock the second waits, then runs and takes what it can from the cache.
+    """
+    os.makedirs(os.path.dirname(metadata_path), exist_ok=True)
+    with open(metadata_path + ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.info("Another run holds %s; waiting for it to finish", lock.name)
+            started = time.monotonic()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            logging.info("Got %s after %.0fs", lock.name, time.monotonic() - started)
+        yield
+
+
+def run_local(config):
+    """Runs the pipeline with LocalDagRunner and the config's SQLite metadata store."""
+    pipeline = create_pipeline(config)
+    with metadata_lock(config.metadata_path):
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+
+
+def compile_kubeflow(config, image, output_file):
+    """Writes the Kubeflow Pipelines (v2) spec of the pipeline to output_file.
+
+    The components run in image, which must have this project installed; Kubeflow keeps the
+    metadata, so the config's SQLite store is not used. Paths in the config must be reachable
+    from the cluster (gs://, s3://...).
+    """
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
+        output_dir=os.path.dirname(os.path.abspath(output_file)),
+        output_filename=os.path.basename(output_file))
+    runner.run(create_pipeline(config, metadata_connection_config=None))
+    return output_file

@@ -1,0 +1,108 @@
+"""Every way of running it, short of a cluster: runner configs, the Kubeflow spec, the CLI."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from apache_beam.options import pipeline_options
+
+from components.embedding_gen.executor import build_embedding
+from pipeline import runners
+from pipeline.config import load_config
+from pipeline.pipeline import create_pipeline
+from tests.conftest import write_vocabulary
+
+
+@pytest.mark.parametrize("config_file, runner, options", [
+    ("configs/dataflow.yaml", "DataflowRunner", {
+        pipeline_options.GoogleCloudOptions: {"project": "my-project", "region": "us-central1",
+                                              "temp_location": "gs://my-bucket/tmp"},
+        pipeline_options.SetupOptions: {"setup_file": "./setup.py"},
+        pipeline_options.WorkerOptions: {"max_num_workers": 32}}),
+    ("configs/flink.yaml", "FlinkRunner", {
+        pipeline_options.FlinkRunnerOptions: {"flink_master": "flink-jobmanager:8081",
+                                              "parallelism": 16},
+        pipeline_options.PortableOptions: {"environment_type": "EXTERNAL"}}),
+    ("configs/spark.yaml", "SparkRunner", {
+        pipeline_options.SparkRunnerOptions: {"spark_master_url": "spark://spark-master:7077"},
+        pipeline_options.PortableOptions: {"environment_type": "DOCKER"}}),
+    ("configs/kubeflow.yaml", "DataflowRunner", {
+        pipeline_options.GoogleCloudOptions: {"project": "my-project"}}),
+    ("configs/demo.yaml", "DirectRunner", {
+        pipeline_options.DirectOptions: {"direct_running_mode": "multi_processing",
+                                         "direct_num_workers": 2}}),
+])
+def test_runner_configs_give_beam_the_right_options(config_file, runner, options):
+    config = load_config(config_file)
+    args = create_pipeline(config, metadata_connection_config=None).beam_pipeline_args
+    assert args == config.beam_pipeline_args
+    parsed = pipeline_options.PipelineOptions(args)
+    assert (parsed.view_as(pipeline_options.StandardOptions).runner or "DirectRunner") == runner
+    for view, expected in options.items():
+        for name, value in expected.items():
+            assert getattr(parsed.view_as(view), name) == value, name
+    if runner != "DirectRunner":  # A cluster cannot read this machine's paths.
+        assert all("://" in p for p in (config.pipeline_root, config.data.examples,
+                                        config.data.vectors, config.serving_dir))
+
+
+def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
+    config = load_config("configs/kubeflow.yaml")
+    output = runners.compile_kubeflow(config, "registry/embeddings:1", str(tmp_path / "spec.json"))
+    with open(output) as f:
+        spec = json.load(f)["pipelineSpec"]
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "VocabularyGen",
+                          "Transform", "EmbeddingGen", "LatestModelResolver",
+                          "EmbeddingTrainer", "Pusher"}
+
+    def parameter(task, name):
+        [value] = tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"].values()
+        return value
+
+    assert parameter("EmbeddingGen", "vectors_path") == config.data.vectors
+    assert int(parameter("EmbeddingGen", "max_shard_bytes")) == 256 * 2**20
+    assert parameter("EmbeddingTrainer", "run_fn") == "pipeline.model.run_fn"
+    assert json.loads(parameter("EmbeddingTrainer", "custom_config"))["epochs"] == 10
+    assert parameter("Transform", "preprocessing_fn") == "pipeline.preprocessing.preprocessing_fn"
+    assert "embedding" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
+    assert "base_model" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
+    executors = spec["deploymentSpec"]["executors"]
+    embedding_gen = executors["EmbeddingGen_executor"]["container"]
+    assert embedding_gen["image"] == "registry/embeddings:1"
+    assert "components.embedding_gen.executor.Executor" in embedding_gen["args"]
+    assert "--runner=DataflowRunner" in embedding_gen["args"]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
+                          text=True)
+
+
+@pytest.mark.parametrize("command, words", [
+    ("run", ["--config", "LocalDagRunner"]),
+    ("compile", ["--config", "--image", "--output", "Kubeflow"]),
+    ("inspect", ["artifact", "--json", "manifest"]),
+])
+def test_every_command_has_help(command, words):
+    result = _cli(command, "--help")
+    assert result.returncode == 0
+    for word in words:
+        assert word in result.stdout
+
+
+def test_inspect_prints_the_manifest(tmp_path, small_vectors):
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1", "w2", "nope"])
+    build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"), num_shards=2)
+    result = _cli("inspect", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    for text in ("vocabulary size:        3 tokens (5 rows x 6 float32; padding row 0, OOV rows 4-4)",
+                 "vocabulary coverage:    2 tokens have a pretrained vector (66.7%)",
+                 "checkpoint shards:      2 (2-3 rows each)", "initialized token rows:       1",
+                 "vector_rows_matched=2"):
+        assert text in result.stdout
+    as_json = json.loads(_cli("inspect", "--json", str(tmp_path / "out")).stdout)
+    assert as_json["shape"] == [5, 6]
+    result = _cli("inspect", str(tmp_path))
+    assert result.returncode != 0 and "was never published" in result.stderr

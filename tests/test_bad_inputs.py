@@ -1,0 +1,119 @@
+"""Bad input, in one table: each case gets an error that names the file (or the config key) and
+the problem, and publishes nothing."""
+
+import os
+import struct
+
+import pytest
+
+from components.embedding_gen import checkpoint, restore
+from components.embedding_gen.executor import build_embedding
+from pipeline.config import ConfigError, load_config
+from pipeline.pipeline import create_pipeline
+from tests.conftest import write_vocabulary
+
+CONFIG = ("pipeline_name: p\npipeline_root: {root}\nserving_dir: s\n"
+          "data: {{examples: e, vectors: v}}\n")
+
+
+def _vectors(tmp_path, content, name="vectors.txt"):
+    path = tmp_path / name
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    return str(path)
+
+
+def _binary(rows, dim, records):
+    return f"{rows} {dim}\n".encode() + b"".join(
+        token + b" " + struct.pack(f"<{len(values)}f", *values) for token, values in records)
+
+
+# name, vector file content (None: no file), vocabulary tokens, expected error (after the path)
+VECTOR_CASES = [
+    ("rows of different dimensions", "a 1 2 3\nb 1 2\n", None,
+     "line 2 (byte offset 8): expected 3 values after the token, found 2"),
+    ("a non-numeric value", "a 1 2 3\nb 1 two 3\n", None,
+     "line 2 (byte offset 8): value 'two' is not a number"),
+    ("NaN", "a 1 2 3\nb nan 2 3\n", None, "line 2 (byte offset 8): value 'nan' is not a finite"),
+    ("Inf", "a 1 2 3\nb 1 inf 3\n", None, "line 2 (byte offset 8): value 'inf' is not a finite"),
+    ("an empty file", "", None, "the vector file is empty"),
+    ("a missing file", None, None, "pretrained vector file not found"),
+    ("a header with more rows than the body", "3 2\na 1 2\nb 1 2\n", None,
+     "line 1: the header announces 3 rows, the file has 2"),
+    ("a truncated binary file", _binary(2, 2, [(b"a", [1, 2]), (b"b", [3, 4])])[:-3], None,
+     "truncated record"),
+    ("invalid UTF-8 in a token", b"a 1 2\n\xff\xfe 1 2\n", ["a", "b"], "not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize("name, content, tokens, error", VECTOR_CASES,
+                         ids=[c[0] for c in VECTOR_CASES])
+def test_bad_vector_files(tmp_path, name, content, tokens, error):
+    path = str(tmp_path / "missing.txt") if content is None else _vectors(tmp_path, content)
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", tokens or ["a", "b"])
+    out = tmp_path / "out"
+    with pytest.raises(ValueError) as raised:
+        build_embedding(str(vocabulary), path, str(out))
+    assert str(raised.value).startswith(path) and error in str(raised.value)
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_a_malformed_vocabulary_file(tmp_path, small_vectors):
+    vocabulary = tmp_path / "vocab.txt"
+    vocabulary.write_text("3 w1\nw2\n")
+    with pytest.raises(ValueError, match=f"{vocabulary} line 2: expected 'count token'"):
+        build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_output_path(tmp_path, small_vectors):
+    (tmp_path / "a_file").write_text("")
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1"])
+    with pytest.raises(Exception, match="a_file"):
+        build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "a_file" / "out"))
+
+
+@pytest.fixture
+def artifact(tmp_path, small_vectors):
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1", "w2", "w3"])
+    out = str(tmp_path / "artifact")
+    build_embedding(str(vocabulary), small_vectors[0], out, num_shards=2)
+    return out
+
+
+def test_a_vocabulary_that_does_not_match_the_checkpoint(tmp_path, artifact):
+    other = write_vocabulary(tmp_path / "other.txt", ["w2", "w1", "w3"])
+
+    class TransformOutput:  # The one method of tft.TFTransformOutput the check uses.
+        def vocabulary_file_by_name(self, name):
+            return str(other)
+
+    with pytest.raises(checkpoint.CheckpointError, match="built for another vocabulary"):
+        restore.pretrained_embedding(artifact, transform_output=TransformOutput())
+
+
+def test_a_truncated_checkpoint(artifact):
+    data = os.path.join(artifact, "checkpoint", "embeddings.data-00000-of-00002")
+    with open(data, "r+b") as f:
+        f.truncate(10)
+    with pytest.raises(checkpoint.CheckpointError, match="data-00000-of-00002 has 10 bytes"):
+        restore.pretrained_embedding(artifact)
+
+
+@pytest.mark.parametrize("extra, error", [
+    ("embedding: {num_shards: -1}\n", "embedding.num_shards: Input should be greater than 0"),
+    ("text: {max_tokens: many}\n", "text.max_tokens: Input should be a valid integer"),
+    ("trainer: {epoch: 3}\n", "trainer.epoch: unknown key"),
+    ("beam_pipeline_args: --runner=DirectRunner\n", "beam_pipeline_args: Input should be a valid list"),
+])
+def test_bad_configs(tmp_path, extra, error):
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG.format(root="r") + extra)
+    with pytest.raises(ConfigError, match=f"^{path}: {error}"):
+        load_config(str(path))
+
+
+def test_a_remote_root_without_a_local_metadata_store(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG.format(root="gs://bucket/root"))
+    with pytest.raises(ValueError, match="a local run needs a local metadata_path"):
+        create_pipeline(load_config(str(path)))

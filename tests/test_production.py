@@ -1,0 +1,131 @@
+"""Runs as production has them, through LocalDagRunner: concurrent and repeated runs, a Beam
+DirectRunner with worker processes, and a run killed in the middle of EmbeddingGen."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+from components.embedding_gen import checkpoint, restore
+from components.types import PretrainedEmbedding
+from pipeline import sample_data
+
+UPSTREAM = ("CsvExampleGen", "StatisticsGen", "VocabularyGen", "Transform", "EmbeddingGen")
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sample")
+    sample_data.write_sample(str(path), n_train=80, n_eval=40)
+    return path
+
+
+def _config(tmp_path, sample, beam_args, vectors=None):
+    path = tmp_path / "config.yaml"
+    path.write_text(textwrap.dedent(f"""
+        pipeline_name: production
+        pipeline_root: {tmp_path}/root
+        serving_dir: {tmp_path}/serving
+        data:
+          examples: {sample}/corpus
+          vectors: {vectors or f"{sample}/vectors/glove.sample.50d.txt"}
+        text: {{max_tokens: 16, vocabulary_splits: [train, eval]}}
+        trainer: {{epochs: 1, batch_size: 16}}
+        beam_pipeline_args: {beam_args}
+    """))
+    return str(path)
+
+
+def _start(config, log):
+    """Starts a run; its output goes to a file (a pipe nobody reads would block it)."""
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", config],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _finish(run, log):
+    run.wait(timeout=900)
+    with open(log) as f:
+        output = f.read()
+    assert run.returncode == 0, output[-5000:]
+    return output
+
+
+def _store(tmp_path):
+    return metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(
+        str(tmp_path / "root" / "metadata.sqlite")))
+
+
+def _states(store, node):
+    context = store.get_context_by_type_and_name("node", f"production.{node}")
+    executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+    return [metadata_store_pb2.Execution.State.Name(e.last_known_state) for e in executions]
+
+
+def _assert_published_artifacts_verify(store):
+    live = [a for a in store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
+            if a.state == a.LIVE]
+    assert live
+    for artifact in live:
+        manifest = checkpoint.load_manifest(artifact.uri)
+        restore.check_files(artifact.uri, manifest)
+        checkpoint.verify(os.path.join(artifact.uri, manifest["checkpoint_prefix"]),
+                          manifest["shape"],
+                          [{"start": s["rows"][0], "stop": s["rows"][1], "sha256": s["sha256"]}
+                           for s in manifest["shards"]])
+
+
+def test_two_runs_at_once_with_beam_worker_processes(tmp_path, sample):
+    """Both finish; the second waits for the first, then reuses its cached results."""
+    config = _config(tmp_path, sample, "[--direct_running_mode=multi_processing, "
+                                       "--direct_num_workers=2]")
+    logs = [tmp_path / "run1.log", tmp_path / "run2.log"]
+    runs = [_start(config, log) for log in logs]
+    outputs = [_finish(run, log) for run, log in zip(runs, logs)]
+    assert sum("Another run holds" in output for output in outputs) == 1
+    store = _store(tmp_path)
+    for node in UPSTREAM:
+        assert _states(store, node) == ["COMPLETE", "CACHED"], node
+    assert _states(store, "EmbeddingTrainer") == ["COMPLETE", "COMPLETE"]  # New base_model.
+    _assert_published_artifacts_verify(store)
+    for output in outputs:  # The Beam counters of the EmbeddingGen run are in its log.
+        if "EmbeddingGen Beam counters" in output:
+            assert "'shards_written': 4" in output
+            break
+    else:
+        pytest.fail("no run logged EmbeddingGen's Beam counters")
+
+
+def test_sigkill_during_embedding_gen_then_rerun(tmp_path, sample):
+    # A bigger vector file, so that EmbeddingGen runs long enough to be caught in the middle.
+    vectors = tmp_path / "vectors.txt"
+    with open(sample / "vectors" / "glove.sample.50d.txt") as f:
+        rows = f.read()
+    with open(vectors, "w") as f:
+        f.write(rows)
+        for i in range(60_000):
+            f.write(f"extra{i} " + " ".join(["0.5"] * 50) + "\n")
+    config = _config(tmp_path, sample, "[--direct_running_mode=in_memory]", vectors)
+    run = _start(config, tmp_path / "killed.log")
+    deadline = time.monotonic() + 600
+    while not glob.glob(str(tmp_path / "root" / "EmbeddingGen" / "embedding" / "*" / ".staging-*")):
+        assert run.poll() is None and time.monotonic() < deadline, "EmbeddingGen never started"
+        time.sleep(0.05)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    [killed] = glob.glob(str(tmp_path / "root" / "EmbeddingGen" / "embedding" / "*"))
+    assert not os.path.exists(os.path.join(killed, checkpoint.MANIFEST_FILE))
+
+    _finish(_start(config, tmp_path / "rerun.log"), tmp_path / "rerun.log")
+    store = _store(tmp_path)
+    _assert_published_artifacts_verify(store)
+    with pytest.raises(checkpoint.CheckpointError, match="never published"):
+        restore.pretrained_embedding(killed)  # The killed run's output stays unpublished.

@@ -62,15 +62,8 @@ def main():
     print(f"wrote a {ROWS} x {DIMENSION} checkpoint in {SHARDS} shards "
           f"({time.monotonic() - started:.1f}s)", file=sys.stderr)
     matrix_mb = ROWS * DIMENSION * 4 / 2**20
-    rows = []
-    for mode in MODES:
-        measured = common.run_measured("benchmarks.bench_restore", mode, artifact)
-        rows.append({"name": mode, "seconds": round(measured["seconds"], 2),
-                     "peak_rss_delta_mb": round(measured["peak_rss_delta_mb"], 1),
-                     "x_matrix": round(measured["peak_rss_delta_mb"] / matrix_mb, 2)})
-    constant = next(r for r in rows if r["name"] == "tf_constant")
-    for row in rows:
-        row["x_tf_constant_time"] = round(row["seconds"] / constant["seconds"], 2)
+    rows = common.measure_growth("benchmarks.bench_restore", MODES, artifact, matrix_mb,
+                                 "tf_constant", "x_tf_constant_time")
     print(f"\nmatrix: {ROWS} x {DIMENSION} float32 = {matrix_mb:.0f} MB")
     common.write_table("restore", rows, ["name", "seconds", "peak_rss_delta_mb", "x_matrix",
                                          "x_tf_constant_time"], {"matrix_mb": round(matrix_mb, 1)})

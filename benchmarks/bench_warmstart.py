@@ -82,15 +82,8 @@ def main():
     print(f"wrote two {ROWS} x {DIMENSION} artifacts ({time.monotonic() - started:.1f}s)",
           file=sys.stderr)
     matrix_mb = ROWS * DIMENSION * 4 / 2**20
-    rows = []
-    for mode in MODES:
-        measured = common.run_measured("benchmarks.bench_warmstart", mode, work)
-        rows.append({"name": mode, "seconds": round(measured["seconds"], 2),
-                     "peak_rss_delta_mb": round(measured["peak_rss_delta_mb"], 1),
-                     "x_matrix": round(measured["peak_rss_delta_mb"] / matrix_mb, 2)})
-    anchor = rows[1]["seconds"]
-    for row in rows:
-        row["x_anchor_time"] = round(row["seconds"] / anchor, 2)
+    rows = common.measure_growth("benchmarks.bench_warmstart", MODES, work, matrix_mb,
+                                 "warmstart_embedding_matrix", "x_anchor_time")
     print(f"\nmatrix: {ROWS} x {DIMENSION} float32 = {matrix_mb:.0f} MB, 10% of tokens replaced")
     common.write_table("warmstart", rows,
                        ["name", "seconds", "peak_rss_delta_mb", "x_matrix", "x_anchor_time"],

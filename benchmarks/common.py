@@ -30,6 +30,21 @@ def run_measured(module, *args):
     return measured
 
 
+def measure_growth(module, modes, work, matrix_mb, anchor, time_ratio_key):
+    """Runs each mode of a benchmark module in its own process; rows with the peak RSS growth
+    as a multiple of the matrix and the time as a multiple of the anchor mode's."""
+    rows = []
+    for mode in modes:
+        measured = run_measured(module, mode, work)
+        rows.append({"name": mode, "seconds": round(measured["seconds"], 2),
+                     "peak_rss_delta_mb": round(measured["peak_rss_delta_mb"], 1),
+                     "x_matrix": round(measured["peak_rss_delta_mb"] / matrix_mb, 2)})
+    anchor_seconds = next(r["seconds"] for r in rows if r["name"] == anchor)
+    for row in rows:
+        row[time_ratio_key] = round(row["seconds"] / anchor_seconds, 2)
+    return rows
+
+
 def write_table(name, rows, columns, extra=None):
     """Prints rows as a Markdown table and writes results/<name>.json."""
     header = "| " + " | ".join(columns) + " |"

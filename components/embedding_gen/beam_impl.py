@@ -127,10 +127,7 @@ class _WriteShard(_VocabularyDoFn):
         shard, paths = shard_and_paths
         parts = [_load_rows(path) for path in sorted(p for p in paths if p is not None)]
         start, stop = self._bounds[shard], self._bounds[shard + 1]
-        matrix = checkpoint.initial_rows(self._layout.row_keys(start, stop, self._tokens),
-                                         self._dimension, self._init_scale)
-        if start == checkpoint.PADDING_ROW:
-            matrix[0] = 0.0
+        matrix = np.empty((stop - start, self._dimension), np.float32)
         found = np.zeros(0, np.int64)
         duplicates = case_folded = 0
         if parts:
@@ -146,6 +143,12 @@ class _WriteShard(_VocabularyDoFn):
             case_folded = int(folded[first].sum())
             duplicates = int((~folded).sum() - (len(found) - case_folded))
             matrix[found - start] = values[first]
+        missing = np.setdiff1d(np.arange(start, stop), found)  # Initializer rows: those only.
+        keys = self._layout.row_keys(start, stop, self._tokens)
+        matrix[missing - start] = checkpoint.initial_rows(
+            [keys[row - start] for row in missing], self._dimension, self._init_scale)
+        if start == checkpoint.PADDING_ROW:
+            matrix[0] = 0.0
         prefix = f"{self._work_dir}/shard-{shard:05d}/part"
         shape = (self._layout.num_rows, self._dimension)
         digest = checkpoint.write_slice(prefix, shape, start, matrix)

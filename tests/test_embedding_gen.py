@@ -11,7 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from google.protobuf import text_format
 from tensorboard.plugins import projector
 
-from components.embedding_gen import checkpoint, vectors
+from components.embedding_gen import checkpoint
 from components.embedding_gen.executor import build_embedding
 from tests.conftest import write_vocabulary
 
@@ -117,24 +117,3 @@ def test_manifest_fingerprints(tmp_path, small_vectors):
                                   "bytes": os.path.getsize(small_vectors[0])}
     with open(tmp_path / "out" / "manifest.json") as f:
         assert json.load(f) == manifest
-
-
-@pytest.mark.parametrize("content, error", [
-    ("w1 1 2 3\nw2 1 2\n", "line 2 (byte offset 9): expected 3 values after the token, found 2"),
-    ("", "the vector file is empty"),
-    ("3 2\nw1 1 2\nw2 1 2\n", "line 1: the header announces 3 rows, the file has 2"),
-])
-def test_bad_vector_file_publishes_nothing(tmp_path, content, error):
-    path = tmp_path / "bad.txt"
-    path.write_text(content)
-    with pytest.raises(vectors.VectorFileError) as raised:
-        _build(tmp_path, str(path))
-    assert str(raised.value).startswith(str(path)) and error in str(raised.value)
-    out = tmp_path / "out"
-    assert not out.exists() or os.listdir(out) == []
-
-
-def test_missing_vector_file(tmp_path):
-    with pytest.raises(vectors.VectorFileError, match="missing.txt: pretrained vector file not found"):
-        _build(tmp_path, str(tmp_path / "missing.txt"))
-    assert not (tmp_path / "out").exists()

@@ -116,7 +116,7 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
     results = _read_json(reports_path)
     shard_reports = [r for r in results if isinstance(r, dict)]
     ranges = sorted(tuple(r) for r in results if not isinstance(r, dict))
-    rows_read = sum(r[2] for r in ranges)
+    rows_read = sum(r[2] for r in ranges)  # (start, sha256, rows read, UTF-8 replaced) each
     if source.header_rows >= 0 and source.header_rows != rows_read:
         raise vectors.VectorFileError(f"{source.path} line 1: the header announces "
                                       f"{source.header_rows} rows, the file has {rows_read}")
@@ -131,14 +131,13 @@ def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layo
         f.write(b"".join(k + b"\n" for k in layout.row_keys(0, layout.num_rows, tokens)))
     _write_projector(staging, layout, tokens,
                      os.path.join(os.path.dirname(staging), checkpoint.CHECKPOINT_PREFIX))
-    manifest = _manifest(source, vocabulary_path, has_counts, layout, shape, shard_reports,
-                         ranges, counts)
-    manifest["files"] = checkpoint.file_sizes(staging, checkpoint.CHECKPOINT_DIR)
-    manifest["beam_counters"] = counters
-    return manifest
+    return _manifest(source, vocabulary_path, has_counts, layout, shape, shard_reports, ranges,
+                     rows_read, counts, counters,
+                     checkpoint.file_sizes(staging, checkpoint.CHECKPOINT_DIR))
 
 
-def _manifest(source, vocabulary_path, has_counts, layout, shape, shards, ranges, counts):
+def _manifest(source, vocabulary_path, has_counts, layout, shape, shards, ranges, rows_read,
+              counts, beam_counters, files):
     with_vector = sum(s["tokens_with_vector"] for s in shards)
     coverage = {"tokens_with_vector": with_vector,
                 "vocabulary_share": with_vector / layout.vocabulary_size}
@@ -159,7 +158,7 @@ def _manifest(source, vocabulary_path, has_counts, layout, shape, shards, ranges
                    for s in sorted(shards, key=lambda s: s["start"])],
         "coverage": coverage,
         "counts": {
-            "vector_rows_read": sum(r[2] for r in ranges),
+            "vector_rows_read": rows_read,
             "duplicate_tokens": sum(s["duplicates"] for s in shards),
             "case_folded_matches": sum(s["case_folded"] for s in shards),
             "invalid_utf8_tokens_replaced": sum(r[3] for r in ranges),
@@ -171,6 +170,8 @@ def _manifest(source, vocabulary_path, has_counts, layout, shape, shards, ranges
         },
         "source": {"path": source.path, "format": source.format,
                    "dimension": source.dimension, "bytes": source.size},
+        "files": files,
+        "beam_counters": beam_counters,
     }
 
 

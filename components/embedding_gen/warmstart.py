@@ -47,10 +47,6 @@ class WarmStartPlan:
     def previous_prefix(self):
         return os.path.join(self.previous_dir, self.previous["checkpoint_prefix"])
 
-    @property
-    def current_prefix(self):
-        return os.path.join(self.current_dir, self.current["checkpoint_prefix"])
-
     def counts(self):
         """How many rows come from each source."""
         fresh = self.old_rows < 0

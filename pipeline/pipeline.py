@@ -47,7 +47,7 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA):
     if config.text.vocabulary == "fast":
         vocabulary_gen = VocabularyGen(
             examples=example_gen.outputs["examples"],
-            tokenize_fn="pipeline.preprocessing.tokenize",
+            tokenize_fn="pipeline.text.tokenize",
             splits=config.text.vocabulary_splits,
             text_feature=preprocessing.TEXT_KEY,
             top_k=config.text.top_k,

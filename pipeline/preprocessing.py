@@ -1,31 +1,17 @@
-"""Text preprocessing, defined once: VocabularyGen runs `tokenize` on batches of documents to
-count tokens, Transform runs it to map them to ids, and the same graph is exported with the
-model, so vocabulary, training and serving see identical tokens."""
+"""The preprocessing_fn: token ids from the text rules of `text.tokenize` (the same function
+VocabularyGen counts with), mapped by the vocabulary; the graph is exported with the model, so
+vocabulary, training and serving see identical tokens."""
 
-import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.vocabulary_gen import lookup, vocabulary
+from pipeline.text import tokenize
 
 TEXT_KEY = "text"
 LABEL_KEY = "label"
 TOKEN_IDS_KEY = "token_ids"
 VOCABULARY_NAME = "tokens"
 PADDING_ID = 0
-
-_PUNCTUATION = r"""[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']"""
-
-
-def standardize(text):
-    """Lowercases, turns HTML line breaks into spaces and strips punctuation."""
-    text = tf.strings.lower(text, encoding="utf-8")
-    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
-    return tf.strings.regex_replace(text, _PUNCTUATION, "")
-
-
-def tokenize(text):
-    """A [batch] string tensor to a ragged [batch, None] tensor of tokens."""
-    return tf.strings.split(standardize(text))
 
 
 def preprocessing_fn(inputs, custom_config):

@@ -8,7 +8,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from components.vocabulary_gen import beam_impl, vocabulary
-from pipeline import preprocessing
+from pipeline import preprocessing, text
 
 TEXTS = ["A great movie, GREAT acting!", "dull plot<br />dull acting", "great great fun",
          "the end", ""]
@@ -33,7 +33,7 @@ def test_fast_and_tft_vocabularies_map_alike(tmp_path, max_tokens_per_document):
     file = str(tmp_path / vocabulary.VOCABULARY_FILE)
     with beam.Pipeline() as pipeline:
         _ = pipeline | beam.Create(TEXTS) | beam_impl.WriteVocabulary(
-            file, preprocessing.tokenize, top_k=6, frequency_threshold=1, store_frequency=True,
+            file, text.tokenize, top_k=6, frequency_threshold=1, store_frequency=True,
             max_tokens_per_document=max_tokens_per_document)
     fast = _transform_output(tmp_path / "fast",
                              {**config, vocabulary.VOCABULARY_FILE_CONFIG_KEY: file})

@@ -35,7 +35,8 @@ class VocabularyGen(base_beam_component.BaseBeamComponent):
     Args:
       examples: channel of tf.Example Examples (ExampleGen's output).
       tokenize_fn: module path of the function that maps a [batch] string tensor to a ragged
-        [batch, None] tensor of tokens: the one the preprocessing_fn uses, run here on batches.
+        [batch, None] tensor of tokens: the one the preprocessing_fn uses, run here on batches
+        (a `tokenizer.Tokenizer` runs in Arrow, without TensorFlow, where that is exact).
       splits: the splits whose text is counted.
       text_feature: the bytes feature holding the text.
       top_k, frequency_threshold: as for tft.vocabulary.

@@ -1,4 +1,7 @@
-"""VocabularyGen's executor: reads the text of tf.Examples and writes the vocabulary with Beam."""
+"""VocabularyGen's executor: reads the text of tf.Examples and writes the vocabulary with Beam.
+
+Its Beam workers decode the examples with tfx_bsl and need no TensorFlow where the tokenizer
+allows (see beam_impl)."""
 
 import json
 import logging
@@ -30,9 +33,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         tf.io.gfile.makedirs(output.uri)
         with self._make_beam_pipeline() as pipeline:
             _ = (
-                [pipeline
-                 | f"Read[{pattern}]" >> beam.io.ReadFromTFRecord(pattern)
-                 | f"Text[{pattern}]" >> beam.FlatMap(_text, feature, pattern)
+                [pipeline | f"Read[{pattern}]" >> beam_impl.ReadDocuments(pattern, feature)
                  for pattern in patterns]
                 | "Documents" >> beam.Flatten()
                 | "Vocabulary" >> beam_impl.WriteVocabulary(
@@ -46,10 +47,3 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         output.set_int_custom_property("vocabulary_size", size)
         logging.info("VocabularyGen: %d tokens written to %s", size, path)
 
-
-def _text(record, feature, pattern):
-    """The documents (values of the bytes feature) of one serialized tf.Example."""
-    values = tf.train.Example.FromString(record).features.feature.get(feature)
-    if values is None or values.WhichOneof("kind") != "bytes_list":
-        raise ValueError(f"{pattern}: an example has no bytes feature {feature!r}")
-    return values.bytes_list.value

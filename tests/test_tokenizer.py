@@ -1,0 +1,66 @@
+"""The text rules run by Arrow and by TensorFlow give the same tokens where Arrow runs them."""
+
+import random
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+import tensorflow as tf
+
+from components.vocabulary_gen import tokenizer
+from pipeline import text
+
+# Every ASCII character but NUL, and what the rules look for: line breaks in all spellings,
+# punctuation runs, whitespace runs.
+PIECES = [chr(i) for i in range(1, 128)] + [
+    "<br>", "<BR />", "<br\t/>", "<br/ >", "Word", "it's", "--", "...", " ", "  \t", "\n\r\x0b\x0c"]
+
+
+def _random_documents(count, seed=7):
+    rng = random.Random(seed)
+    documents = ["".join(rng.choice(PIECES) for _ in range(rng.randint(0, 30)))
+                 for _ in range(count)]
+    return documents + ["", " ", "\t\n", " leading and trailing ", "UPPER lower"]
+
+
+@pytest.mark.parametrize("max_tokens", [None, 1, 3])
+def test_arrow_and_tensorflow_tokens_are_the_same_on_plain_ascii(max_tokens):
+    documents = _random_documents(3000)
+    assert all(tokenizer.is_plain_ascii(d.encode()) for d in documents)
+    expected = text.tokenize(tf.constant(documents))
+    if max_tokens is not None:
+        expected = expected[:, :max_tokens]
+    ours = text.tokenize.tokenize_ascii(pa.array(documents, pa.large_string()), max_tokens)
+    assert [t.encode() for t in ours.to_pylist()] == expected.flat_values.numpy().tolist()
+    assert len(ours) > 2000  # The documents do make tokens.
+
+
+def test_only_plain_ascii_takes_the_arrow_path():
+    # NUL: tf.strings.lower stops there, Arrow would not.
+    assert tf.strings.lower("AB\0CD", encoding="utf-8").numpy() == b"ab"
+    assert tokenizer.is_plain_ascii(b"plain \x01\x7f text")
+    assert not tokenizer.is_plain_ascii(b"AB\0CD")
+    assert not tokenizer.is_plain_ascii("É".encode())
+
+
+def test_a_tokenizer_is_the_tensorflow_function():
+    tokens = text.tokenize(tf.constant(["The END.<br />It's", ""]))
+    assert tokens.to_list() == [[b"the", b"end", b"its"], []]
+
+
+def test_counting_plain_ascii_never_imports_tensorflow(tmp_path):
+    """A Beam worker that counts only plain ASCII text pays no TensorFlow import."""
+    path = tmp_path / "vocabulary.txt"
+    script = f"""
+import sys
+import apache_beam as beam
+from components.vocabulary_gen import beam_impl
+from pipeline import text
+with beam.Pipeline() as pipeline:
+    _ = (pipeline | beam.Create(["A b, b!", "c<br/>B"])
+         | beam_impl.WriteVocabulary({str(path)!r}, text.tokenize, store_frequency=True))
+assert "tensorflow" not in sys.modules, "TensorFlow was imported"
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    assert path.read_bytes() == b"3 b\n1 c\n1 a\n"

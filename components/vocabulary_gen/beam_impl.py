@@ -89,10 +89,7 @@ class _CountTokens(beam.DoFn):
         self._count_batch()
         counts = self._counts.table()
         self._counts = None
-        tokens = counts["token"]
-        counts = counts.filter(pc.and_(
-            pc.greater(pc.binary_length(tokens), 0),  # tft never counts these: a line is a token.
-            pc.invert(pc.or_(pc.match_substring(tokens, "\n"), pc.match_substring(tokens, "\r")))))
+        counts = counts.filter(vocabulary.countable(counts["token"]))
         logging.info("VocabularyGen: a bundle of %d documents counted: %d tokens, %d distinct",
                      self._bundle_documents, self._bundle_tokens, counts.num_rows)
         shards = np.fromiter((zlib.crc32(t) for t in counts["token"].to_pylist()), np.int64,

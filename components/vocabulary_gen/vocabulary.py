@@ -7,6 +7,8 @@ return are never counted (a line holds one token); a vocabulary that would be em
 placeholder, so lookup tables never initialize from an empty file.
 """
 
+import pyarrow.compute as pc
+
 VOCABULARY_FILE = "vocabulary.txt"
 # The custom_config key under which VocabularyTransform hands the file to the preprocessing_fn.
 VOCABULARY_FILE_CONFIG_KEY = "vocabulary_file"
@@ -14,9 +16,11 @@ VOCABULARY_FILE_CONFIG_KEY = "vocabulary_file"
 EMPTY_VOCABULARY_ENTRY = (1, b"49d0cd50-04bb-48c0-bc6f-5b575dce351a")
 
 
-def is_countable(token):
-    """False for the tokens tft drops: empty, or holding b"\\n" or b"\\r"."""
-    return bool(token) and b"\n" not in token and b"\r" not in token
+def countable(tokens):
+    """A mask of an Arrow binary array of tokens: False where tft drops one (empty, \\n, \\r)."""
+    return pc.and_(pc.greater(pc.binary_length(tokens), 0),
+                   pc.invert(pc.or_(pc.match_substring(tokens, "\n"),
+                                    pc.match_substring(tokens, "\r"))))
 
 
 def vocabulary_lines(ranked, *, top_k=None, reserved_tokens=None, store_frequency=False):

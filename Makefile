@@ -24,11 +24,11 @@ $(STAMP):
 
 # The main job on the shipped sample: local runner, SQLite metadata, Beam DirectRunner.
 demo: $(STAMP)
-	$(PY) -m pipeline run --config configs/demo.yaml
+	$(PY) -m tfx_embeddings.pipeline run --config configs/demo.yaml
 
 # Scheduled retraining: two runs, the second on a changed corpus, warm-started from the first.
 demo-retrain: $(STAMP)
-	$(PY) -m pipeline.retrain_demo --config configs/demo.yaml
+	$(PY) -m tfx_embeddings.pipeline.retrain_demo --config configs/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest tests -v --durations=10
@@ -45,7 +45,7 @@ bench-vocab: $(STAMP)
 
 # Regenerates the shipped sample (deterministic: the same files every time).
 sample: $(STAMP)
-	$(PY) -m pipeline.sample_data --out data/sample
+	$(PY) -m tfx_embeddings.pipeline.sample_data --out data/sample
 
 # Ingest benchmark: EmbeddingGen against gensim, the TF-Hub loop and pandas on a generated 1 GB
 # GloVe file (benchmarks/work/, generated once); writes benchmarks/results/ingest.json.

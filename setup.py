@@ -1,14 +1,25 @@
-"""Pretrained word embeddings for TFX pipelines: vocabulary -> sharded checkpoint -> trainer."""
+"""Pretrained word embeddings for TFX pipelines: vocabulary -> sharded checkpoint -> trainer.
+
+Everything installs under one import root, `tfx_embeddings`: the repository's top-level folders
+are its subpackages (components/ is tfx_embeddings.components, pipeline/ is
+tfx_embeddings.pipeline, schemas/ is tfx_embeddings.schemas), in the wheel and, through the
+editable install, in the checkout alike.
+"""
 
 import setuptools
 
+ROOT = "tfx_embeddings"
+SUBPACKAGES = ("components", "pipeline", "schemas")
+
 setuptools.setup(
     name="tfx-pretrained-embeddings",
-    version="0.1.0",
-    description=__doc__,
+    version="0.2.0",
+    description=__doc__.split("\n")[0],
     python_requires=">=3.10,<3.11",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "components",
-                                               "components.*"]),
+    packages=[ROOT] + [f"{ROOT}.{package}" for package in setuptools.find_packages(
+        include=[f"{name}{suffix}" for name in SUBPACKAGES for suffix in ("", ".*")])],
+    package_dir={ROOT: ROOT, **{f"{ROOT}.{name}": name for name in SUBPACKAGES}},
+    package_data={f"{ROOT}.schemas": ["*.pbtxt"]},
     install_requires=[
         "tfx==1.16.0",
         "kfp-pipeline-spec",  # For compiling the pipeline for Kubeflow Pipelines.
@@ -18,5 +29,5 @@ setuptools.setup(
         "pyyaml",
     ],
     extras_require={"test": ["pytest", "gensim", "pandas", "psutil"]},
-    entry_points={"console_scripts": ["tfx-embeddings=pipeline.__main__:main"]},
+    entry_points={"console_scripts": ["tfx-embeddings=tfx_embeddings.pipeline.__main__:main"]},
 )

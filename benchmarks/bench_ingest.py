@@ -95,7 +95,7 @@ def one(how, path, vocabulary):
     if how == "embeddinggen":
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
-        from components.embedding_gen.executor import build_embedding
+        from tfx_embeddings.components.embedding_gen.executor import build_embedding
         started = time.time()
         with tempfile.TemporaryDirectory(dir=WORK) as out:
             build_embedding(vocabulary, path, os.path.join(out, "embedding"),

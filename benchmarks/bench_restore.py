@@ -26,9 +26,10 @@ def measure(mode, artifact):
     import tensorflow as tf
     import tf_keras
 
-    from components.embedding_gen import checkpoint, restore
+    from tfx_embeddings.components.embedding_artifact import CHECKPOINT_PREFIX, TENSOR_NAME
+    from tfx_embeddings.components.embedding_trainer import restore
 
-    prefix = os.path.join(artifact, checkpoint.CHECKPOINT_PREFIX)
+    prefix = os.path.join(artifact, CHECKPOINT_PREFIX)
     tf.reduce_sum(tf.zeros([8]))  # Warm TF up before the baseline.
     before, started = common.peak_rss_mb(), time.monotonic()
     if mode == "project_restore":
@@ -36,14 +37,13 @@ def measure(mode, artifact):
         layer.build((None,))
         last = layer.partitions[-1]
     elif mode == "tf_constant":
-        last = tf.Variable(tf.constant(tf.train.load_variable(prefix, checkpoint.TENSOR_NAME)))
+        last = tf.Variable(tf.constant(tf.train.load_variable(prefix, TENSOR_NAME)))
     elif mode == "numpy_assign":
         last = tf.Variable(tf.zeros([ROWS, DIMENSION]))
-        last.assign(tf.train.load_variable(prefix, checkpoint.TENSOR_NAME))
+        last.assign(tf.train.load_variable(prefix, TENSOR_NAME))
     elif mode == "keras_constant":
         layer = tf_keras.layers.Embedding(ROWS, DIMENSION, embeddings_initializer=(
-            tf_keras.initializers.Constant(tf.train.load_variable(prefix,
-                                                                  checkpoint.TENSOR_NAME))))
+            tf_keras.initializers.Constant(tf.train.load_variable(prefix, TENSOR_NAME))))
         layer.build((None,))
         last = layer.embeddings
     # The variable is ready. A gather, as lookups read it: slicing would copy a variable whose

@@ -50,8 +50,8 @@ def generate_corpus(n_docs, path):
 def run_project(corpus, out):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-    from components.vocabulary_gen import beam_impl
-    from pipeline import text
+    from tfx_embeddings.components.vocabulary_gen import beam_impl
+    from tfx_embeddings.pipeline import text
     with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as pipeline:
         _ = (pipeline
              | beam.io.ReadFromText(corpus, coder=beam.coders.BytesCoder())
@@ -67,7 +67,7 @@ def run_tft(corpus, out):
     import tensorflow_transform.beam as tft_beam
     from apache_beam.options.pipeline_options import PipelineOptions
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
-    from pipeline import text
+    from tfx_embeddings.pipeline import text
 
     def preprocessing_fn(inputs):
         tft.vocabulary(text.tokenize(inputs["text"]), top_k=TOP_K,

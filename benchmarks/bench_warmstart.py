@@ -36,16 +36,15 @@ def measure(mode, work):
     import tensorflow as tf
     import tf_keras
 
-    from components.embedding_gen import checkpoint, restore
-
-    from components.embedding_gen import warmstart
+    from tfx_embeddings.components.embedding_artifact import CHECKPOINT_PREFIX, TENSOR_NAME
+    from tfx_embeddings.components.embedding_trainer import restore, warmstart
 
     tf.reduce_sum(tf.zeros([8]))  # Warm TF up before the baseline.
     previous_model = os.path.join(work, "previous_model", "Format-Serving")
     if mode == "export":  # What the previous run's trainer left: its trained embedding export.
         layer = restore.pretrained_embedding(os.path.join(work, "previous"))
         layer.build((None,))
-        warmstart.export_embedding(layer.partitions, os.path.join(work, "previous"),
+        warmstart.export_trained_embedding(layer.partitions, os.path.join(work, "previous"),
                                    os.path.dirname(previous_model))
         print(json.dumps({}))
         return
@@ -59,7 +58,7 @@ def measure(mode, work):
         old, new = _vocabularies()
         old, new = ["<pad>"] + old + ["<oov>"], ["<pad>"] + new + ["<oov>"]
         base = tf.train.load_variable(
-            os.path.join(work, "previous", checkpoint.CHECKPOINT_PREFIX), checkpoint.TENSOR_NAME)
+            os.path.join(work, "previous", CHECKPOINT_PREFIX), TENSOR_NAME)
         before, started = common.peak_rss_mb(), time.monotonic()
         last = tf_keras.utils.warmstart_embedding_matrix(
             base_vocabulary=old, new_vocabulary=new, base_embeddings=base,

@@ -63,51 +63,38 @@ def _cell(value):
 
 
 def write_random_artifact(out, rows, dimension, num_shards, tokens=None):
-    """An embedding artifact of a random matrix, written shard by shard with the project's
-    checkpoint writer (so memory stays one shard); returns its manifest.
+    """A published embedding artifact of a random matrix, written shard by shard with the
+    project's checkpoint writer (so memory stays one shard); returns its manifest.
 
-    With tokens (a list of str), it has a vocabulary and the pipeline's row layout (padding,
-    the tokens, one OOV row; rows is then ignored), every token marked as having a vector.
+    With tokens (a list of str) the vocabulary is those tokens (rows is then ignored), else
+    rows - 2 made-up ones; the layout is the padded one with one OOV row, every token marked as
+    having a vector.
     """
-    from components.embedding_gen import checkpoint
+    from tfx_embeddings.components import embedding_artifact
 
     os.makedirs(out, exist_ok=True)
-    manifest = {"format_version": checkpoint.FORMAT_VERSION,
-                "checkpoint_prefix": checkpoint.CHECKPOINT_PREFIX,
-                "tensor_name": checkpoint.TENSOR_NAME}
-    if tokens is not None:
-        layout = checkpoint.RowLayout(len(tokens), 1)
-        rows = layout.num_rows
-        with open(os.path.join(out, checkpoint.VOCABULARY_FILE), "w") as f:
-            f.writelines(f"1 {token}\n" for token in tokens)
-        has_vector = np.zeros(rows, bool)
-        has_vector[1:1 + len(tokens)] = True
-        with open(os.path.join(out, checkpoint.HAS_VECTOR_FILE), "wb") as f:
-            f.write(np.packbits(has_vector).tobytes())
-        with open(os.path.join(out, checkpoint.ROW_KEYS_FILE), "wb") as f:
-            f.writelines(key + b"\n" for key in layout.row_keys(
-                0, rows, [token.encode() for token in tokens]))
-        manifest.update({"vocabulary_file": checkpoint.VOCABULARY_FILE,
-                         "vocabulary_has_counts": True, "reserved_rows": layout.to_json(),
-                         "vocabulary_size": len(tokens), "fingerprints": {
-                             "vocabulary_sha256": checkpoint.file_sha256(
-                                 os.path.join(out, checkpoint.VOCABULARY_FILE))}})
-    shape = (rows, dimension)
-    bounds = checkpoint.shard_bounds(rows, num_shards)
-    shards = []
+    staging = embedding_artifact.staging_dir(out)
+    tokens = tokens if tokens is not None else [f"t{i}" for i in range(rows - 2)]
+    vocabulary = os.path.join(out, ".source_vocabulary.txt")
+    with open(vocabulary, "w") as f:
+        f.writelines(f"1 {token}\n" for token in tokens)
+    layout = embedding_artifact.RowLayout(embedding_artifact.PADDED, len(tokens), 1)
+    shape = (layout.num_rows, dimension)
+    bounds = embedding_artifact.shard_bounds(layout.num_rows, num_shards)
+    prefixes, shards = [], []
     for i in range(len(bounds) - 1):
         start, stop = bounds[i], bounds[i + 1]
         block = np.random.default_rng(i).standard_normal((stop - start, dimension), np.float32)
-        prefix = os.path.join(out, f".shard{i}", "part")
-        shards.append({"start": start, "stop": stop, "prefix": prefix,
-                       "sha256": checkpoint.write_slice(prefix, shape, start, block)})
+        prefixes.append(os.path.join(staging, f"shard{i}", "part"))
+        shards.append(embedding_artifact.Shard(start, stop, embedding_artifact.write_rows(
+            prefixes[-1], shape, start, block)))
         del block
-    checkpoint.merge_and_verify(shards, shape, os.path.join(out, checkpoint.CHECKPOINT_PREFIX))
-    manifest.update({
-        "shape": list(shape), "dtype": "float32",
-        "coverage": {"tokens_with_vector": len(tokens or ()) or rows, "vocabulary_share": 1.0},
-        "shards": [{"rows": [s["start"], s["stop"]], "sha256": s["sha256"]} for s in shards],
-        "files": checkpoint.file_sizes(out, checkpoint.CHECKPOINT_DIR)})
-    with open(os.path.join(out, checkpoint.MANIFEST_FILE), "w") as f:
-        json.dump(manifest, f)
+    embedding_artifact.merge(prefixes, shards, shape,
+                             os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX))
+    has_vector = np.ones(layout.num_rows, bool)
+    has_vector[[0, -1]] = False
+    manifest = embedding_artifact.publish(
+        staging, out, layout=layout, vocabulary_path=vocabulary, vocabulary_has_counts=True,
+        shards=shards, has_vector=has_vector)
+    os.remove(vocabulary)
     return manifest

@@ -1,8 +1,11 @@
 """Command line: run the pipeline, compile it for Kubeflow, inspect an embedding artifact.
 
-    python -m pipeline run --config configs/demo.yaml
-    python -m pipeline compile --config configs/kubeflow.yaml --image IMAGE --output spec.json
-    python -m pipeline inspect ARTIFACT_DIR
+    python -m tfx_embeddings.pipeline run --config configs/demo.yaml
+    python -m tfx_embeddings.pipeline compile --config configs/kubeflow.yaml --image IMAGE \
+        --output spec.json
+    python -m tfx_embeddings.pipeline inspect ARTIFACT_DIR
+
+(also installed as the `tfx-embeddings` command)
 """
 
 import argparse
@@ -15,8 +18,8 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT and the model use Keras
 
 
 def _run(args):
-    from pipeline import report, runners
-    from pipeline.config import load_config
+    from tfx_embeddings.pipeline import report, runners
+    from tfx_embeddings.pipeline.config import load_config
 
     config = load_config(args.config)
     runners.run_local(config)
@@ -24,23 +27,24 @@ def _run(args):
 
 
 def _compile(args):
-    from pipeline import runners
-    from pipeline.config import load_config
+    from tfx_embeddings.pipeline import runners
+    from tfx_embeddings.pipeline.config import load_config
 
     output = runners.compile_kubeflow(load_config(args.config), args.image, args.output)
     print(f"Kubeflow pipeline spec written to {output}")
 
 
 def _inspect(args):
-    from components.embedding_gen import checkpoint
-    from pipeline import report
+    from tfx_embeddings.components import embedding_artifact
+    from tfx_embeddings.pipeline import report
 
-    manifest = checkpoint.load_manifest(args.artifact)
-    print(json.dumps(manifest, indent=2) if args.json else report.format_manifest(manifest))
+    manifest = embedding_artifact.EmbeddingArtifact(args.artifact).manifest
+    print(json.dumps(manifest.to_json(), indent=2) if args.json
+          else report.format_manifest(manifest))
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=(
+    parser = argparse.ArgumentParser(prog="tfx-embeddings", description=(
         "Pretrained word embeddings for TFX: vocabulary -> sharded checkpoint -> trainer."))
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -66,8 +70,8 @@ def main(argv=None):
     inspect.set_defaults(handler=_inspect)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from components.embedding_gen.checkpoint import CheckpointError
-    from pipeline.config import ConfigError
+    from tfx_embeddings.components.embedding_artifact import CheckpointError
+    from tfx_embeddings.pipeline.config import ConfigError
     try:
         args.handler(args)
     except (ConfigError, CheckpointError) as e:

@@ -25,6 +25,9 @@ class DataConfig(_Section):
     vectors: str
     """Pretrained vector file (GloVe, word2vec text or binary, fastText .vec; plain, .gz or .bz2);
     any path tf.io.gfile opens."""
+    schema_file: str = "schema.pbtxt"
+    """The raw examples' schema: a file name alone names one shipped in the package (schemas/),
+    any other path is read where the step runs."""
 
 
 class TextConfig(_Section):

@@ -5,6 +5,7 @@ Dense(16, relu) -> Dense(1). The exported SavedModel takes raw inputs: `serving_
 serialized tf.Examples, `predict_text` takes a batch of strings; both run the Transform graph.
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -14,8 +15,9 @@ import tensorflow_transform as tft
 import tf_keras
 from tfx_bsl.public import tfxio
 
-from components.embedding_gen import checkpoint, restore, warmstart
-from pipeline import preprocessing
+import tfx_embeddings
+from tfx_embeddings.components.embedding_trainer import warmstart
+from tfx_embeddings.pipeline import preprocessing
 
 METRICS_FILE = "metrics.json"
 
@@ -43,12 +45,12 @@ def _dataset(file_pattern, data_accessor, tft_output, batch_size):
 
 
 def _embedding_layer(config, tft_output, base_model):
-    uri = config["embedding_uri"]
+    uri = config[tfx_embeddings.EMBEDDING_URI_KEY]
     if config.get("embedding_init", "pretrained") == "pretrained":
-        return restore.pretrained_embedding(
+        return tfx_embeddings.pretrained_embedding(
             uri, transform_output=tft_output, vocabulary_name=preprocessing.VOCABULARY_NAME,
             trainable=config.get("trainable_embedding", True), base_model=base_model)
-    rows, dimension = checkpoint.load_manifest(uri)["shape"]  # Same shape, random rows.
+    rows, dimension = tfx_embeddings.EmbeddingArtifact(uri).manifest.shape  # Random rows.
     tf_keras.utils.set_random_seed(0)
     return tf_keras.layers.Embedding(rows, dimension, mask_zero=True, name="embedding")
 
@@ -86,9 +88,9 @@ def run_fn(fn_args):
     embedding = _embedding_layer(config, tft_output, base_model)
     model = build_model(embedding, config["max_tokens"], config["learning_rate"])
     warm_start = getattr(embedding, "warm_start", None)
-    if base_model and warm_start and warm_start["previous_model"]:
-        warm_start["other_weights"] = len(
-            warmstart.restore_matching_weights(model, base_model, embedding))
+    if base_model and warm_start and warm_start.previous_model:
+        warm_start = dataclasses.replace(warm_start, other_weights=len(
+            warmstart.restore_matching_weights(model, base_model, embedding)))
     history = model.fit(train, epochs=config["epochs"], validation_data=evaluation, verbose=2,
               callbacks=[tf_keras.callbacks.TensorBoard(
                   log_dir=os.path.join(fn_args.model_run_dir, "logs"))])
@@ -97,12 +99,14 @@ def run_fn(fn_args):
                "eval_accuracy_by_epoch": [float(a) for a in history.history["val_accuracy"]],
                "eval_loss_by_epoch": [float(a) for a in history.history["val_loss"]],
                "embedding_init": config.get("embedding_init", "pretrained"),
-               "warm_start": warm_start, "epochs": config["epochs"]}
+               "warm_start": warm_start and dataclasses.asdict(warm_start),
+               "epochs": config["epochs"]}
     logging.info("Trainer: %s", metrics)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
     model.save(fn_args.serving_model_dir, save_format="tf",
                signatures=_signatures(model, tft_output))
     if pretrained:  # What the next scheduled run warm-starts from.
-        warmstart.export_embedding(embedding.partitions, config["embedding_uri"],
-                                   os.path.dirname(fn_args.serving_model_dir), warm_start)
+        tfx_embeddings.export_trained_embedding(
+            embedding.partitions, config[tfx_embeddings.EMBEDDING_URI_KEY],
+            os.path.dirname(fn_args.serving_model_dir), warm_start)

@@ -2,18 +2,15 @@
 text.vocabulary is tft) -> Transform -> EmbeddingGen -> Trainer (embedding restored in the graph)
 -> Pusher."""
 
-import os
-
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
-from components.embedding_gen.component import EmbeddingGen
-from components.embedding_trainer.component import EmbeddingTrainer
-from components.vocabulary_gen.component import VocabularyGen
-from components.vocabulary_transform.component import VocabularyTransform
-from pipeline import preprocessing
+from tfx_embeddings.components.embedding_gen.component import EmbeddingGen
+from tfx_embeddings.components.embedding_trainer.component import EmbeddingTrainer
+from tfx_embeddings.components.vocabulary_gen.component import VocabularyGen
+from tfx_embeddings.components.vocabulary_transform.component import VocabularyTransform
+from tfx_embeddings.pipeline import preprocessing, schema
 
-SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "schemas", "schema.pbtxt")
 TRAINER_ID = "EmbeddingTrainer"
 BASELINE_TRAINER_ID = "RandomInitTrainer"
 COLD_START_TRAINER_ID = "ColdStartTrainer"
@@ -41,13 +38,14 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA):
             tfx.proto.Input.Split(name="train", pattern="train/*"),
             tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=SCHEMA_FILE)
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema_file)
+    schema_gen.executor_spec = executor_spec.ExecutorClassSpec(schema.Executor)
     components = [example_gen, statistics_gen, schema_gen]
     vocabulary = None
     if config.text.vocabulary == "fast":
         vocabulary_gen = VocabularyGen(
             examples=example_gen.outputs["examples"],
-            tokenize_fn="pipeline.text.tokenize",
+            tokenize_fn="tfx_embeddings.pipeline.text.tokenize",
             splits=config.text.vocabulary_splits,
             text_feature=preprocessing.TEXT_KEY,
             top_k=config.text.top_k,
@@ -59,7 +57,7 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA):
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         vocabulary=vocabulary,
-        preprocessing_fn="pipeline.preprocessing.preprocessing_fn",
+        preprocessing_fn="tfx_embeddings.pipeline.preprocessing.preprocessing_fn",
         splits_config=tfx.proto.SplitsConfig(analyze=config.text.vocabulary_splits,
                                              transform=["train", "eval"]),
         custom_config=config.text.model_dump(exclude={"vocabulary_splits", "vocabulary"}),
@@ -90,7 +88,7 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA):
             examples=transform.outputs["transformed_examples"],
             transform_graph=transform.outputs["transform_graph"],
             embedding=embedding_gen.outputs["embedding"],
-            run_fn="pipeline.model.run_fn",
+            run_fn="tfx_embeddings.pipeline.model.run_fn",
             base_model=base_model,
             custom_config={**config.trainer.model_dump(exclude={"train_random_baseline",
                                                                 "train_cold_start_baseline"}),

@@ -4,8 +4,9 @@ vocabulary, training and serving see identical tokens."""
 
 import tensorflow_transform as tft
 
-from components.vocabulary_gen import lookup, vocabulary
-from pipeline.text import tokenize
+from tfx_embeddings.components.vocabulary_gen import lookup
+from tfx_embeddings.components.vocabulary_transform.executor import VOCABULARY_FILE_KEY
+from tfx_embeddings.pipeline.text import tokenize
 
 TEXT_KEY = "text"
 LABEL_KEY = "label"
@@ -24,7 +25,7 @@ def preprocessing_fn(inputs, custom_config):
     """
     tokens = tokenize(inputs[TEXT_KEY])
     num_oov_buckets = custom_config["num_oov_buckets"]
-    vocabulary_file = custom_config.get(vocabulary.VOCABULARY_FILE_CONFIG_KEY)
+    vocabulary_file = custom_config.get(VOCABULARY_FILE_KEY)
     if vocabulary_file:
         ids = lookup.apply_vocabulary(tokens, vocabulary_file,
                                       num_oov_buckets=num_oov_buckets, asset_name=VOCABULARY_NAME)

@@ -1,5 +1,6 @@
 """What a pipeline run produced, read back from its metadata store (not from hard-coded paths)."""
 
+import dataclasses
 import json
 import os
 
@@ -7,10 +8,10 @@ import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
-from components.embedding_gen import checkpoint
-from components.types import PretrainedEmbedding
-from pipeline import model
-from pipeline.pipeline import BASELINE_TRAINER_ID, COLD_START_TRAINER_ID, TRAINER_ID
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.types import PretrainedEmbedding
+from tfx_embeddings.pipeline import model
+from tfx_embeddings.pipeline.pipeline import BASELINE_TRAINER_ID, COLD_START_TRAINER_ID, TRAINER_ID
 
 
 def _latest_output(store, pipeline_name, node_id, type_name):
@@ -31,7 +32,7 @@ def summarize(config):
     embedding = _latest_output(store, name, "EmbeddingGen", PretrainedEmbedding.TYPE_NAME)
     if embedding is not None:
         summary["embedding_uri"] = embedding.uri
-        summary["manifest"] = checkpoint.load_manifest(embedding.uri)
+        summary["manifest"] = embedding_artifact.EmbeddingArtifact(embedding.uri).manifest
     for node_id, key in ((TRAINER_ID, "pretrained"), (BASELINE_TRAINER_ID, "random"),
                          (COLD_START_TRAINER_ID, "cold_start")):
         run = _latest_output(store, name, node_id, "ModelRun")
@@ -46,36 +47,38 @@ def summarize(config):
 
 
 def format_manifest(manifest):
-    """An embedding artifact's manifest, for people: shape, shards, coverage, counts."""
-    coverage = manifest.get("coverage", {})
-    rows, dimension = manifest["shape"]
-    reserved = manifest["reserved_rows"]
-    lines = [
-        f"vocabulary size:        {manifest['vocabulary_size']} tokens "
-        f"({rows} rows x {dimension} {manifest['dtype']}; padding row {reserved['padding_row']}, "
-        f"OOV rows {reserved['oov_rows'][0]}-{reserved['oov_rows'][1] - 1})",
-    ]
-    if "tokens_with_vector" in coverage:
-        lines.append(f"vocabulary coverage:    {coverage['tokens_with_vector']} tokens have a "
-                     f"pretrained vector ({100 * coverage['vocabulary_share']:.1f}%)")
-    if "corpus_token_share" in coverage:
-        lines.append(f"corpus token coverage:  {100 * coverage['corpus_token_share']:.1f}% "
-                     f"of corpus tokens have a pretrained vector")
-    sizes = [s["rows"][1] - s["rows"][0] for s in manifest["shards"]]
+    """An embedding artifact's manifest (embedding_artifact.Manifest), for people."""
+    rows, dimension = manifest.shape
+    layout = manifest.layout
+    reserved = [f"OOV rows {layout.to_json()['oov_rows'][0]}-{rows - 1}"
+                if layout.num_oov_buckets else "no OOV rows"]
+    if layout.padding_row is not None:
+        reserved.insert(0, f"padding row {layout.padding_row}")
+    lines = [f"vocabulary size:        {layout.vocabulary_size} tokens ({rows} rows x {dimension} "
+             f"float32; {layout.name} layout: {', '.join(reserved)})"]
+    coverage = manifest.coverage
+    if coverage:
+        lines.append(f"vocabulary coverage:    {coverage.tokens_with_vector} tokens have a "
+                     f"pretrained vector ({100 * coverage.vocabulary_share:.1f}%)")
+        if coverage.corpus_token_share is not None:
+            lines.append(f"corpus token coverage:  {100 * coverage.corpus_token_share:.1f}% of "
+                         f"corpus tokens have a pretrained vector")
+    sizes = [s.stop - s.start for s in manifest.shards]
     lines.append(f"checkpoint shards:      {len(sizes)} ({min(sizes)}-{max(sizes)} rows each)")
-    for name, value in sorted(manifest.get("counts", {}).items()):
-        lines.append(f"  {name.replace('_', ' ') + ':':30s}{value}")
-    if manifest.get("beam_counters"):
-        lines.append("Beam counters:          " + ", ".join(
-            f"{k}={v}" for k, v in sorted(manifest["beam_counters"].items())))
-    if manifest.get("source"):
-        source = manifest["source"]
-        lines.append(f"vectors:                {source['path']} ({source['format']}, "
-                     f"{source['dimension']} dimensions)")
-    if manifest.get("warm_start"):
-        lines.append("rows from:              " + ", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in manifest["warm_start"].items()))
+    if manifest.counts:
+        lines.append("counts:                 " + ", ".join(
+            f"{name}={value}" for name, value in dataclasses.asdict(manifest.counts).items()))
+    if manifest.source:
+        lines.append(f"vectors:                {manifest.source.path} ({manifest.source.format}, "
+                     f"{manifest.source.dimension} dimensions)")
+    if manifest.warm_start:
+        lines.append("rows from:              " + _sources(manifest.warm_start))
     return "\n".join(lines)
+
+
+def _sources(warm_start):
+    return ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in
+                     dataclasses.asdict(warm_start).items() if count is not None)
 
 
 def format_summary(summary):
@@ -90,8 +93,8 @@ def format_summary(summary):
             lines.append(f"eval accuracy, {label + ':':22s}{metrics['eval_accuracy']:.3f}")
     warm_start = (summary.get("pretrained_metrics") or {}).get("warm_start")
     if warm_start:
-        lines.append("embedding rows from:    " + ", ".join(
-            f"{source.replace('_', ' ')} {count}" for source, count in warm_start.items()))
+        lines.append("embedding rows from:    " + _sources(
+            embedding_artifact.WarmStart(**warm_start)))
     if summary.get("pushed_model"):
         lines.append(f"serving model:          {summary['pushed_model']}")
     lines.append(f"pipeline root:          {summary['pipeline_root']}")

@@ -12,7 +12,7 @@ import time
 
 from tfx import v1 as tfx
 
-from pipeline.pipeline import create_pipeline
+from tfx_embeddings.pipeline.pipeline import create_pipeline
 
 @contextlib.contextmanager
 def metadata_lock(metadata_path):

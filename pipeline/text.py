@@ -3,7 +3,7 @@ on whitespace. Transform maps the tokens of `tokenize` to ids (so the served mod
 VocabularyGen counts them; this module imports no TensorFlow, so Beam workers that count plain
 ASCII text never load it."""
 
-from components.vocabulary_gen import tokenizer
+from tfx_embeddings.components.vocabulary_gen import tokenizer
 
 _PUNCTUATION = r"""[!"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']"""
 

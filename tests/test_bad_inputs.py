@@ -6,10 +6,11 @@ import struct
 
 import pytest
 
-from components.embedding_gen import checkpoint, restore
-from components.embedding_gen.executor import build_embedding
-from pipeline.config import ConfigError, load_config
-from pipeline.pipeline import create_pipeline
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_trainer import restore
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.pipeline.config import ConfigError, load_config
+from tfx_embeddings.pipeline.pipeline import create_pipeline
 from tests.conftest import write_vocabulary
 
 CONFIG = ("pipeline_name: p\npipeline_root: {root}\nserving_dir: s\n"
@@ -60,7 +61,7 @@ def test_bad_vector_files(tmp_path, name, content, tokens, error):
 def test_a_malformed_vocabulary_file(tmp_path, small_vectors):
     vocabulary = tmp_path / "vocab.txt"
     vocabulary.write_text("3 w1\nw2\n")
-    with pytest.raises(ValueError, match=f"{vocabulary} line 2: expected 'count token'"):
+    with pytest.raises(ValueError, match=f"{vocabulary} line 2: expected .count token."):
         build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
@@ -87,15 +88,16 @@ def test_a_vocabulary_that_does_not_match_the_checkpoint(tmp_path, artifact):
         def vocabulary_file_by_name(self, name):
             return str(other)
 
-    with pytest.raises(checkpoint.CheckpointError, match="built for another vocabulary"):
-        restore.pretrained_embedding(artifact, transform_output=TransformOutput())
+    with pytest.raises(embedding_artifact.CheckpointError, match="built for another vocabulary"):
+        restore.pretrained_embedding(artifact, transform_output=TransformOutput(),
+                                     vocabulary_name="tokens")
 
 
 def test_a_truncated_checkpoint(artifact):
     data = os.path.join(artifact, "checkpoint", "embeddings.data-00000-of-00002")
     with open(data, "r+b") as f:
         f.truncate(10)
-    with pytest.raises(checkpoint.CheckpointError, match="data-00000-of-00002 has 10 bytes"):
+    with pytest.raises(embedding_artifact.CheckpointError, match="data-00000-of-00002 has 10 bytes"):
         restore.pretrained_embedding(artifact)
 
 

@@ -11,8 +11,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from google.protobuf import text_format
 from tensorboard.plugins import projector
 
-from components.embedding_gen import checkpoint
-from components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tests.conftest import write_vocabulary
 
 # Vocabulary: tokens with a vector (w*) interleaved with tokens the file lacks (x*).
@@ -27,8 +27,8 @@ def _build(tmp_path, vectors_path, name="out", **kwargs):
 
 
 def _matrix(out):
-    return tf.train.load_variable(os.path.join(out, checkpoint.CHECKPOINT_PREFIX),
-                                  checkpoint.TENSOR_NAME)
+    return tf.train.load_variable(os.path.join(out, embedding_artifact.CHECKPOINT_PREFIX),
+                                  embedding_artifact.TENSOR_NAME)
 
 
 def test_rows_follow_the_vocabulary(tmp_path, small_vectors):
@@ -42,39 +42,39 @@ def test_rows_follow_the_vocabulary(tmp_path, small_vectors):
             np.testing.assert_array_equal(matrix[i + 1], expected[token])
         else:
             assert 0 < np.abs(matrix[i + 1]).max() <= 0.05
-    assert manifest["coverage"]["tokens_with_vector"] == sum(t in expected for t in TOKENS)
-    assert manifest["counts"]["initialized_token_rows"] == sum(t not in expected for t in TOKENS)
-    assert manifest["counts"]["vector_rows_read"] == 40
-    assert manifest["reserved_rows"]["oov_rows"] == [31, 33]
-    has_vector = checkpoint.read_has_vector(out, len(matrix))
+    assert manifest.coverage.tokens_with_vector == sum(t in expected for t in TOKENS)
+    assert manifest.counts.tokens_initialized == sum(t not in expected for t in TOKENS)
+    assert manifest.counts.vector_rows_read == 40
+    assert manifest.layout.to_json()["oov_rows"] == [31, 33]
+    has_vector = embedding_artifact.EmbeddingArtifact(out).has_vector()
     assert has_vector.tolist() == [False] + [t in expected for t in TOKENS] + [False, False]
-    with open(os.path.join(out, checkpoint.VOCABULARY_FILE)) as f:
+    with open(os.path.join(out, embedding_artifact.VOCABULARY_FILE)) as f:
         assert [line.split()[1] for line in f] == TOKENS
     with open(os.path.join(out, "projector", "metadata.tsv")) as f:
         labels = f.read().splitlines()
     assert labels[0] == "<pad>" and labels[1:31] == TOKENS and labels[31] == "<oov-0>"
     with open(os.path.join(out, "projector", "projector_config.pbtxt")) as f:
         config = text_format.Parse(f.read(), projector.ProjectorConfig())
-    assert config.model_checkpoint_path == os.path.join(out, checkpoint.CHECKPOINT_PREFIX)
-    assert config.embeddings[0].tensor_name == checkpoint.TENSOR_NAME
+    assert config.model_checkpoint_path == os.path.join(out, embedding_artifact.CHECKPOINT_PREFIX)
+    assert config.embeddings[0].tensor_name == embedding_artifact.TENSOR_NAME
 
 
 @pytest.mark.parametrize("num_shards", [1, 3, 7])
 def test_number_of_shards(tmp_path, small_vectors, num_shards):
     out, manifest = _build(tmp_path, small_vectors[0], num_shards=num_shards)
-    files = sorted(os.listdir(os.path.join(out, checkpoint.CHECKPOINT_DIR)))
+    files = sorted(os.listdir(os.path.join(out, embedding_artifact.CHECKPOINT_DIR)))
     assert files == [f"embeddings.data-{i:05d}-of-{num_shards:05d}" for i in range(num_shards)] \
         + ["embeddings.index"]
-    assert len(manifest["shards"]) == num_shards
-    bounds = [s["rows"] for s in manifest["shards"]]
+    assert len(manifest.shards) == num_shards
+    bounds = [[s.start, s.stop] for s in manifest.shards]
     assert bounds[0][0] == 0 and bounds[-1][1] == 32
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
 
 
 def test_max_shard_size_sets_the_shard_count(tmp_path, small_vectors):
     _, manifest = _build(tmp_path, small_vectors[0], max_shard_bytes=8 * 6 * 4)  # 8 rows.
-    assert [s["rows"] for s in manifest["shards"]] == [[0, 8], [8, 16], [16, 24], [24, 32]]
-    with pytest.raises(checkpoint.CheckpointError, match="less than one row"):
+    assert [[s.start, s.stop] for s in manifest.shards] == [[0, 8], [8, 16], [16, 24], [24, 32]]
+    with pytest.raises(ValueError, match="less than one row"):
         _build(tmp_path, small_vectors[0], "small", max_shard_bytes=10)
 
 
@@ -92,10 +92,10 @@ def test_same_bytes_on_a_rerun_and_with_two_workers(tmp_path, small_vectors):
         tmp_path, small_vectors[0], "c", num_shards=4,
         make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(
             ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])))
-    checkpoint_a = _files(os.path.join(out_a, checkpoint.CHECKPOINT_DIR))
+    checkpoint_a = _files(os.path.join(out_a, embedding_artifact.CHECKPOINT_DIR))
     assert len(checkpoint_a) == 5
-    assert checkpoint_a == _files(os.path.join(out_b, checkpoint.CHECKPOINT_DIR))
-    assert checkpoint_a == _files(os.path.join(out_c, checkpoint.CHECKPOINT_DIR))
+    assert checkpoint_a == _files(os.path.join(out_b, embedding_artifact.CHECKPOINT_DIR))
+    assert checkpoint_a == _files(os.path.join(out_c, embedding_artifact.CHECKPOINT_DIR))
     assert manifest_a == manifest_b == manifest_c
     out_d, _ = _build(tmp_path, small_vectors[0], "d", num_shards=5)
     np.testing.assert_array_equal(_matrix(out_a), _matrix(out_d))
@@ -106,14 +106,15 @@ def test_duplicate_tokens_first_wins(tmp_path):
     path.write_text("w1 1 1\nw2 2 2\nw1 3 3\n")
     out, manifest = _build(tmp_path, str(path), num_shards=1)
     np.testing.assert_array_equal(_matrix(out)[2], [1, 1])  # w1 is token 1, row 2.
-    assert manifest["counts"]["duplicate_tokens"] == 1
+    assert manifest.counts.duplicate_tokens == 1
 
 
 def test_manifest_fingerprints(tmp_path, small_vectors):
     _, manifest = _build(tmp_path, small_vectors[0])
-    assert manifest["fingerprints"]["vocabulary_sha256"] == checkpoint.file_sha256(
+    assert manifest.vocabulary_sha256 == embedding_artifact.file_sha256(
         str(tmp_path / "vocab.txt"))
-    assert manifest["source"] == {"path": small_vectors[0], "format": "glove", "dimension": 6,
-                                  "bytes": os.path.getsize(small_vectors[0])}
+    assert (manifest.source.path, manifest.source.format, manifest.source.dimension,
+            manifest.source.bytes) == (small_vectors[0], "glove", 6,
+                                       os.path.getsize(small_vectors[0]))
     with open(tmp_path / "out" / "manifest.json") as f:
-        assert json.load(f) == manifest
+        assert embedding_artifact.Manifest.from_json(json.load(f)) == manifest

@@ -11,12 +11,13 @@ import time
 import numpy as np
 import pytest
 
-from components.embedding_gen import checkpoint, restore
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_trainer import restore
 from tests.conftest import write_glove, write_vocabulary
 
 WRITER = textwrap.dedent("""
     import sys
-    from components.embedding_gen.executor import build_embedding
+    from tfx_embeddings.components.embedding_gen.executor import build_embedding
     build_embedding(sys.argv[1], sys.argv[2], sys.argv[3], num_shards=6)
 """)
 
@@ -39,12 +40,8 @@ def _writer(inputs, out):
 
 def _check_published(out):
     """A published artifact restores and verifies; returns its files' bytes."""
-    manifest = checkpoint.load_manifest(out)
-    restore.check_files(out, manifest)
-    shards = [{"start": s["rows"][0], "stop": s["rows"][1], "sha256": s["sha256"]}
-              for s in manifest["shards"]]
-    checkpoint.verify(os.path.join(out, checkpoint.CHECKPOINT_PREFIX), manifest["shape"], shards)
-    directory = os.path.join(out, checkpoint.CHECKPOINT_DIR)
+    embedding_artifact.EmbeddingArtifact(out).verify()
+    directory = os.path.join(out, embedding_artifact.CHECKPOINT_DIR)
     return {name: open(os.path.join(directory, name), "rb").read()
             for name in sorted(os.listdir(directory))}
 
@@ -65,12 +62,12 @@ def test_sigkill_never_leaves_a_half_published_artifact(inputs):
         time.sleep(rng.uniform(0.3, duration))
         process.send_signal(signal.SIGKILL)
         process.wait()
-        if os.path.exists(os.path.join(out, checkpoint.MANIFEST_FILE)):
+        if os.path.exists(os.path.join(out, embedding_artifact.MANIFEST_FILE)):
             outcomes.append("published")
             assert _check_published(out) == expected
         else:
             outcomes.append("unpublished")
-            with pytest.raises(checkpoint.CheckpointError, match="never published"):
+            with pytest.raises(embedding_artifact.CheckpointError, match="never published"):
                 restore.pretrained_embedding(out)
         assert _writer(inputs, out).wait() == 0  # A rerun into the same place completes...
         assert _check_published(out) == expected  # ...with the same bytes,

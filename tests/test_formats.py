@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 from gensim.models import KeyedVectors
 
-from components.embedding_gen import checkpoint, vectors
-from components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_gen import vectors
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tests.conftest import write_vocabulary
 
 DIM = 5
@@ -64,8 +65,8 @@ def _build(tmp_path, path, tokens=VOCABULARY, out="out", **kwargs):
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", tokens)
     out = str(tmp_path / out)
     manifest = build_embedding(str(vocabulary), path, out, num_shards=2, **kwargs)
-    matrix = tf.train.load_variable(os.path.join(out, checkpoint.CHECKPOINT_PREFIX),
-                                    checkpoint.TENSOR_NAME)
+    matrix = tf.train.load_variable(os.path.join(out, embedding_artifact.CHECKPOINT_PREFIX),
+                                    embedding_artifact.TENSOR_NAME)
     return matrix, manifest
 
 
@@ -80,12 +81,12 @@ def test_rows_are_bit_identical_to_gensim(tmp_path, kind, suffix):
     expected = KeyedVectors.load_word2vec_format(
         path, binary="binary" in kind, no_header=kind == "glove")
     matrix, manifest = _build(tmp_path, path)
-    assert manifest["source"]["format"] == FORMAT_OF[kind]  # Detected.
-    assert manifest["counts"]["vector_rows_read"] == len(FILE_TOKENS)
+    assert manifest.source.format == FORMAT_OF[kind]  # Detected.
+    assert manifest.counts.vector_rows_read == len(FILE_TOKENS)
     for i, token in enumerate(VOCABULARY):
         if token in expected:
             assert matrix[i + 1].tobytes() == expected[token].astype(np.float32).tobytes(), token
-    assert manifest["coverage"]["tokens_with_vector"] == len(VOCABULARY) - 1
+    assert manifest.coverage.tokens_with_vector == len(VOCABULARY) - 1
 
 
 def test_text_values_round_as_gensim(tmp_path):
@@ -144,12 +145,12 @@ def test_case_folded_fallback_never_beats_an_exact_match(tmp_path):
     tokens = ["paris", "berlin", "Rome", "oslo"]
     matrix, manifest = _build(tmp_path, str(path), tokens, case_fold_fallback=True)
     np.testing.assert_array_equal(matrix[1:4], [[3, 3], [2, 2], [5, 5]])
-    assert manifest["counts"]["case_folded_matches"] == 2  # berlin, Rome; paris is exact.
-    assert manifest["coverage"]["tokens_with_vector"] == 3
+    assert manifest.counts.case_folded_matches == 2  # berlin, Rome; paris is exact.
+    assert manifest.coverage.tokens_with_vector == 3
     matrix, manifest = _build(tmp_path, str(path), tokens, "off")  # Off by default.
     np.testing.assert_array_equal(matrix[1], [3, 3])
-    assert manifest["counts"]["case_folded_matches"] == 0
-    assert manifest["coverage"]["tokens_with_vector"] == 1
+    assert manifest.counts.case_folded_matches == 0
+    assert manifest.coverage.tokens_with_vector == 1
 
 
 def test_invalid_utf8_token(tmp_path):
@@ -161,7 +162,7 @@ def test_invalid_utf8_token(tmp_path):
     assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
     matrix, manifest = _build(tmp_path, str(path), ["ok", "bad\ufffd"], invalid_utf8="replace")
     np.testing.assert_array_equal(matrix[2], [2, 2])
-    assert manifest["counts"]["invalid_utf8_tokens_replaced"] == 1
+    assert manifest.counts.invalid_utf8_replaced == 1
 
 
 def _binary(tmp_path, rows, header=None, tail=b""):

@@ -14,10 +14,10 @@ import tensorflow_transform as tft
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
-from components.embedding_gen import checkpoint
-from components.types import PretrainedEmbedding, Vocabulary
-from components.vocabulary_gen import vocabulary
-from pipeline import preprocessing, sample_data
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.types import PretrainedEmbedding, Vocabulary
+from tfx_embeddings.components import vocabulary_file
+from tfx_embeddings.pipeline import preprocessing, sample_data
 
 
 def _config(tmp_path, vectors, name="config.yaml"):
@@ -43,7 +43,7 @@ def _config(tmp_path, vectors, name="config.yaml"):
 
 
 def _run(config):
-    return subprocess.run([sys.executable, "-m", "pipeline", "run", "--config", config],
+    return subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", "run", "--config", config],
                           capture_output=True, text=True)
 
 
@@ -79,8 +79,8 @@ def test_trainer_gets_the_embedding_through_lineage(pipeline_run):
     inputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
               if e.type == e.INPUT]
     assert embedding.id in inputs
-    manifest = checkpoint.load_manifest(embedding.uri)
-    assert len(manifest["shards"]) == 3
+    manifest = embedding_artifact.EmbeddingArtifact(embedding.uri).manifest
+    assert len(manifest.shards) == 3
     assert embedding.custom_properties["num_shards"].int_value == 3
 
 
@@ -91,7 +91,7 @@ def test_trained_model_started_from_the_checkpoint_rows(pipeline_run):
     [embedding] = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
     [model] = store.get_artifacts_by_type("Model")
     pretrained = tf.train.load_variable(
-        os.path.join(embedding.uri, checkpoint.CHECKPOINT_PREFIX), checkpoint.TENSOR_NAME)
+        os.path.join(embedding.uri, embedding_artifact.CHECKPOINT_PREFIX), embedding_artifact.TENSOR_NAME)
     loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
     parts = sorted((v for v in loaded.variables if "embeddings/part_" in v.name),
                    key=lambda v: int(v.name.split("part_")[1].split(":")[0]))
@@ -109,10 +109,10 @@ def test_transform_graph_maps_with_the_vocabulary_gen_file(pipeline_run):
     [produced] = store.get_artifacts_by_type(Vocabulary.TYPE_NAME)
     [graph] = store.get_artifacts_by_type("TransformGraph")
     [embedding] = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
-    paths = [os.path.join(produced.uri, vocabulary.VOCABULARY_FILE),
+    paths = [os.path.join(produced.uri, vocabulary_file.VOCABULARY_FILE),
              tft.TFTransformOutput(graph.uri).vocabulary_file_by_name(
                  preprocessing.VOCABULARY_NAME),
-             os.path.join(embedding.uri, checkpoint.VOCABULARY_FILE)]
+             os.path.join(embedding.uri, embedding_artifact.VOCABULARY_FILE)]
     contents = [open(path, "rb").read() for path in paths]
     assert contents[0] == contents[1] == contents[2]
     assert produced.custom_properties["vocabulary_size"].int_value == contents[0].count(b"\n")

@@ -7,8 +7,10 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from components.vocabulary_gen import beam_impl, vocabulary
-from pipeline import preprocessing, text
+from tfx_embeddings.components import vocabulary_file
+from tfx_embeddings.components.vocabulary_gen import beam_impl
+from tfx_embeddings.components.vocabulary_transform.executor import VOCABULARY_FILE_KEY
+from tfx_embeddings.pipeline import preprocessing, text
 
 TEXTS = ["A great movie, GREAT acting!", "dull plot<br />dull acting", "great great fun",
          "the end", ""]
@@ -30,13 +32,13 @@ def _transform_output(tmp_path, custom_config):
 def test_fast_and_tft_vocabularies_map_alike(tmp_path, max_tokens_per_document):
     config = {"top_k": 6, "frequency_threshold": 1, "num_oov_buckets": 2, "max_tokens": 6,
               "max_tokens_per_document": max_tokens_per_document}
-    file = str(tmp_path / vocabulary.VOCABULARY_FILE)
+    file = str(tmp_path / vocabulary_file.VOCABULARY_FILE)
     with beam.Pipeline() as pipeline:
         _ = pipeline | beam.Create(TEXTS) | beam_impl.WriteVocabulary(
             file, text.tokenize, top_k=6, frequency_threshold=1, store_frequency=True,
             max_tokens_per_document=max_tokens_per_document)
     fast = _transform_output(tmp_path / "fast",
-                             {**config, vocabulary.VOCABULARY_FILE_CONFIG_KEY: file})
+                             {**config, VOCABULARY_FILE_KEY: file})
     with_tft = _transform_output(tmp_path / "tft", config)
 
     assets = [output.vocabulary_file_by_name(preprocessing.VOCABULARY_NAME)

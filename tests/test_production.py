@@ -14,9 +14,10 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-from components.embedding_gen import checkpoint, restore
-from components.types import PretrainedEmbedding
-from pipeline import sample_data
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_trainer import restore
+from tfx_embeddings.components.types import PretrainedEmbedding
+from tfx_embeddings.pipeline import sample_data
 
 UPSTREAM = ("CsvExampleGen", "StatisticsGen", "VocabularyGen", "Transform", "EmbeddingGen")
 
@@ -47,7 +48,7 @@ def _config(tmp_path, sample, beam_args, vectors=None):
 def _start(config, log):
     """Starts a run; its output goes to a file (a pipe nobody reads would block it)."""
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--config", config],
+        return subprocess.Popen([sys.executable, "-m", "tfx_embeddings.pipeline", "run", "--config", config],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -75,12 +76,7 @@ def _assert_published_artifacts_verify(store):
             if a.state == a.LIVE]
     assert live
     for artifact in live:
-        manifest = checkpoint.load_manifest(artifact.uri)
-        restore.check_files(artifact.uri, manifest)
-        checkpoint.verify(os.path.join(artifact.uri, manifest["checkpoint_prefix"]),
-                          manifest["shape"],
-                          [{"start": s["rows"][0], "stop": s["rows"][1], "sha256": s["sha256"]}
-                           for s in manifest["shards"]])
+        embedding_artifact.EmbeddingArtifact(artifact.uri).verify()
 
 
 def test_two_runs_at_once_with_beam_worker_processes(tmp_path, sample):
@@ -122,10 +118,10 @@ def test_sigkill_during_embedding_gen_then_rerun(tmp_path, sample):
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
     [killed] = glob.glob(str(tmp_path / "root" / "EmbeddingGen" / "embedding" / "*"))
-    assert not os.path.exists(os.path.join(killed, checkpoint.MANIFEST_FILE))
+    assert not os.path.exists(os.path.join(killed, embedding_artifact.MANIFEST_FILE))
 
     _finish(_start(config, tmp_path / "rerun.log"), tmp_path / "rerun.log")
     store = _store(tmp_path)
     _assert_published_artifacts_verify(store)
-    with pytest.raises(checkpoint.CheckpointError, match="never published"):
+    with pytest.raises(embedding_artifact.CheckpointError, match="never published"):
         restore.pretrained_embedding(killed)  # The killed run's output stays unpublished.

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.embedding_gen import checkpoint, restore
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_trainer import restore
 from benchmarks.common import write_random_artifact
-from components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tests.conftest import write_vocabulary
 
 TOKENS = [f"w{i}" for i in range(0, 40, 2)] + ["absent"]
@@ -43,8 +44,8 @@ def test_layer_holds_the_checkpoint_rows(artifact, small_vectors, monkeypatch, n
 
 @pytest.mark.parametrize("num_partitions", [1, 2, 5, 22])
 def test_any_number_of_partitions_holds_the_same_rows(artifact, num_partitions):
-    full = tf.train.load_variable(os.path.join(artifact, checkpoint.CHECKPOINT_PREFIX),
-                                  checkpoint.TENSOR_NAME)
+    full = tf.train.load_variable(os.path.join(artifact, embedding_artifact.CHECKPOINT_PREFIX),
+                                  embedding_artifact.TENSOR_NAME)
     layer = restore.pretrained_embedding(artifact, num_partitions=num_partitions)
     ids = np.arange(len(full))
     np.testing.assert_array_equal(layer(tf.constant([ids])).numpy()[0], full)
@@ -62,7 +63,7 @@ PS_PROBE = textwrap.dedent("""
     import numpy as np
     import tensorflow as tf
     from tensorflow.python.distribute import multi_worker_test_base
-    from components.embedding_gen import restore
+    from tfx_embeddings.components.embedding_trainer import restore
 
     cluster = multi_worker_test_base.create_in_process_cluster(num_workers=1, num_ps=2)
     strategy = tf.distribute.experimental.ParameterServerStrategy(
@@ -94,14 +95,15 @@ def test_refuses_another_vocabulary(artifact, tmp_path):
         def vocabulary_file_by_name(self, name):
             return str(other)
 
-    with pytest.raises(checkpoint.CheckpointError, match="built for another vocabulary"):
-        restore.pretrained_embedding(artifact, transform_output=FakeTransformOutput())
+    with pytest.raises(embedding_artifact.CheckpointError, match="built for another vocabulary"):
+        restore.pretrained_embedding(artifact, transform_output=FakeTransformOutput(),
+                                     vocabulary_name="tokens")
 
 
 def test_refuses_wrong_shape(artifact):
     initializer = restore.CheckpointInitializer(
-        os.path.join(artifact, checkpoint.CHECKPOINT_PREFIX), (22, 6))
-    with pytest.raises(checkpoint.CheckpointError, match=r"holds a \[22, 6\] embedding, the "
+        os.path.join(artifact, embedding_artifact.CHECKPOINT_PREFIX), (22, 6))
+    with pytest.raises(embedding_artifact.CheckpointError, match=r"holds a \[22, 6\] embedding, the "
                                                          r"model asks for \[22, 8\]"):
         initializer((22, 8))
 
@@ -111,23 +113,23 @@ def test_refuses_damaged_or_unpublished_checkpoints(artifact):
     size = os.path.getsize(data)
     with open(data, "r+b") as f:
         f.truncate(size - 10)
-    with pytest.raises(checkpoint.CheckpointError,
+    with pytest.raises(embedding_artifact.CheckpointError,
                        match=f"embeddings.data-00001-of-00003 has {size - 10} bytes, {size} "
                              f"were published"):
         restore.pretrained_embedding(artifact)
     os.remove(data)
-    with pytest.raises(checkpoint.CheckpointError,
+    with pytest.raises(embedding_artifact.CheckpointError,
                        match="damaged: checkpoint/embeddings.data-00001-of-00003 is missing"):
         restore.pretrained_embedding(artifact)
-    os.remove(os.path.join(artifact, checkpoint.MANIFEST_FILE))
-    with pytest.raises(checkpoint.CheckpointError, match="was never published"):
+    os.remove(os.path.join(artifact, embedding_artifact.MANIFEST_FILE))
+    with pytest.raises(embedding_artifact.CheckpointError, match="was never published"):
         restore.pretrained_embedding(artifact)
 
 
 MEMORY_PROBE = textwrap.dedent("""
     import sys
     import tensorflow as tf
-    from components.embedding_gen import restore
+    from tfx_embeddings.components.embedding_trainer import restore
 
     def peak_mb():
         with open("/proc/self/status") as f:

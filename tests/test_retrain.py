@@ -10,9 +10,10 @@ import textwrap
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
-from components.embedding_gen import checkpoint, warmstart
-from pipeline import sample_data
-from pipeline.retrain_demo import GONE_WORDS, NEW_WORDS, vary_corpus
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_trainer import warmstart
+from tfx_embeddings.pipeline import sample_data
+from tfx_embeddings.pipeline.retrain_demo import GONE_WORDS, NEW_WORDS, vary_corpus
 
 
 def test_second_run_warm_starts_from_the_first(tmp_path):
@@ -32,7 +33,7 @@ def test_second_run_warm_starts_from_the_first(tmp_path):
             trainer: {{epochs: 1, batch_size: 16}}
             beam_pipeline_args: [--direct_running_mode=in_memory]
         """))
-        result = subprocess.run([sys.executable, "-m", "pipeline", "run", "--config",
+        result = subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", "run", "--config",
                                  str(config)], capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-5000:]
 
@@ -49,9 +50,10 @@ def test_second_run_warm_starts_from_the_first(tmp_path):
         counts = json.load(f)["warm_start"]
     old_dir = os.path.join(first.uri, warmstart.EMBEDDING_EXPORT_DIR)
     new_dir = os.path.join(second.uri, warmstart.EMBEDDING_EXPORT_DIR)
-    assert checkpoint.load_manifest(new_dir)["warm_start"] == counts
-    old_keys = open(os.path.join(old_dir, checkpoint.ROW_KEYS_FILE), "rb").read().split(b"\n")
-    new_keys = open(os.path.join(new_dir, checkpoint.ROW_KEYS_FILE), "rb").read().split(b"\n")
+    assert embedding_artifact.EmbeddingArtifact(new_dir).manifest.warm_start == \
+        embedding_artifact.WarmStart(**counts)
+    old_keys = open(os.path.join(old_dir, embedding_artifact.ROW_KEYS_FILE), "rb").read().split(b"\n")
+    new_keys = open(os.path.join(new_dir, embedding_artifact.ROW_KEYS_FILE), "rb").read().split(b"\n")
     new_words = {w.encode() for w in NEW_WORDS} & set(new_keys)
     assert new_words and not new_words & set(old_keys)  # Words the first run never saw...
     assert counts["pretrained"] >= len(new_words)  # ...start from their pretrained vectors,

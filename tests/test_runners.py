@@ -7,10 +7,10 @@ import sys
 import pytest
 from apache_beam.options import pipeline_options
 
-from components.embedding_gen.executor import build_embedding
-from pipeline import runners
-from pipeline.config import load_config
-from pipeline.pipeline import create_pipeline
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.pipeline import runners
+from tfx_embeddings.pipeline.config import load_config
+from tfx_embeddings.pipeline.pipeline import create_pipeline
 from tests.conftest import write_vocabulary
 
 
@@ -63,20 +63,20 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
 
     assert parameter("EmbeddingGen", "vectors_path") == config.data.vectors
     assert int(parameter("EmbeddingGen", "max_shard_bytes")) == 256 * 2**20
-    assert parameter("EmbeddingTrainer", "run_fn") == "pipeline.model.run_fn"
+    assert parameter("EmbeddingTrainer", "run_fn") == "tfx_embeddings.pipeline.model.run_fn"
     assert json.loads(parameter("EmbeddingTrainer", "custom_config"))["epochs"] == 10
-    assert parameter("Transform", "preprocessing_fn") == "pipeline.preprocessing.preprocessing_fn"
+    assert parameter("Transform", "preprocessing_fn") == "tfx_embeddings.pipeline.preprocessing.preprocessing_fn"
     assert "embedding" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
     assert "base_model" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
     executors = spec["deploymentSpec"]["executors"]
     embedding_gen = executors["EmbeddingGen_executor"]["container"]
     assert embedding_gen["image"] == "registry/embeddings:1"
-    assert "components.embedding_gen.executor.Executor" in embedding_gen["args"]
+    assert "tfx_embeddings.components.embedding_gen.executor.Executor" in embedding_gen["args"]
     assert "--runner=DataflowRunner" in embedding_gen["args"]
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", *args], capture_output=True,
                           text=True)
 
 
@@ -97,12 +97,13 @@ def test_inspect_prints_the_manifest(tmp_path, small_vectors):
     build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"), num_shards=2)
     result = _cli("inspect", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    for text in ("vocabulary size:        3 tokens (5 rows x 6 float32; padding row 0, OOV rows 4-4)",
+    for text in ("vocabulary size:        3 tokens (5 rows x 6 float32; padded layout: padding "
+                 "row 0, OOV rows 4-4)",
                  "vocabulary coverage:    2 tokens have a pretrained vector (66.7%)",
-                 "checkpoint shards:      2 (2-3 rows each)", "initialized token rows:       1",
+                 "checkpoint shards:      2 (2-3 rows each)", "tokens_initialized=1",
                  "vector_rows_matched=2"):
         assert text in result.stdout
     as_json = json.loads(_cli("inspect", "--json", str(tmp_path / "out")).stdout)
-    assert as_json["shape"] == [5, 6]
+    assert as_json["shape"] == [5, 6] and as_json["layout"]["name"] == "padded"
     result = _cli("inspect", str(tmp_path))
     assert result.returncode != 0 and "was never published" in result.stderr

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 import tensorflow as tf
 
-from components.vocabulary_gen import tokenizer
-from pipeline import text
+from tfx_embeddings.components.vocabulary_gen import tokenizer
+from tfx_embeddings.pipeline import text
 
 # Every ASCII character but NUL, and what the rules look for: line breaks in all spellings,
 # punctuation runs, whitespace runs.
@@ -55,8 +55,8 @@ def test_counting_plain_ascii_never_imports_tensorflow(tmp_path):
     script = f"""
 import sys
 import apache_beam as beam
-from components.vocabulary_gen import beam_impl
-from pipeline import text
+from tfx_embeddings.components.vocabulary_gen import beam_impl
+from tfx_embeddings.pipeline import text
 with beam.Pipeline() as pipeline:
     _ = (pipeline | beam.Create(["A b, b!", "c<br/>B"])
          | beam_impl.WriteVocabulary({str(path)!r}, text.tokenize, store_frequency=True))

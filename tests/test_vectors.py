@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from components.embedding_gen import vectors
+from tfx_embeddings.components.embedding_gen import vectors
 from tests.conftest import write_glove
 
 

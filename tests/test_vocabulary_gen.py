@@ -15,9 +15,10 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.types import Vocabulary
-from components.vocabulary_gen import beam_impl, executor, lookup, vocabulary
-from pipeline import text
+from tfx_embeddings.components.types import Vocabulary
+from tfx_embeddings.components import vocabulary_file
+from tfx_embeddings.components.vocabulary_gen import beam_impl, executor, lookup
+from tfx_embeddings.pipeline import text
 
 
 def split_on_bar(text):
@@ -118,9 +119,9 @@ def test_the_cases_exercise_tft_semantics(odd_tft):
         b"2 b\n", b"").replace(b"2 <pad>\n", b"")
     # top_k cuts before reserved tokens are taken out of the ranking: 3 ranked, q removed.
     assert odd_tft["reserved_top_k"] == b"-1 q\n6 tail\n3 %s\n" % japanese
-    assert odd_tft["all_filtered"] == vocabulary.EMPTY_VOCABULARY_ENTRY[1] + b"\n"
+    assert odd_tft["all_filtered"] == vocabulary_file.EMPTY_VOCABULARY_ENTRY[1] + b"\n"
     assert odd_tft["all_filtered_top_k_reserved"] == (
-        b"-1 <r>\n1 " + vocabulary.EMPTY_VOCABULARY_ENTRY[1] + b"\n")
+        b"-1 <r>\n1 " + vocabulary_file.EMPTY_VOCABULARY_ENTRY[1] + b"\n")
 
 
 TEXTS = [
@@ -204,7 +205,7 @@ def _run_executor(tmp_path, examples, **properties):
     executor.Executor().Do(
         {executor.EXAMPLES_KEY: [examples]}, {executor.VOCABULARY_KEY: [output]},
         {"splits": json.dumps(["train"]), "text_feature": "text",
-         "tokenize_fn": "pipeline.text.tokenize", **properties})
+         "tokenize_fn": "tfx_embeddings.pipeline.text.tokenize", **properties})
     return output
 
 
@@ -212,7 +213,7 @@ def test_executor_counts_the_text_of_the_chosen_splits(tmp_path):
     examples = _examples(tmp_path, {"train": [{"text": "B a b!"}, {"text": "c a b"}],
                                     "eval": [{"text": "zzz zzz zzz zzz"}]})
     output = _run_executor(tmp_path, examples, max_tokens_per_document=2)
-    with open(os.path.join(output.uri, vocabulary.VOCABULARY_FILE), "rb") as f:
+    with open(os.path.join(output.uri, vocabulary_file.VOCABULARY_FILE), "rb") as f:
         assert f.read() == b"2 a\n1 c\n1 b\n"  # First 2 tokens of train documents only.
     assert output.get_int_custom_property("vocabulary_size") == 3
 

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.embedding_gen import checkpoint, restore, warmstart
-from components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_trainer import restore, warmstart
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tests.conftest import write_glove, write_vocabulary
 
 
 def _matrix(artifact_dir):
-    manifest = checkpoint.load_manifest(artifact_dir)
-    return tf.train.load_variable(os.path.join(artifact_dir, manifest["checkpoint_prefix"]),
-                                  manifest["tensor_name"])
+    return tf.train.load_variable(embedding_artifact.EmbeddingArtifact(artifact_dir).checkpoint_prefix,
+                                  embedding_artifact.TENSOR_NAME)
 
 
 def _previous_model(tmp_path, vectors, tokens, num_shards, num_oov_buckets):
@@ -28,7 +28,7 @@ def _previous_model(tmp_path, vectors, tokens, num_shards, num_oov_buckets):
     for i, part in enumerate(layer.partitions):
         part.assign_add(tf.fill(part.shape, 100.0 + i))  # "Training" moved every row.
     model_dir = str(tmp_path / "old_model")
-    warmstart.export_embedding(layer.partitions, artifact, model_dir)
+    warmstart.export_trained_embedding(layer.partitions, artifact, model_dir)
     return os.path.join(model_dir, "Format-Serving")
 
 
@@ -42,7 +42,7 @@ def test_rows_come_from_the_right_source(tmp_path, old_shards, new_shards, old_o
     new_tokens = (["new_novec"] + [f"v{i}" for i in range(40, 20, -1)]  # Other order, size.
                   + ["old_novec", "the_new"] + [f"v{i}" for i in range(50, 55)])
     base_model = _previous_model(tmp_path, vectors, old_tokens, old_shards, old_oov)
-    old_export = warmstart.previous_embedding_dir(base_model)
+    old_export = os.path.join(os.path.dirname(base_model), warmstart.EMBEDDING_EXPORT_DIR)
     old_matrix = _matrix(old_export)
     new_artifact = str(tmp_path / "new_artifact")
     build_embedding(str(write_vocabulary(tmp_path / "new_vocab.txt", new_tokens)), vectors,
@@ -71,7 +71,7 @@ def test_rows_come_from_the_right_source(tmp_path, old_shards, new_shards, old_o
         else:
             np.testing.assert_array_equal(warm[row], pretrained[row])
             sources["initializer"] += 1
-    assert layer.warm_start == sources
+    assert layer.warm_start == embedding_artifact.WarmStart(**sources)
     # The deterministic initializer: a token in neither has the same row as in a cold start.
     cold = restore.pretrained_embedding(new_artifact)(tf.constant([[1]])).numpy()[0, 0]
     np.testing.assert_array_equal(warm[1], cold)
@@ -88,7 +88,7 @@ def test_no_numpy_copy_of_the_matrix(tmp_path, monkeypatch, no_numpy_matrix):
     no_numpy_matrix(rows=12)
     layer = restore.pretrained_embedding(new_artifact, base_model=base_model)
     layer.build((None,))
-    assert layer.warm_start["previous_model"] == 7  # v5..v9, padding, OOV.
+    assert layer.warm_start.previous_model == 7  # v5..v9, padding, OOV.
 
 
 def test_other_dimension_falls_back_to_pretrained(tmp_path, caplog):
@@ -104,7 +104,7 @@ def test_other_dimension_falls_back_to_pretrained(tmp_path, caplog):
     layer = restore.pretrained_embedding(new_artifact, base_model=base_model)
     rows = layer(tf.constant([np.arange(12)])).numpy()[0]
     np.testing.assert_array_equal(rows, _matrix(new_artifact))
-    assert layer.warm_start["previous_model"] == 0
+    assert layer.warm_start.previous_model == 0
     assert "previous model's embedding has dimension 4, this run's has 6" in caplog.text
 
 
@@ -113,5 +113,5 @@ def test_a_model_without_export_starts_from_pretrained(tmp_path, small_vectors, 
     build_embedding(str(write_vocabulary(tmp_path / "new.txt", ["w1", "w2"])), small_vectors[0],
                     new_artifact)
     layer = restore.pretrained_embedding(new_artifact, base_model=str(tmp_path / "m" / "serving"))
-    assert layer.warm_start["previous_model"] == 0
+    assert layer.warm_start.previous_model == 0
     assert "has no trained embedding export" in caplog.text

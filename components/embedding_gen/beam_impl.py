@@ -3,33 +3,95 @@
     byte ranges ─Reshuffle─> _ParseRange (vectors of vocabulary tokens only, in numpy batches,
     saved per shard their rows fall in; only the file names travel on) ─GroupByKey(shard)─>
     _WriteShard (initialize the shard's rows, lay the found vectors over them, SaveV2 the
-    slice) ─> one report per shard
+    slice) ─> one ShardReport per shard, one RangeReport per byte range
 
 Matched vectors go through files in the work directory rather than through the shuffle: on
 DirectRunner the shuffle holds everything it carries in the driver process, and the vectors are
 the bulk of the job. The file names depend only on the range, so a retried bundle rewrites the
-same files. The driver then merges and verifies the shards (checkpoint.merge_and_verify).
+same files. The driver then merges and verifies the shards (embedding_artifact.merge).
 Nothing here depends on the runner: the same transform runs on DirectRunner, Dataflow, Flink or
 Spark.
 """
 
 import base64
-import dataclasses
 import hashlib
+import dataclasses
 import io
 import logging
+from typing import Optional
 
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from components.embedding_gen import checkpoint, vectors
-from components.embedding_gen.vocabulary import read_vocabulary
+from tfx_embeddings.components import embedding_artifact, vocabulary_file
+from tfx_embeddings.components.embedding_gen import vectors
 
 NAMESPACE = "embedding_gen"
+# The Beam counters, one per field of the manifest's Counts: the same names everywhere.
+COUNTERS = {field.name: beam.metrics.Metrics.counter(NAMESPACE, field.name)
+            for field in dataclasses.fields(embedding_artifact.Counts)}
 # Matched vectors are saved once a range has gathered this many bytes of them.
 _SAVE_BYTES = 32 << 20
 RANGE_BYTES = 32 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class RangeReport:
+    """What one byte range of the vector file held; sha256 is the digest of its bytes."""
+    start: int
+    sha256: str
+    vector_rows_read: int
+    vector_rows_matched: int
+    invalid_utf8_replaced: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardReport:
+    """What one shard's writer wrote: rows [start, stop) with their digest, in its checkpoint at
+    prefix. has_vector: base64 of np.packbits of a bool per row (True: from the vector file)."""
+    start: int
+    stop: int
+    sha256: str
+    prefix: str
+    has_vector: str
+    tokens_with_vector: int
+    tokens_initialized: int
+    duplicate_tokens: int
+    case_folded_matches: int
+    corpus_tokens_with_vector: Optional[int]
+
+    @property
+    def shard(self):
+        return embedding_artifact.Shard(self.start, self.stop, self.sha256)
+
+    def has_vector_bits(self):
+        return np.unpackbits(np.frombuffer(base64.b64decode(self.has_vector), np.uint8),
+                             count=self.stop - self.start).astype(bool)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def initial_rows(keys, dimension, scale):
+    """Deterministic U(-scale, scale) rows, one per row key (RowLayout.row_keys).
+
+    The values depend only on the key bytes (a counter-based splitmix64 stream seeded by the
+    key's hash), never on the worker or the order, so every run and runner writes the same rows.
+    """
+    seeds = np.array([int.from_bytes(hashlib.blake2b(k, digest_size=8).digest(), "little")
+                      for k in keys], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = seeds[:, None] + np.arange(1, dimension + 1, dtype=np.uint64)[None, :] * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    unit = (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return ((2.0 * unit - 1.0) * scale).astype(np.float32)
+
+
+def _count(name, value):
+    COUNTERS[name].inc(value)
 
 
 class _VocabularyDoFn(beam.DoFn):
@@ -40,21 +102,19 @@ class _VocabularyDoFn(beam.DoFn):
         self._has_counts = has_counts
 
     def setup(self):
-        self._tokens, self._counts = read_vocabulary(self._vocabulary_path, self._has_counts)
+        self._tokens, self._counts = vocabulary_file.read_vocabulary(self._vocabulary_path,
+                                                                     self._has_counts)
 
 
 class _ParseRange(_VocabularyDoFn):
-    """Reads one byte range; emits (shard, file of MatchedRows), and digests as
-    (start, sha256, rows read, invalid UTF-8 tokens replaced)."""
+    """Reads one byte range; emits (shard, file of MatchedRows), and a RangeReport on the
+    "ranges" output."""
 
     def __init__(self, source, vocabulary_path, has_counts, layout, bounds, case_fold,
                  invalid_utf8, work_dir):
         super().__init__(vocabulary_path, has_counts)
         self._source, self._layout, self._bounds = source, layout, np.asarray(bounds)
         self._case_fold, self._invalid_utf8, self._work_dir = case_fold, invalid_utf8, work_dir
-        self._rows_read = beam.metrics.Metrics.counter(NAMESPACE, "vector_rows_read")
-        self._rows_matched = beam.metrics.Metrics.counter(NAMESPACE, "vector_rows_matched")
-        self._replaced = beam.metrics.Metrics.counter(NAMESPACE, "invalid_utf8_replaced")
 
     def setup(self):
         super().setup()
@@ -69,9 +129,9 @@ class _ParseRange(_VocabularyDoFn):
             read += stats.rows_read
             matched += len(rows.rows)
             replaced += stats.invalid_utf8_replaced
-            self._rows_read.inc(stats.rows_read)
-            self._rows_matched.inc(len(rows.rows))
-            self._replaced.inc(stats.invalid_utf8_replaced)
+            _count("vector_rows_read", stats.rows_read)
+            _count("vector_rows_matched", len(rows.rows))
+            _count("invalid_utf8_replaced", stats.invalid_utf8_replaced)
             if len(rows.rows):
                 pending.append(rows)
                 pending_bytes += rows.vectors.nbytes
@@ -79,7 +139,8 @@ class _ParseRange(_VocabularyDoFn):
                 yield from self._save_by_shard(pending, f"{start:015d}-{saved:04d}")
                 pending, pending_bytes, saved = [], 0, saved + 1
         yield from self._save_by_shard(pending, f"{start:015d}-{saved:04d}")
-        yield beam.pvalue.TaggedOutput("digests", (start, digest.hexdigest(), read, replaced))
+        yield beam.pvalue.TaggedOutput("ranges", RangeReport(start, digest.hexdigest(), read,
+                                                             matched, replaced))
         logging.info("%s bytes [%d, %s): %d rows read, %d matched",
                      self._source.path, start, end if end >= 0 else "end", read, matched)
 
@@ -118,10 +179,6 @@ class _WriteShard(_VocabularyDoFn):
         super().__init__(vocabulary_path, has_counts)
         self._layout, self._bounds, self._dimension = layout, bounds, dimension
         self._init_scale, self._work_dir = init_scale, work_dir
-        self._shards_written = beam.metrics.Metrics.counter(NAMESPACE, "shards_written")
-        self._duplicates = beam.metrics.Metrics.counter(NAMESPACE, "duplicate_tokens")
-        self._initialized = beam.metrics.Metrics.counter(NAMESPACE, "rows_initialized")
-        self._case_folded = beam.metrics.Metrics.counter(NAMESPACE, "case_folded_matches")
 
     def process(self, shard_and_paths):
         shard, paths = shard_and_paths
@@ -145,37 +202,37 @@ class _WriteShard(_VocabularyDoFn):
             matrix[found - start] = values[first]
         missing = np.setdiff1d(np.arange(start, stop), found)  # Initializer rows: those only.
         keys = self._layout.row_keys(start, stop, self._tokens)
-        matrix[missing - start] = checkpoint.initial_rows(
+        matrix[missing - start] = initial_rows(
             [keys[row - start] for row in missing], self._dimension, self._init_scale)
-        if start == checkpoint.PADDING_ROW:
-            matrix[0] = 0.0
+        if self._layout.padding_row is not None and start <= self._layout.padding_row < stop:
+            matrix[self._layout.padding_row - start] = 0.0
         prefix = f"{self._work_dir}/shard-{shard:05d}/part"
-        shape = (self._layout.num_rows, self._dimension)
-        digest = checkpoint.write_slice(prefix, shape, start, matrix)
-        token_rows = range(max(start, 1), min(stop, self._layout.vocabulary_size + 1))
+        digest = embedding_artifact.write_rows(prefix, (self._layout.num_rows, self._dimension), start,
+                                        matrix)
+        first_token = self._layout.first_token_row
+        token_rows = range(max(start, first_token),
+                           min(stop, first_token + self._layout.vocabulary_size))
         initialized = len(token_rows) - len(found)
-        self._shards_written.inc()
-        self._duplicates.inc(duplicates)
-        self._initialized.inc(initialized)
-        self._case_folded.inc(case_folded)
+        for name, value in (("shards_written", 1), ("duplicate_tokens", duplicates),
+                            ("tokens_initialized", initialized),
+                            ("case_folded_matches", case_folded)):
+            _count(name, value)
         logging.info("shard %d: rows [%d, %d) written, %d from vectors (%d case-folded), "
                      "%d initialized", shard, start, stop, len(found), case_folded, initialized)
-        yield {
-            "shard": shard, "start": int(start), "stop": int(stop), "prefix": prefix,
-            "sha256": digest, "tokens_with_vector": int(len(found)),
-            "rows_with_vector": base64.b64encode(np.packbits(
+        yield ShardReport(
+            start=int(start), stop=int(stop), sha256=digest, prefix=prefix,
+            has_vector=base64.b64encode(np.packbits(
                 np.isin(np.arange(start, stop), found))).decode(),
-            "tokens_initialized": initialized, "duplicates": duplicates,
-            "case_folded": case_folded,
-            "token_count_with_vector": (
-                int(sum(self._counts[r - 1] for r in found)) if self._counts else None),
-        }
+            tokens_with_vector=int(len(found)), tokens_initialized=initialized,
+            duplicate_tokens=duplicates, case_folded_matches=case_folded,
+            corpus_tokens_with_vector=(int(sum(self._counts[r - first_token] for r in found))
+                                       if self._counts else None))
 
 
 @beam.ptransform_fn
 def WriteEmbeddingShards(pipeline, source, vocabulary_path, has_counts, layout, bounds,
                          init_scale, work_dir, case_fold=False, invalid_utf8="error"):
-    """Returns (a report dict per shard written, a digest tuple per byte range).
+    """Returns (a ShardReport per shard written, a RangeReport per byte range).
 
     Byte ranges are found by a step of their own: for a binary file, that is a pass over it.
     """
@@ -186,14 +243,14 @@ def WriteEmbeddingShards(pipeline, source, vocabulary_path, has_counts, layout, 
         | "Distribute" >> beam.Reshuffle()
         | "ParseVectors" >> beam.ParDo(_ParseRange(
             source, vocabulary_path, has_counts, layout, bounds, case_fold, invalid_utf8,
-            work_dir)).with_outputs("digests", main="matched"))
+            work_dir)).with_outputs("ranges", main="matched"))
     every_shard = pipeline | "EveryShard" >> beam.Create(
         [(s, None) for s in range(len(bounds) - 1)])
-    reports = (
+    shards = (
         (parsed.matched, every_shard)
         | "WithEveryShard" >> beam.Flatten()
         | "GroupByShard" >> beam.GroupByKey()
         | "WriteShards" >> beam.ParDo(_WriteShard(
             vocabulary_path, has_counts, layout, bounds, source.dimension, init_scale,
             work_dir)))
-    return reports, parsed.digests
+    return shards, parsed.ranges

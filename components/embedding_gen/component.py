@@ -4,8 +4,8 @@ sharded TF checkpoint, with Beam (any runner, through the pipeline's beam_pipeli
 from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
-from components.embedding_gen import executor
-from components.types import PretrainedEmbedding
+from tfx_embeddings.components.embedding_gen import executor
+from tfx_embeddings.components.types import PretrainedEmbedding
 
 
 class EmbeddingGenSpec(component_spec.ComponentSpec):
@@ -14,6 +14,7 @@ class EmbeddingGenSpec(component_spec.ComponentSpec):
         "vector_format": component_spec.ExecutionParameter(type=str),
         "vocabulary_name": component_spec.ExecutionParameter(type=str),
         "vocabulary_has_counts": component_spec.ExecutionParameter(type=int),
+        "row_layout": component_spec.ExecutionParameter(type=str),
         "num_oov_buckets": component_spec.ExecutionParameter(type=int),
         "num_shards": component_spec.ExecutionParameter(type=int),
         "max_shard_bytes": component_spec.ExecutionParameter(type=int, optional=True),
@@ -31,36 +32,63 @@ class EmbeddingGenSpec(component_spec.ComponentSpec):
 
 
 class EmbeddingGen(base_beam_component.BaseBeamComponent):
-    """Produces a PretrainedEmbedding artifact whose rows follow the vocabulary's order.
+    """A PretrainedEmbedding whose rows follow the TransformGraph's vocabulary, built with Beam.
+
+    Row by row in the vocabulary's order (see `row_layout`), each token's row is its vector from
+    the file, or a deterministic initializer row when the file has none; padding and OOV bucket
+    rows are reserved. The checkpoint is written in shards by parallel Beam workers, verified,
+    then published with its manifest (`tfx_embeddings.EmbeddingArtifact` reads it).
 
     Args:
       transform_graph: channel of the TransformGraph whose vocabulary asset is the row order.
-      vectors_path: the pretrained vector file (GloVe, word2vec text or binary, fastText .vec;
-        optionally .gz/.bz2); any path tf.io.gfile opens.
+      vectors_path: the pretrained vector file: GloVe, word2vec text or binary, fastText .vec,
+        plain or .gz/.bz2; any path tf.io.gfile opens (gs://, s3://, hdfs:// with their plugins).
+      vocabulary_name: the preprocessing_fn's vocab_filename (the TransformGraph asset's name).
       vector_format: "auto" (detected), "glove", "word2vec_text" or "word2vec_binary".
-      vocabulary_name: the `vocab_filename` given to tft.vocabulary in the preprocessing_fn.
+      vocabulary_has_counts: True for `count token` lines (tft.vocabulary(store_frequency=True),
+        VocabularyGen), False for a file of tokens only (tft's default).
+      row_layout: "padded": row 0 is padding (Keras mask_zero), token i is row i + 1; "tft":
+        token i is row i, as tft.compute_and_apply_vocabulary's ids. OOV bucket rows follow the
+        vocabulary in both.
       num_oov_buckets: as given to the vocabulary lookup; one row each after the vocabulary.
       num_shards: row shards of the checkpoint, each written by a different Beam worker.
       max_shard_bytes: if set, instead of num_shards: the fewest shards of at most this size.
-      init_scale: rows of tokens without a vector are U(-init_scale, init_scale), seeded by
-        the token, so they are the same on every run.
-      case_fold_fallback: a token without an exact match takes the vector of the first row
-        whose token case-folds like it (an exact match always wins); counted in the manifest.
-      invalid_utf8: "error" (default) or "replace": match a non-UTF-8 token after decoding it
+      init_scale: rows of tokens without a vector are U(-init_scale, init_scale), seeded by the
+        token, so they are the same on every run.
+      case_fold_fallback: a token without an exact match takes the vector of the first row whose
+        token case-folds like it (an exact match always wins); counted in the manifest.
+      invalid_utf8: "error", or "replace": match a non-UTF-8 token of the file after decoding it
         with replacement characters; counted in the manifest.
+
+    Outputs: `embedding`: PretrainedEmbedding.
+
+    Raises:
+      ValueError: an argument out of its range (checked here, when the pipeline is built).
+
+    Example:
+      embedding_gen = tfx_embeddings.EmbeddingGen(
+          transform_graph=transform.outputs["transform_graph"],
+          vectors_path="gs://bucket/crawl-300d-2M.vec", vocabulary_name="body_vocabulary",
+          vocabulary_has_counts=False, row_layout="tft", num_oov_buckets=1)
     """
     SPEC_CLASS = EmbeddingGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, transform_graph, vectors_path, vocabulary_name, *, vector_format="auto",
-                 vocabulary_has_counts=True, num_oov_buckets=1, num_shards=4, max_shard_bytes=None,
-                 init_scale=0.05, case_fold_fallback=False, invalid_utf8="error"):
+                 vocabulary_has_counts=True, row_layout="padded", num_oov_buckets=1,
+                 num_shards=4, max_shard_bytes=None, init_scale=0.05, case_fold_fallback=False,
+                 invalid_utf8="error"):
+        executor.check_arguments(vector_format=vector_format, row_layout=row_layout,
+                                 num_oov_buckets=num_oov_buckets, num_shards=num_shards,
+                                 max_shard_bytes=max_shard_bytes, init_scale=init_scale,
+                                 invalid_utf8=invalid_utf8)
         super().__init__(spec=EmbeddingGenSpec(
             transform_graph=transform_graph,
             vectors_path=vectors_path,
             vector_format=vector_format,
             vocabulary_name=vocabulary_name,
             vocabulary_has_counts=int(vocabulary_has_counts),
+            row_layout=row_layout,
             num_oov_buckets=num_oov_buckets,
             num_shards=num_shards,
             max_shard_bytes=max_shard_bytes,

@@ -1,7 +1,6 @@
-"""EmbeddingGen's executor: from a TransformGraph's vocabulary and a vector file to a published
-embedding artifact (sharded checkpoint + vocabulary + projector files + manifest)."""
+"""EmbeddingGen's executor, and `build_embedding`: the same job without TFX."""
 
-import base64
+import dataclasses
 import json
 import logging
 import os
@@ -14,8 +13,9 @@ import tensorflow_transform as tft
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from components.embedding_gen import beam_impl, checkpoint, vectors
-from components.embedding_gen.vocabulary import read_vocabulary
+from tfx_embeddings.components import embedding_artifact, vocabulary_file
+from tfx_embeddings.components.embedding_artifact import CheckpointError
+from tfx_embeddings.components.embedding_gen import beam_impl, vectors
 
 TRANSFORM_GRAPH_KEY = "transform_graph"
 EMBEDDING_KEY = "embedding"
@@ -35,170 +35,171 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             vectors_path=exec_properties["vectors_path"],
             output_dir=embedding.uri,
             vector_format=exec_properties["vector_format"],
+            row_layout=exec_properties["row_layout"],
+            num_oov_buckets=exec_properties["num_oov_buckets"],
             num_shards=exec_properties["num_shards"],
             max_shard_bytes=exec_properties.get("max_shard_bytes") or None,
-            num_oov_buckets=exec_properties["num_oov_buckets"],
             init_scale=exec_properties["init_scale"],
             case_fold_fallback=bool(exec_properties["case_fold_fallback"]),
             invalid_utf8=exec_properties["invalid_utf8"],
             make_pipeline=self._make_beam_pipeline)
-        embedding.set_int_custom_property("vocabulary_size", manifest["vocabulary_size"])
-        embedding.set_int_custom_property("dimension", manifest["shape"][1])
-        embedding.set_int_custom_property("num_shards", len(manifest["shards"]))
-        embedding.set_float_custom_property(
-            "vocabulary_coverage", manifest["coverage"]["vocabulary_share"])
+        embedding.set_int_custom_property("vocabulary_size", manifest.layout.vocabulary_size)
+        embedding.set_int_custom_property("dimension", manifest.shape[1])
+        embedding.set_int_custom_property("num_shards", len(manifest.shards))
+        embedding.set_string_custom_property("row_layout", manifest.layout.name)
+        embedding.set_float_custom_property("vocabulary_coverage",
+                                            manifest.coverage.vocabulary_share)
 
 
 def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has_counts=True,
-                    vector_format="auto", num_shards=4, max_shard_bytes=None,
-                    num_oov_buckets=1, init_scale=0.05, case_fold_fallback=False,
-                    invalid_utf8="error", make_pipeline=beam.Pipeline):
-    """Builds and publishes the embedding artifact in output_dir; returns its manifest.
+                    vector_format="auto", row_layout=embedding_artifact.PADDED, num_oov_buckets=1,
+                    num_shards=4, max_shard_bytes=None, init_scale=0.05,
+                    case_fold_fallback=False, invalid_utf8="error", make_pipeline=beam.Pipeline):
+    """Joins a vocabulary with a vector file into a published embedding artifact, with Beam.
 
-    The checkpoint has num_shards row shards, or with max_shard_bytes, as many as keep each
-    shard within that size. case_fold_fallback: a token without an exact match takes the vector
-    of the first row (by file offset) whose token case-folds like it. invalid_utf8: "error", or
-    "replace" to decode a token that is not UTF-8 with U+FFFD replacements before matching it;
-    both are counted.
+    What EmbeddingGen runs, callable without TFX (any Beam runner, through make_pipeline).
 
-    Raises vectors.VectorFileError or checkpoint.CheckpointError, naming the file and the
-    problem, with nothing published.
+    Args:
+      vocabulary_path: the vocabulary file (tft's format); its line i is token id i.
+      vectors_path: the pretrained vector file; see EmbeddingGen.
+      output_dir: where the artifact is published (embedding_artifact.EmbeddingArtifact).
+      vocabulary_has_counts, vector_format, row_layout, num_oov_buckets, num_shards,
+        max_shard_bytes, init_scale, case_fold_fallback, invalid_utf8: see EmbeddingGen.
+      make_pipeline: a callable returning the beam.Pipeline to run the job in.
+
+    Returns:
+      The published embedding_artifact.Manifest.
+
+    Raises:
+      ValueError: an argument out of its range, named.
+      VectorFileError, VocabularyFileError: naming the file, the line and the problem.
+      CheckpointError: the checkpoint did not verify.
+      In every case nothing is published.
+
+    Example:
+      manifest = build_embedding("vocab.txt", "glove.6B.300d.txt", "/tmp/embedding",
+                                 row_layout="tft", num_oov_buckets=1)
+      manifest.coverage.vocabulary_share
     """
+    check_arguments(vector_format=vector_format, row_layout=row_layout,
+                    num_oov_buckets=num_oov_buckets, num_shards=num_shards,
+                    max_shard_bytes=max_shard_bytes, init_scale=init_scale,
+                    invalid_utf8=invalid_utf8)
     started = time.time()
-    if invalid_utf8 not in vectors.INVALID_UTF8_POLICIES:
-        raise ValueError(f"invalid_utf8 must be one of {vectors.INVALID_UTF8_POLICIES}")
     source = vectors.inspect_source(vectors_path, vector_format)
-    tokens, counts = read_vocabulary(vocabulary_path, vocabulary_has_counts)
-    layout = checkpoint.RowLayout(len(tokens), num_oov_buckets)
+    tokens, counts = vocabulary_file.read_vocabulary(vocabulary_path, vocabulary_has_counts)
+    layout = embedding_artifact.RowLayout(row_layout, len(tokens), num_oov_buckets)
     shape = (layout.num_rows, source.dimension)
-    bounds = checkpoint.shard_bounds(
-        layout.num_rows, checkpoint.num_shards_for(shape, num_shards, max_shard_bytes))
-    logging.info("EmbeddingGen: %d tokens + %d reserved rows x %d from %s (%s), %d shards",
-                 len(tokens), layout.num_rows - len(tokens), source.dimension, vectors_path,
-                 source.format, len(bounds) - 1)
-
-    tf.io.gfile.makedirs(output_dir)
-    checkpoint.unpublish(output_dir)
-    staging = checkpoint.staging_dir(output_dir)
+    bounds = embedding_artifact.shard_bounds(
+        layout.num_rows, _num_shards(shape, num_shards, max_shard_bytes))
+    logging.info("EmbeddingGen: %d tokens + %d reserved rows (%s layout) x %d from %s (%s), "
+                 "%d shards", len(tokens), layout.num_rows - len(tokens), layout.name,
+                 source.dimension, vectors_path, source.format, len(bounds) - 1)
+    staging = embedding_artifact.staging_dir(output_dir)
     try:
-        manifest = _build_in(staging, source, vocabulary_path, vocabulary_has_counts, tokens,
-                             counts, layout, bounds, init_scale, make_pipeline,
-                             case_fold_fallback, invalid_utf8)
+        manifest = _build_in(staging, output_dir, source, vocabulary_path,
+                             vocabulary_has_counts, counts, layout, bounds, init_scale,
+                             make_pipeline, case_fold_fallback, invalid_utf8)
     except BaseException:
         tf.io.gfile.rmtree(staging)  # Nothing half-written stays behind.
         raise
-    checkpoint.publish(staging, output_dir, manifest)
     logging.info("EmbeddingGen: published %s in %.1fs: %d of %d tokens have a vector (%.1f%%)",
-                 output_dir, time.time() - started, manifest["coverage"]["tokens_with_vector"],
-                 len(tokens), 100 * manifest["coverage"]["vocabulary_share"])
+                 output_dir, time.time() - started, manifest.coverage.tokens_with_vector,
+                 len(tokens), 100 * manifest.coverage.vocabulary_share)
     return manifest
 
 
-def _build_in(staging, source, vocabulary_path, has_counts, tokens, counts, layout, bounds,
+def check_arguments(*, vector_format, row_layout, num_oov_buckets, num_shards, max_shard_bytes,
+                    init_scale, invalid_utf8):
+    """Raises ValueError naming the first argument out of its range."""
+    problems = [
+        (vector_format not in vectors.FORMATS + ("auto",),
+         f"vector_format must be 'auto' or one of {vectors.FORMATS}, got {vector_format!r}"),
+        (row_layout not in embedding_artifact.LAYOUTS,
+         f"row_layout must be one of {embedding_artifact.LAYOUTS}, got {row_layout!r}"),
+        (not isinstance(num_oov_buckets, int) or num_oov_buckets < 0,
+         f"num_oov_buckets must be an int >= 0, got {num_oov_buckets!r}"),
+        (not isinstance(num_shards, int) or num_shards < 1,
+         f"num_shards must be an int >= 1, got {num_shards!r}"),
+        (max_shard_bytes is not None and (not isinstance(max_shard_bytes, int)
+                                          or max_shard_bytes < 1),
+         f"max_shard_bytes must be None or an int >= 1, got {max_shard_bytes!r}"),
+        (not isinstance(init_scale, (int, float)) or not init_scale > 0
+         or not np.isfinite(init_scale),
+         f"init_scale must be a finite number > 0, got {init_scale!r}"),
+        (invalid_utf8 not in vectors.INVALID_UTF8_POLICIES,
+         f"invalid_utf8 must be one of {vectors.INVALID_UTF8_POLICIES}, got {invalid_utf8!r}"),
+    ]
+    for failed, message in problems:
+        if failed:
+            raise ValueError(message)
+
+
+def _num_shards(shape, num_shards, max_shard_bytes):
+    """As asked, or the fewest shards of at most max_shard_bytes each."""
+    if max_shard_bytes:
+        row_bytes = 4 * shape[1]
+        if max_shard_bytes < row_bytes:
+            raise ValueError(f"max_shard_bytes {max_shard_bytes} is less than one row "
+                             f"({row_bytes} bytes)")
+        return -(-shape[0] // (max_shard_bytes // row_bytes))
+    return num_shards
+
+
+def _build_in(staging, output_dir, source, vocabulary_path, has_counts, counts, layout, bounds,
               init_scale, make_pipeline, case_fold, invalid_utf8):
-    """Runs the Beam job, merges and verifies into staging; returns the manifest to publish."""
+    """Runs the Beam job, merges and verifies into staging, publishes; returns the manifest."""
     shape = (layout.num_rows, source.dimension)
-    reports_path = os.path.join(staging, "shard_reports.json")
+    work = os.path.join(staging, "work")
     try:
         with make_pipeline() as pipeline:
-            reports, digests = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
-                source, vocabulary_path, has_counts, layout, bounds, init_scale,
-                os.path.join(staging, "shards"), case_fold, invalid_utf8)
-            _ = ((reports, digests)
-                 | "Collect" >> beam.Flatten()
-                 | beam.combiners.ToList()
-                 | beam.Map(_write_json, reports_path))
+            shards, ranges = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
+                source, vocabulary_path, has_counts, layout, bounds, init_scale, work,
+                case_fold, invalid_utf8)
+            for name, reports in (("shards", shards), ("ranges", ranges)):
+                _ = (reports
+                     | f"Collect{name.title()}" >> beam.combiners.ToList()
+                     | f"Write{name.title()}" >> beam.Map(_write_reports,
+                                                          os.path.join(work, f"{name}.json")))
     except Exception as e:  # Beam wraps a worker's error; surface ours as it was raised.
         _reraise_own_error(e)
         raise
-    counters = _beam_counters(pipeline)
-    logging.info("EmbeddingGen Beam counters: %s", counters)
-    results = _read_json(reports_path)
-    shard_reports = [r for r in results if isinstance(r, dict)]
-    ranges = sorted(tuple(r) for r in results if not isinstance(r, dict))
-    rows_read = sum(r[2] for r in ranges)  # (start, sha256, rows read, UTF-8 replaced) each
+    logging.info("EmbeddingGen Beam counters: %s", _beam_counters(pipeline))
+    shards = [beam_impl.ShardReport(**r) for r in _read_json(os.path.join(work, "shards.json"))]
+    ranges = [beam_impl.RangeReport(**r) for r in _read_json(os.path.join(work, "ranges.json"))]
+    shards.sort(key=lambda s: s.start)
+    ranges.sort(key=lambda r: r.start)
+    rows_read = sum(r.vector_rows_read for r in ranges)
     if source.header_rows >= 0 and source.header_rows != rows_read:
         raise vectors.VectorFileError(f"{source.path} line 1: the header announces "
                                       f"{source.header_rows} rows, the file has {rows_read}")
-
-    checkpoint.merge_and_verify(shard_reports, shape,
-                                os.path.join(staging, checkpoint.CHECKPOINT_PREFIX))
-    tf.io.gfile.rmtree(os.path.join(staging, "shards"))
-    tf.io.gfile.remove(reports_path)
-    tf.io.gfile.copy(vocabulary_path, os.path.join(staging, checkpoint.VOCABULARY_FILE))
-    _write_has_vector(staging, shard_reports)
-    with tf.io.gfile.GFile(os.path.join(staging, checkpoint.ROW_KEYS_FILE), "wb") as f:
-        f.write(b"".join(k + b"\n" for k in layout.row_keys(0, layout.num_rows, tokens)))
-    _write_projector(staging, layout, tokens,
-                     os.path.join(os.path.dirname(staging), checkpoint.CHECKPOINT_PREFIX))
-    return _manifest(source, vocabulary_path, has_counts, layout, shape, shard_reports, ranges,
-                     rows_read, counts, counters,
-                     checkpoint.file_sizes(staging, checkpoint.CHECKPOINT_DIR))
-
-
-def _manifest(source, vocabulary_path, has_counts, layout, shape, shards, ranges, rows_read,
-              counts, beam_counters, files):
-    with_vector = sum(s["tokens_with_vector"] for s in shards)
-    coverage = {"tokens_with_vector": with_vector,
-                "vocabulary_share": with_vector / layout.vocabulary_size}
-    if counts:
-        coverage["corpus_token_share"] = (
-            sum(s["token_count_with_vector"] for s in shards) / max(1, sum(counts)))
-    return {
-        "format_version": checkpoint.FORMAT_VERSION,
-        "tensor_name": checkpoint.TENSOR_NAME,
-        "checkpoint_prefix": checkpoint.CHECKPOINT_PREFIX,
-        "vocabulary_file": checkpoint.VOCABULARY_FILE,
-        "vocabulary_has_counts": has_counts,
-        "shape": list(shape),
-        "dtype": "float32",
-        "vocabulary_size": layout.vocabulary_size,
-        "reserved_rows": layout.to_json(),
-        "shards": [{"rows": [s["start"], s["stop"]], "sha256": s["sha256"]}
-                   for s in sorted(shards, key=lambda s: s["start"])],
-        "coverage": coverage,
-        "counts": {
-            "vector_rows_read": rows_read,
-            "duplicate_tokens": sum(s["duplicates"] for s in shards),
-            "case_folded_matches": sum(s["case_folded"] for s in shards),
-            "invalid_utf8_tokens_replaced": sum(r[3] for r in ranges),
-            "initialized_token_rows": sum(s["tokens_initialized"] for s in shards),
-        },
-        "fingerprints": {
-            "vocabulary_sha256": checkpoint.file_sha256(vocabulary_path),
-            "vectors_sha256": vectors.fingerprint(source, [r[1] for r in ranges]),
-        },
-        "source": {"path": source.path, "format": source.format,
-                   "dimension": source.dimension, "bytes": source.size},
-        "files": files,
-        "beam_counters": beam_counters,
-    }
-
-
-def _write_has_vector(staging, shards):
-    bits = np.concatenate([
-        np.unpackbits(np.frombuffer(base64.b64decode(s["rows_with_vector"]), np.uint8),
-                      count=s["stop"] - s["start"])
-        for s in sorted(shards, key=lambda s: s["start"])])
-    with tf.io.gfile.GFile(os.path.join(staging, checkpoint.HAS_VECTOR_FILE), "wb") as f:
-        f.write(np.packbits(bits).tobytes())
-
-
-def _write_projector(staging, layout, tokens, published_prefix):
-    """TensorBoard projector files: a label per row and a config pointing at the checkpoint
-    where it will be published (TensorBoard reads that path as it is, not relative)."""
-    directory = os.path.join(staging, checkpoint.PROJECTOR_DIR)
-    tf.io.gfile.makedirs(directory)
-    with tf.io.gfile.GFile(os.path.join(directory, "metadata.tsv"), "w") as f:
-        for row in range(layout.num_rows):
-            f.write(layout.label(row, tokens).replace("\t", " ") + "\n")
-    with tf.io.gfile.GFile(os.path.join(directory, "projector_config.pbtxt"), "w") as f:
-        f.write('model_checkpoint_path: "%s"\nembeddings {\n  tensor_name: "%s"\n'
-                '  metadata_path: "metadata.tsv"\n}\n' % (published_prefix, checkpoint.TENSOR_NAME))
+    embedding_artifact.merge([s.prefix for s in shards], [s.shard for s in shards], shape,
+                             os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX))
+    tf.io.gfile.rmtree(work)
+    with_vector = sum(s.tokens_with_vector for s in shards)
+    return embedding_artifact.publish(
+        staging, output_dir, layout=layout, vocabulary_path=vocabulary_path,
+        vocabulary_has_counts=has_counts, shards=[s.shard for s in shards],
+        has_vector=np.concatenate([s.has_vector_bits() for s in shards]),
+        source=embedding_artifact.Source(
+            path=source.path, format=source.format, dimension=source.dimension,
+            bytes=source.size, sha256=vectors.fingerprint(source, [r.sha256 for r in ranges])),
+        coverage=embedding_artifact.Coverage(
+            tokens_with_vector=with_vector, vocabulary_share=with_vector / layout.vocabulary_size,
+            corpus_token_share=(sum(s.corpus_tokens_with_vector for s in shards)
+                                / max(1, sum(counts)) if counts else None)),
+        counts=embedding_artifact.Counts(
+            vector_rows_read=rows_read,
+            vector_rows_matched=sum(r.vector_rows_matched for r in ranges),
+            duplicate_tokens=sum(s.duplicate_tokens for s in shards),
+            case_folded_matches=sum(s.case_folded_matches for s in shards),
+            invalid_utf8_replaced=sum(r.invalid_utf8_replaced for r in ranges),
+            tokens_initialized=sum(s.tokens_initialized for s in shards),
+            shards_written=len(shards)))
 
 
 def _beam_counters(pipeline):
-    """The job's counters (rows read, matched, shards written...) as the runner reports them."""
+    """The job's counters as the runner reports them (names: embedding_artifact.Counts)."""
     result = getattr(pipeline, "result", None)
     if result is None:
         return {}
@@ -208,9 +209,9 @@ def _beam_counters(pipeline):
         query["counters"], key=lambda c: c.key.metric.name)}
 
 
-def _write_json(value, path):
+def _write_reports(reports, path):
     with tf.io.gfile.GFile(path, "w") as f:
-        json.dump(value, f)
+        json.dump([dataclasses.asdict(r) for r in reports], f)
 
 
 def _read_json(path):
@@ -221,7 +222,7 @@ def _read_json(path):
 def _reraise_own_error(error):
     """Beam runners wrap a DoFn's exception; raise the project's own error class instead."""
     text = str(error)
-    for cls in (vectors.VectorFileError, checkpoint.CheckpointError):
+    for cls in (vectors.VectorFileError, vocabulary_file.VocabularyFileError, CheckpointError):
         if isinstance(error, cls):  # Raised as is, with the step's name appended.
             raise cls(text.split(" [while running")[0]) from None
         marker = f"{cls.__name__}: "

@@ -26,7 +26,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
 from tfx_bsl.coders import example_coder
 
-from components.vocabulary_gen import tokenizer, vocabulary
+from tfx_embeddings.components import vocabulary_file
+from tfx_embeddings.components.vocabulary_gen import tokenizer
 
 NAMESPACE = "vocabulary_gen"
 NUM_SHARDS = 8
@@ -89,7 +90,7 @@ class _CountTokens(beam.DoFn):
         self._count_batch()
         counts = self._counts.table()
         self._counts = None
-        counts = counts.filter(vocabulary.countable(counts["token"]))
+        counts = counts.filter(vocabulary_file.countable(counts["token"]))
         logging.info("VocabularyGen: a bundle of %d documents counted: %d tokens, %d distinct",
                      self._bundle_documents, self._bundle_tokens, counts.num_rows)
         shards = np.fromiter((zlib.crc32(t) for t in counts["token"].to_pylist()), np.int64,
@@ -192,7 +193,7 @@ def _rank(table, top_k):
 
 def _write(ranked, path, top_k, reserved_tokens, store_frequency):
     """Writes the file and returns its number of lines."""
-    lines = vocabulary.vocabulary_lines(
+    lines = vocabulary_file.vocabulary_lines(
         list(zip(ranked["count"].to_pylist(), ranked["token"].to_pylist())), top_k=top_k,
         reserved_tokens=reserved_tokens, store_frequency=store_frequency)
     temporary = f"{path}.tmp"  # Readers never see a half-written file.

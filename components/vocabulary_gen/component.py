@@ -8,8 +8,8 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 from tfx.utils import json_utils
 
-from components.types import Vocabulary
-from components.vocabulary_gen import executor
+from tfx_embeddings.components.types import Vocabulary
+from tfx_embeddings.components.vocabulary_gen import executor
 
 
 class VocabularyGenSpec(component_spec.ComponentSpec):

@@ -13,7 +13,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import import_utils
 
-from components.vocabulary_gen import beam_impl, vocabulary
+from tfx_embeddings.components import vocabulary_file
+from tfx_embeddings.components.vocabulary_gen import beam_impl
 
 EXAMPLES_KEY = "examples"
 VOCABULARY_KEY = "vocabulary"
@@ -26,7 +27,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
         output = artifact_utils.get_single_instance(output_dict[VOCABULARY_KEY])
         module, _, name = exec_properties["tokenize_fn"].rpartition(".")
-        path = os.path.join(output.uri, vocabulary.VOCABULARY_FILE)
+        path = os.path.join(output.uri, vocabulary_file.VOCABULARY_FILE)
         patterns = [os.path.join(artifact_utils.get_split_uri([examples], split), "*")
                     for split in json.loads(exec_properties["splits"])]
         feature = exec_properties["text_feature"]

@@ -6,9 +6,11 @@ from tfx.components.transform import executor as transform_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import json_utils
 
-from components.vocabulary_gen import vocabulary
+from tfx_embeddings.components import vocabulary_file
 
 VOCABULARY_KEY = "vocabulary"
+# The custom_config key under which the preprocessing_fn finds the Vocabulary artifact's file.
+VOCABULARY_FILE_KEY = "vocabulary_file"
 
 
 class Executor(transform_executor.Executor):
@@ -18,8 +20,8 @@ class Executor(transform_executor.Executor):
         if input_dict.get(VOCABULARY_KEY):
             key = standard_component_specs.CUSTOM_CONFIG_KEY
             config = json_utils.loads(exec_properties.get(key) or "null") or {}
-            config[vocabulary.VOCABULARY_FILE_CONFIG_KEY] = os.path.join(
+            config[VOCABULARY_FILE_KEY] = os.path.join(
                 artifact_utils.get_single_uri(input_dict[VOCABULARY_KEY]),
-                vocabulary.VOCABULARY_FILE)
+                vocabulary_file.VOCABULARY_FILE)
             exec_properties = {**exec_properties, key: json_utils.dumps(config)}
         super().Do(input_dict, output_dict, exec_properties)

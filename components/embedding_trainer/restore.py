@@ -1,0 +1,162 @@
+"""The restore layer: a Keras Embedding whose initial value is a restore op in the graph.
+
+Each variable is initialized by RestoreV2 reading its rows of the checkpoint straight into the
+tensor that becomes the variable, so the matrix never exists as a numpy array in the trainer.
+The layer keeps one variable per row partition (any number, whatever the writer's shard count),
+so restoring needs memory for one partition beyond the matrix itself. The exported SavedModel
+carries the trained values: serving never needs the checkpoint.
+"""
+
+import logging
+
+import tensorflow as tf
+import tf_keras
+
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_artifact import CheckpointError
+from tfx_embeddings.components.embedding_trainer import warmstart
+
+
+@tf_keras.saving.register_keras_serializable(package="tfx_embeddings")
+class CheckpointInitializer(tf_keras.initializers.Initializer):
+    """Restores rows [start_row, start_row + num_rows) of a checkpointed [rows, dimension]
+    float32 tensor with RestoreV2, or with a warm_start plan (warmstart.WarmStartPlan), those
+    rows remapped from the previous model.
+
+    Under a variable partitioner (ParameterServerStrategy) Keras passes each partition's shape
+    and offset, and each partition restores only its own rows.
+    """
+
+    def __init__(self, prefix, shape, start_row=0, num_rows=None, warm_start=None):
+        self.prefix, self.shape = prefix, tuple(shape)
+        self.start_row = start_row
+        self.num_rows = self.shape[0] - start_row if num_rows is None else num_rows
+        self.warm_start = warm_start  # Not part of the config: it only matters at build time.
+
+    def for_rows(self, start_row, num_rows):
+        return CheckpointInitializer(self.prefix, self.shape, start_row, num_rows,
+                                     self.warm_start)
+
+    def __call__(self, shape, dtype=None, **kwargs):
+        if dtype is not None and tf.as_dtype(dtype) != tf.float32:
+            raise CheckpointError(f"{self.prefix}: the embedding is float32, the model asks for "
+                                  f"{dtype}")
+        asked = tuple(int(d) for d in shape)
+        if asked != (self.num_rows, self.shape[1]):
+            raise CheckpointError(
+                f"{self.prefix}: the checkpoint holds a {list(self.shape)} embedding, the model "
+                f"asks for {list(asked)}" + (f" at row {self.start_row}" if self.start_row else ""))
+        rows = int(kwargs.get("partition_shape", asked)[0])
+        start = self.start_row + int(kwargs.get("partition_offset", (0, 0))[0])
+        try:
+            if self.warm_start is not None:
+                return self.warm_start.rows(start, start + rows)
+            return embedding_artifact.read_rows(self.prefix, self.shape, start, start + rows)
+        except tf.errors.OpError as e:
+            raise CheckpointError(f"{self.prefix}: rows [{start}, {start + rows}) cannot be "
+                                  f"restored: {e.message}") from None
+
+    def get_config(self):
+        return {"prefix": self.prefix, "shape": list(self.shape), "start_row": self.start_row,
+                "num_rows": self.num_rows}
+
+
+@tf_keras.saving.register_keras_serializable(package="tfx_embeddings")
+class PartitionedEmbedding(tf_keras.layers.Embedding):
+    """A Keras Embedding whose matrix is num_partitions variables of contiguous rows.
+
+    Lookups use tf.nn.embedding_lookup's "div" strategy; with one partition it is exactly a
+    Keras Embedding.
+    """
+
+    def __init__(self, input_dim, output_dim, num_partitions=1, **kwargs):
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.num_partitions = max(1, min(num_partitions, input_dim))
+
+    def build(self, input_shape=None):
+        if self.num_partitions == 1:
+            super().build(input_shape)
+            self.partitions = [self.embeddings]
+            return
+        bounds = embedding_artifact.shard_bounds(self.input_dim, self.num_partitions)
+        initializer = self.embeddings_initializer
+        self.partitions = []
+        for i in range(self.num_partitions):
+            start, stop = bounds[i], bounds[i + 1]
+            self.partitions.append(self.add_weight(
+                name=f"embeddings/part_{i}", shape=(stop - start, self.output_dim),
+                initializer=initializer.for_rows(start, stop - start)
+                if hasattr(initializer, "for_rows") else initializer,
+                experimental_autocast=False))
+        self.built = True
+
+    def call(self, inputs):
+        if self.num_partitions == 1:
+            return super().call(inputs)
+        if inputs.dtype not in (tf.int32, tf.int64):
+            inputs = tf.cast(inputs, tf.int64)
+        return tf.nn.embedding_lookup(self.partitions, inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "num_partitions": self.num_partitions}
+
+
+def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name=None,
+                         trainable=True, num_partitions=None, base_model=None, name="embedding"):
+    """A Keras Embedding layer initialized from a published embedding artifact, in the graph.
+
+    Args:
+      artifact_dir: the EmbeddingGen artifact's directory; EmbeddingTrainer hands it to run_fn
+        as `fn_args.custom_config[tfx_embeddings.EMBEDDING_URI_KEY]`.
+      transform_output: a tft.TFTransformOutput; with vocabulary_name (the vocab_filename of
+        the preprocessing_fn's vocabulary), the artifact is refused unless it was built from that
+        very vocabulary file, since otherwise its rows would not line up with the token ids.
+      vocabulary_name: see transform_output.
+      trainable: whether training updates the embedding.
+      num_partitions: variables the matrix is split into; by default one per checkpoint shard
+        (each then restores exactly one shard). Under ParameterServerStrategy with a
+        variable_partitioner, pass 1: each of the strategy's partitions restores its own rows.
+      base_model: the previous model's serving directory (Trainer's fn_args.base_model): tokens
+        it knew start from their trained rows, new tokens from this artifact (see warmstart).
+      name: the layer's name.
+
+    Returns:
+      A tf_keras Embedding (PartitionedEmbedding) of the artifact's shape. mask_zero is on for
+      the padded layout (row 0 is padding) and off for tft's. Its `warm_start` attribute
+      (embedding_artifact.WarmStart) tells how many rows come from each source.
+
+    Raises:
+      CheckpointError: the artifact is unpublished or damaged, built for another vocabulary,
+        or (when the layer is built) the model asks for another shape.
+      ValueError: transform_output without vocabulary_name.
+
+    Example:
+      def run_fn(fn_args):
+          tft_output = tft.TFTransformOutput(fn_args.transform_output)
+          embedding = tfx_embeddings.pretrained_embedding(
+              fn_args.custom_config[tfx_embeddings.EMBEDDING_URI_KEY],
+              transform_output=tft_output, vocabulary_name="tokens",
+              base_model=fn_args.base_model)
+          token_ids = tf_keras.Input(shape=(None,), dtype=tf.int64)
+          x = tf_keras.layers.GlobalAveragePooling1D()(embedding(token_ids))
+    """
+    artifact = embedding_artifact.EmbeddingArtifact(artifact_dir)
+    if transform_output is not None:
+        if vocabulary_name is None:
+            raise ValueError("pretrained_embedding: with transform_output, give vocabulary_name "
+                             "(the vocab_filename of the preprocessing_fn's vocabulary)")
+        artifact.check_vocabulary(transform_output.vocabulary_file_by_name(vocabulary_name))
+    artifact.check_files()
+    manifest = artifact.manifest
+    plan = warmstart.plan_warm_start(artifact, base_model)
+    counts = plan.counts() if plan else warmstart.cold_start_counts(artifact)
+    logging.info("Embedding %s rows (%s layout): %s", list(manifest.shape), manifest.layout.name,
+                 counts)
+    layer = PartitionedEmbedding(
+        manifest.shape[0], manifest.shape[1],
+        num_partitions=num_partitions or len(manifest.shards),
+        mask_zero=manifest.layout.padding_row == 0, trainable=trainable, name=name,
+        embeddings_initializer=CheckpointInitializer(artifact.checkpoint_prefix, manifest.shape,
+                                                     warm_start=plan))
+    layer.warm_start = counts
+    return layer

@@ -1,0 +1,173 @@
+"""Warm start across retraining runs whose vocabulary changed, and the export it starts from.
+
+Row by row, in the new vocabulary's order: a token the previous model knew gets its trained row
+from that model; any other token gets this run's EmbeddingGen row (its pretrained vector, or the
+deterministic initializer's row when the vector file lacks it). Rows are joined by their keys
+(row_keys.txt: the token, or a reserved name for padding and each OOV bucket), so padding and OOV
+bucket rows carry over by position, and a change of row layout between runs is remapped, not
+shifted.
+
+Each trained model carries, beside its SavedModel, its trained embedding as an embedding
+artifact (`<model>/Format-Embedding/`, written by `export_trained_embedding`). A partition's
+initial value is then one `LoadAndRemapMatrix` over the previous model's checkpoint, its new rows
+filled with this run's rows of the new tokens only: in C++, a stored slice at a time, and the
+matrix never exists as a numpy array.
+"""
+
+import logging
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_artifact import CheckpointError, TENSOR_NAME
+
+EMBEDDING_EXPORT_DIR = "Format-Embedding"
+
+
+class WarmStartPlan:
+    """Which previous-model row each new row comes from (-1: from this run's artifact).
+
+    Args:
+      previous: the previous model's exported EmbeddingArtifact.
+      current: this run's EmbeddingArtifact.
+
+    Raises:
+      CheckpointError: the two embeddings differ in dimension.
+    """
+
+    def __init__(self, previous, current):
+        self.previous, self.current = previous, current
+        old_shape, new_shape = previous.manifest.shape, current.manifest.shape
+        if old_shape[1] != new_shape[1]:
+            raise CheckpointError(f"{previous.uri}: the previous model's embedding has dimension "
+                                  f"{old_shape[1]}, this run's has {new_shape[1]}")
+        # In C++, from the two row-key files: no Python object per token.
+        self.old_rows = tf.raw_ops.GenerateVocabRemapping(
+            new_vocab_file=current.row_keys_path, old_vocab_file=previous.row_keys_path,
+            new_vocab_offset=0, num_new_vocab=new_shape[0],
+            old_vocab_size=old_shape[0])[0].numpy()
+
+    def counts(self):
+        """How many rows come from each source (embedding_artifact.WarmStart)."""
+        fresh = self.old_rows < 0
+        has_vector = self.current.has_vector()
+        return embedding_artifact.WarmStart(previous_model=int((~fresh).sum()),
+                                            pretrained=int((fresh & has_vector).sum()),
+                                            initializer=int((fresh & ~has_vector).sum()))
+
+    def rows(self, start, stop):
+        """Rows [start, stop) of the new matrix, as a tensor: previous rows where the previous
+        model knew the row's key, this run's rows elsewhere."""
+        old_rows = self.old_rows[start:stop]
+        fresh = np.flatnonzero(old_rows < 0) + start
+        dimension = self.current.manifest.shape[1]
+        chunk = embedding_artifact.slice_rows(dimension)
+        this_run = tf.zeros([0], tf.float32)
+        if len(fresh):
+            this_run = tf.reshape(tf.raw_ops.LoadAndRemapMatrix(
+                ckpt_path=self.current.checkpoint_prefix, old_tensor_name=TENSOR_NAME,
+                row_remapping=tf.constant(fresh, tf.int64), col_remapping=tf.zeros([0], tf.int64),
+                initializing_values=tf.zeros([0]), num_rows=len(fresh), num_cols=dimension,
+                max_rows_in_memory=chunk), [-1])
+        return tf.raw_ops.LoadAndRemapMatrix(
+            ckpt_path=self.previous.checkpoint_prefix, old_tensor_name=TENSOR_NAME,
+            row_remapping=tf.constant(old_rows, tf.int64), col_remapping=tf.zeros([0], tf.int64),
+            initializing_values=this_run, num_rows=stop - start, num_cols=dimension,
+            max_rows_in_memory=chunk)
+
+
+def plan_warm_start(current, base_model):
+    """The WarmStartPlan from the model at base_model (a serving directory) to the artifact
+    current, or None (logged) when there is no base model or it cannot be warm-started from."""
+    if not base_model:
+        return None
+    export = os.path.join(os.path.dirname(base_model.rstrip("/")), EMBEDDING_EXPORT_DIR)
+    if not tf.io.gfile.exists(export):
+        logging.warning("Warm start: %s has no trained embedding export; starting from the "
+                        "pretrained vectors alone", base_model)
+        return None
+    try:
+        previous = embedding_artifact.EmbeddingArtifact(export)
+        previous.check_files()
+        return WarmStartPlan(previous, current)
+    except CheckpointError as e:
+        logging.warning("Warm start skipped, starting from the pretrained vectors alone: %s", e)
+        return None
+
+
+def cold_start_counts(current):
+    """embedding_artifact.WarmStart of a start from this run's artifact alone."""
+    has_vector = int(current.has_vector().sum())
+    return embedding_artifact.WarmStart(previous_model=0, pretrained=has_vector,
+                                        initializer=current.manifest.shape[0] - has_vector)
+
+
+def export_trained_embedding(partitions, artifact_dir, model_dir, warm_start=None):
+    """Saves a trained embedding as an embedding artifact in <model_dir>/Format-Embedding.
+
+    The next scheduled run's warm start reads it (pretrained_embedding's base_model).
+
+    Args:
+      partitions: the layer's variables, in row order (PartitionedEmbedding.partitions).
+      artifact_dir: the EmbeddingGen artifact the model was trained from: its vocabulary and
+        row layout describe the trained rows too.
+      model_dir: the Trainer's model directory (the parent of fn_args.serving_model_dir).
+      warm_start: the layer's `warm_start` counts, recorded in the export's manifest.
+
+    Returns:
+      The export's directory.
+
+    Example:
+      tfx_embeddings.export_trained_embedding(
+          layer.partitions, embedding_uri, os.path.dirname(fn_args.serving_model_dir),
+          layer.warm_start)
+    """
+    source = embedding_artifact.EmbeddingArtifact(artifact_dir)
+    shape = source.manifest.shape
+    out = os.path.join(model_dir, EMBEDDING_EXPORT_DIR)
+    staging = embedding_artifact.staging_dir(out)
+    bounds = np.cumsum([0] + [int(p.shape[0]) for p in partitions])
+    if bounds[-1] != shape[0]:
+        raise CheckpointError(f"{artifact_dir}: {shape[0]} rows, the partitions hold "
+                              f"{bounds[-1]}")
+    # One partition at a time, each into a checkpoint of its own, then merged.
+    prefixes, shards = [], []
+    for i, part in enumerate(partitions):
+        prefixes.append(os.path.join(staging, f"part-{i:05d}", "part"))
+        sha256 = embedding_artifact.write_rows(prefixes[-1], shape, int(bounds[i]),
+                                               tf.convert_to_tensor(part))
+        shards.append(embedding_artifact.Shard(int(bounds[i]), int(bounds[i + 1]), sha256))
+    embedding_artifact.merge(prefixes, shards, shape,
+                             os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX))
+    embedding_artifact.publish(
+        staging, out, layout=source.manifest.layout, vocabulary_path=source.vocabulary_path,
+        vocabulary_has_counts=source.manifest.vocabulary_has_counts, shards=shards,
+        has_vector=source.has_vector(), trained_from=artifact_dir, warm_start=warm_start)
+    return out
+
+
+def restore_matching_weights(model, base_model_serving_dir, skip_layer):
+    """Gives every other weight of model the previous model's value where its shape matches.
+
+    Keras names a functional model's weights in a SavedModel by position among the layers
+    that have weights; a weight whose layer moved or changed shape starts fresh.
+    """
+    prefix = os.path.join(base_model_serving_dir, "variables", "variables")
+    shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
+    restored = []
+    for index, layer in enumerate(l for l in model.layers if l.weights):
+        if layer is skip_layer:
+            continue
+        for weight in layer.weights:
+            attribute = weight.name.split(":")[0].split("/", 1)[1].replace("/", ".S")
+            key = f"layer_with_weights-{index}/{attribute}/.ATTRIBUTES/VARIABLE_VALUE"
+            if shapes.get(key) == weight.shape.as_list():
+                weight.assign(tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[key],
+                                                   shape_and_slices=[""],
+                                                   dtypes=[weight.dtype])[0])
+                restored.append(weight.name)
+    logging.info("Warm start: %d other weights from the previous model: %s", len(restored),
+                 restored)
+    return restored

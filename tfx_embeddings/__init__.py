@@ -1,0 +1,73 @@
+"""Pretrained word embeddings for TFX pipelines: vocabulary -> sharded checkpoint -> trainer.
+
+The public API, all of it here; every other module is private. A pipeline adds the components,
+its trainer module restores the embedding into the model:
+
+    import tfx_embeddings
+
+    embedding_gen = tfx_embeddings.EmbeddingGen(
+        transform_graph=transform.outputs["transform_graph"],
+        vectors_path="gs://bucket/glove.840B.300d.txt.gz",
+        vocabulary_name="body_vocabulary",            # the preprocessing_fn's vocab_filename
+        row_layout="tft")                             # ids as tft.compute_and_apply_vocabulary
+    trainer = tfx_embeddings.EmbeddingTrainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        embedding=embedding_gen.outputs["embedding"],
+        module_file="trainer.py")
+
+    # trainer.py
+    def run_fn(fn_args):
+        layer = tfx_embeddings.pretrained_embedding(
+            fn_args.custom_config[tfx_embeddings.EMBEDDING_URI_KEY],
+            transform_output=tft.TFTransformOutput(fn_args.transform_output),
+            vocabulary_name="body_vocabulary")
+        ...
+
+Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTrainer`, and their
+artifact types `PretrainedEmbedding`, `Vocabulary`. Trainer side: `pretrained_embedding`,
+`export_trained_embedding`. The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX:
+`build_embedding`. In a preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors:
+`VectorFileError`, `VocabularyFileError`, `CheckpointError`.
+
+Names are imported when first used, so a Beam worker that imports one module of the package does
+not load TensorFlow or TFX for the others.
+"""
+
+import importlib
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "EmbeddingGen": "components.embedding_gen.component",
+    "VocabularyGen": "components.vocabulary_gen.component",
+    "VocabularyTransform": "components.vocabulary_transform.component",
+    "EmbeddingTrainer": "components.embedding_trainer.component",
+    "EMBEDDING_URI_KEY": "components.embedding_trainer.executor",
+    "PretrainedEmbedding": "components.types",
+    "Vocabulary": "components.types",
+    "pretrained_embedding": "components.embedding_trainer.restore",
+    "export_trained_embedding": "components.embedding_trainer.warmstart",
+    "EmbeddingArtifact": "components.embedding_artifact",
+    "RowLayout": "components.embedding_artifact",
+    "CheckpointError": "components.embedding_artifact",
+    "build_embedding": "components.embedding_gen.executor",
+    "VectorFileError": "components.embedding_gen.vectors",
+    "VocabularyFileError": "components.vocabulary_file",
+    "apply_vocabulary": "components.vocabulary_gen.lookup",
+    "Tokenizer": "components.vocabulary_gen.tokenizer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tfx_embeddings' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

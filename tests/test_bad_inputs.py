@@ -9,6 +9,7 @@ import pytest
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_trainer import restore
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.vocabulary_file import VocabularyFileError
 from tfx_embeddings.pipeline.config import ConfigError, load_config
 from tfx_embeddings.pipeline.pipeline import create_pipeline
 from tests.conftest import write_vocabulary
@@ -119,3 +120,20 @@ def test_a_remote_root_without_a_local_metadata_store(tmp_path):
     path.write_text(CONFIG.format(root="gs://bucket/root"))
     with pytest.raises(ValueError, match="a local run needs a local metadata_path"):
         create_pipeline(load_config(str(path)))
+
+
+@pytest.mark.parametrize("content, has_counts, error", [
+    (b"3 w1\r\n2 w2\r\n", True, r"line 1: the token b'w1\\r' holds a carriage return \(CRLF"),
+    (b"w1\r\nw2\r\n", False, r"line 1: the token b'w1\\r' holds a carriage return"),
+    (b"3 w1\n2 w2\n1 w1\n", True, r"line 3: the token b'w1' is also on line 1"),
+    (b"w1\n\nw2\n", False, r"line 2: empty token"),
+    (b"w1\nw2\n", True, r"line 1: expected 'count token', got b'w1'; is it a file of tokens"),
+    (b"", True, r"the vocabulary is empty"),
+])
+def test_a_vocabulary_tft_would_not_write(tmp_path, small_vectors, content, has_counts, error):
+    vocabulary = tmp_path / "vocab.txt"
+    vocabulary.write_bytes(content)
+    with pytest.raises(VocabularyFileError, match=f"^{vocabulary}:? {error}"):
+        build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"),
+                        vocabulary_has_counts=has_counts)
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import apache_beam as beam
 import numpy as np
@@ -118,3 +119,44 @@ def test_manifest_fingerprints(tmp_path, small_vectors):
                                        os.path.getsize(small_vectors[0]))
     with open(tmp_path / "out" / "manifest.json") as f:
         assert embedding_artifact.Manifest.from_json(json.load(f)) == manifest
+
+
+def test_tft_layout_puts_token_i_at_row_i(tmp_path, small_vectors):
+    """tft.compute_and_apply_vocabulary's ids: token i at row i, OOV buckets after, no padding."""
+    path, expected = small_vectors
+    out, manifest = _build(tmp_path, path, row_layout="tft", num_shards=2, num_oov_buckets=2)
+    matrix = _matrix(out)
+    assert matrix.shape == (len(TOKENS) + 2, 6)
+    for i, token in enumerate(TOKENS):
+        if token in expected:
+            np.testing.assert_array_equal(matrix[i], expected[token])
+    assert manifest.layout.to_json() == {
+        "name": "tft", "vocabulary_size": 30, "num_oov_buckets": 2, "padding_row": None,
+        "first_token_row": 0, "oov_rows": [30, 32]}
+    padded, _ = _build(tmp_path, path, "padded", num_shards=3, num_oov_buckets=2)
+    # The same token has the same initializer row in both layouts (seeded by the token).
+    np.testing.assert_array_equal(matrix[:30], _matrix(padded)[1:31])
+    keys = open(os.path.join(out, embedding_artifact.ROW_KEYS_FILE), "rb").read().split(b"\n")
+    assert keys[:30] == [t.encode() for t in TOKENS] and keys[30:32] == [b"\0<oov-0>",
+                                                                          b"\0<oov-1>"]
+
+
+@pytest.mark.parametrize("argument, value, error", [
+    ("row_layout", "shifted", "row_layout must be one of ('padded', 'tft'), got 'shifted'"),
+    ("num_oov_buckets", -1, "num_oov_buckets must be an int >= 0, got -1"),
+    ("init_scale", 0.0, "init_scale must be a finite number > 0, got 0.0"),
+    ("num_shards", 0, "num_shards must be an int >= 1, got 0"),
+    ("vector_format", "fasttext", "vector_format must be 'auto' or one of"),
+    ("invalid_utf8", "ignore", "invalid_utf8 must be one of ('error', 'replace')"),
+])
+def test_arguments_are_checked_by_the_library_and_the_component(tmp_path, small_vectors,
+                                                                  argument, value, error):
+    from tfx_embeddings.components.embedding_gen.component import EmbeddingGen
+    from tfx.types import channel_utils, standard_artifacts
+
+    with pytest.raises(ValueError, match=re.escape(error)):
+        _build(tmp_path, small_vectors[0], **{argument: value})
+    assert not (tmp_path / "out").exists()
+    graph = channel_utils.as_channel([standard_artifacts.TransformGraph()])
+    with pytest.raises(ValueError, match=re.escape(error)):
+        EmbeddingGen(graph, small_vectors[0], "tokens", **{argument: value})

@@ -153,3 +153,16 @@ def test_restore_memory_is_near_one_copy(tmp_path):
     growth_mb = float(result.stdout.strip().splitlines()[-1])
     matrix_mb = rows * dimension * 4 / 2**20
     assert growth_mb < 1.5 * matrix_mb, f"{growth_mb:.0f} MB for a {matrix_mb:.0f} MB matrix"
+
+
+def test_tft_layout_looks_up_token_i_at_id_i(tmp_path, small_vectors):
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", TOKENS)
+    out = str(tmp_path / "tft")
+    build_embedding(str(vocabulary), small_vectors[0], out, num_shards=2, row_layout="tft")
+    layer = restore.pretrained_embedding(out, trainable=False)
+    rows = layer(tf.constant([[0, 1, 19, 20, 21]])).numpy()[0]
+    assert not layer.mask_zero  # Id 0 is a token.
+    for row, token in zip(rows, ["w0", "w2", "w38"]):
+        np.testing.assert_array_equal(row, small_vectors[1][token])
+    assert 0 < np.abs(rows[3]).max() <= 0.05  # "absent": its initializer row.
+    assert np.abs(rows[4]).max() > 0  # The OOV bucket's row, not padding.

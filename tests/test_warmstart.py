@@ -17,12 +17,12 @@ def _matrix(artifact_dir):
                                   embedding_artifact.TENSOR_NAME)
 
 
-def _previous_model(tmp_path, vectors, tokens, num_shards, num_oov_buckets):
+def _previous_model(tmp_path, vectors, tokens, num_shards, num_oov_buckets, layout="padded"):
     """A 'trained' previous model: its export holds rows that differ from anything pretrained."""
     vocabulary = write_vocabulary(tmp_path / "old_vocab.txt", tokens)
     artifact = str(tmp_path / "old_artifact")
     build_embedding(str(vocabulary), vectors, artifact, num_shards=num_shards,
-                    num_oov_buckets=num_oov_buckets)
+                    num_oov_buckets=num_oov_buckets, row_layout=layout)
     layer = restore.pretrained_embedding(artifact)
     layer.build((None,))
     for i, part in enumerate(layer.partitions):
@@ -32,49 +32,64 @@ def _previous_model(tmp_path, vectors, tokens, num_shards, num_oov_buckets):
     return os.path.join(model_dir, "Format-Serving")
 
 
-@pytest.mark.parametrize("old_shards, new_shards, old_oov, new_oov",
-                         [(3, 5, 1, 2), (1, 2, 2, 1), (4, 4, 1, 1)])
-def test_rows_come_from_the_right_source(tmp_path, old_shards, new_shards, old_oov, new_oov):
+@pytest.mark.parametrize("old_shards, new_shards, old_oov, new_oov, old_layout, new_layout", [
+    (3, 5, 1, 2, "padded", "padded"), (1, 2, 2, 1, "padded", "padded"),
+    (4, 4, 1, 1, "padded", "padded"), (2, 3, 1, 1, "tft", "tft"),
+    (3, 2, 2, 1, "tft", "padded"), (2, 2, 1, 0, "padded", "tft")])
+def test_rows_come_from_the_right_source(tmp_path, old_shards, new_shards, old_oov, new_oov,
+                                         old_layout, new_layout):
+    """Rows are joined by their keys: a change of shards, OOV buckets or row layout between
+    runs remaps the trained rows, never shifts them."""
     rng = np.random.default_rng(5)
     vectors = str(write_glove(tmp_path / "vectors.txt",
                               [(f"v{i}", rng.standard_normal(4)) for i in range(60)]))
     old_tokens = [f"v{i}" for i in range(0, 30)] + ["gone", "old_novec"]
     new_tokens = (["new_novec"] + [f"v{i}" for i in range(40, 20, -1)]  # Other order, size.
                   + ["old_novec", "the_new"] + [f"v{i}" for i in range(50, 55)])
-    base_model = _previous_model(tmp_path, vectors, old_tokens, old_shards, old_oov)
+    base_model = _previous_model(tmp_path, vectors, old_tokens, old_shards, old_oov, old_layout)
     old_export = os.path.join(os.path.dirname(base_model), warmstart.EMBEDDING_EXPORT_DIR)
     old_matrix = _matrix(old_export)
     new_artifact = str(tmp_path / "new_artifact")
     build_embedding(str(write_vocabulary(tmp_path / "new_vocab.txt", new_tokens)), vectors,
-                    new_artifact, num_shards=new_shards, num_oov_buckets=new_oov)
+                    new_artifact, num_shards=new_shards, num_oov_buckets=new_oov,
+                    row_layout=new_layout)
     pretrained = _matrix(new_artifact)
+    old = embedding_artifact.RowLayout(old_layout, len(old_tokens), old_oov)
+    new = embedding_artifact.RowLayout(new_layout, len(new_tokens), new_oov)
 
     layer = restore.pretrained_embedding(new_artifact, base_model=base_model)
-    ids = np.arange(len(pretrained))
-    warm = layer(tf.constant([ids])).numpy()[0]
+    assert layer.mask_zero == (new_layout == "padded")
+    warm = layer(tf.constant([np.arange(len(pretrained))])).numpy()[0]
 
-    old_row = {t: i + 1 for i, t in enumerate(old_tokens)}
-    sources = {"previous_model": 1, "pretrained": 0, "initializer": 0}  # Padding row.
-    np.testing.assert_array_equal(warm[0], old_matrix[0])
+    sources = {"previous_model": 0, "pretrained": 0, "initializer": 0}
+    if new.padding_row is not None:  # The previous model's padding row, or zeros.
+        expected = (old_matrix[old.padding_row] if old.padding_row is not None
+                    else np.zeros(4))
+        np.testing.assert_array_equal(warm[new.padding_row], expected)
+        sources["previous_model" if old.padding_row is not None else "initializer"] += 1
+    old_index = {t: i for i, t in enumerate(old_tokens)}
     for i, token in enumerate(new_tokens):
-        if token in old_row:  # Its trained row, moved to its new index.
-            np.testing.assert_array_equal(warm[i + 1], old_matrix[old_row[token]])
+        row = new.token_row(i)
+        if token in old_index:  # Its trained row, moved to its new index.
+            np.testing.assert_array_equal(warm[row], old_matrix[old.token_row(old_index[token])])
             sources["previous_model"] += 1
         else:  # This run's row: the pretrained vector, or the token-seeded initializer.
-            np.testing.assert_array_equal(warm[i + 1], pretrained[i + 1])
+            np.testing.assert_array_equal(warm[row], pretrained[row])
             sources["pretrained" if token.startswith("v") else "initializer"] += 1
-    for k in range(new_oov):
-        row = 1 + len(new_tokens) + k
+    for k in range(new_oov):  # OOV bucket k, by position.
+        row = new.token_row(len(new_tokens)) + k
         if k < old_oov:
-            np.testing.assert_array_equal(warm[row], old_matrix[1 + len(old_tokens) + k])
+            np.testing.assert_array_equal(warm[row],
+                                          old_matrix[old.token_row(len(old_tokens)) + k])
             sources["previous_model"] += 1
         else:
             np.testing.assert_array_equal(warm[row], pretrained[row])
             sources["initializer"] += 1
     assert layer.warm_start == embedding_artifact.WarmStart(**sources)
     # The deterministic initializer: a token in neither has the same row as in a cold start.
-    cold = restore.pretrained_embedding(new_artifact)(tf.constant([[1]])).numpy()[0, 0]
-    np.testing.assert_array_equal(warm[1], cold)
+    first = new.token_row(0)
+    cold = restore.pretrained_embedding(new_artifact)(tf.constant([[first]])).numpy()[0, 0]
+    np.testing.assert_array_equal(warm[first], cold)
 
 
 def test_no_numpy_copy_of_the_matrix(tmp_path, monkeypatch, no_numpy_matrix):

@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo demo-retrain test sample clean venv bench-restore bench-ingest bench-warmstart bench-vocab
+.PHONY: demo demo-retrain test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab
 
 venv: $(STAMP)
 
@@ -29,6 +29,23 @@ demo: $(STAMP)
 # Scheduled retraining: two runs, the second on a changed corpus, warm-started from the first.
 demo-retrain: $(STAMP)
 	$(PY) -m tfx_embeddings.pipeline.retrain_demo --config configs/demo.yaml
+
+# The wheel, and a stand-in for the container image: a fresh virtualenv where only the wheel is
+# installed (the pinned stack is linked in from .venv, not copied: a full install takes minutes).
+# Code that only works from the checkout fails there.
+WHEEL_DIR := build/dist
+IMAGE := build/image
+SITE_PACKAGES = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+
+wheel: $(STAMP)
+	rm -rf $(WHEEL_DIR) build/lib build/bdist*
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(WHEEL_DIR) .
+
+image: wheel
+	rm -rf $(IMAGE)
+	$(PYTHON310) -m venv $(IMAGE)
+	echo "$(SITE_PACKAGES)" > $(IMAGE)/lib/python3.10/site-packages/pinned-stack.pth
+	$(IMAGE)/bin/python -m pip install --quiet --no-deps --ignore-installed --no-index $(WHEEL_DIR)/*.whl
 
 test: $(STAMP)
 	$(PY) -m pytest tests -v --durations=10

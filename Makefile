@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo demo-retrain test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab
+.PHONY: demo demo-retrain demo-kfp test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab
 
 venv: $(STAMP)
 
@@ -40,12 +40,32 @@ SITE_PACKAGES = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()[
 wheel: $(STAMP)
 	rm -rf $(WHEEL_DIR) build/lib build/bdist*
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(WHEEL_DIR) .
+	rm -rf build/lib build/bdist*
 
 image: wheel
 	rm -rf $(IMAGE)
 	$(PYTHON310) -m venv $(IMAGE)
 	echo "$(SITE_PACKAGES)" > $(IMAGE)/lib/python3.10/site-packages/pinned-stack.pth
 	$(IMAGE)/bin/python -m pip install --quiet --no-deps --ignore-installed --no-index $(WHEEL_DIR)/*.whl
+
+# The compiled Kubeflow spec executed as Kubeflow would, without a cluster: compiled and run
+# from the image stand-in (only the wheel installed), in a directory outside the checkout; each
+# task's container command runs with the image's python. The run's inputs: the shipped sample.
+KFP := $(CURDIR)/build/kfp
+IMAGE_PY := $(CURDIR)/$(IMAGE)/bin/python
+demo-kfp: image
+	rm -rf $(KFP) && mkdir -p $(KFP)
+	cd $$(mktemp -d) && TF_USE_LEGACY_KERAS=1 $(IMAGE_PY) -m tfx_embeddings.pipeline compile \
+	    --config $(CURDIR)/configs/kubeflow-local.yaml --image tfx-pretrained-embeddings:local \
+	    --output $(KFP)/pipeline_spec.json
+	cd $$(mktemp -d) && $(IMAGE_PY) -m tfx_embeddings.pipeline run-spec $(KFP)/pipeline_spec.json \
+	    --python $(IMAGE_PY) --pipeline-root $(KFP)/root --env TF_USE_LEGACY_KERAS=1 \
+	    --param examples=$(CURDIR)/data/sample/corpus \
+	    --param vectors=$(CURDIR)/data/sample/vectors/glove.sample.50d.txt \
+	    --param push_destination='{"filesystem": {"baseDirectory": "$(KFP)/serving"}}'
+	cd $$(mktemp -d) && TF_USE_LEGACY_KERAS=1 $(IMAGE_PY) -m tfx_embeddings.pipeline predict \
+	    $$(ls -d $(KFP)/serving/* | tail -1) "The movie was brikalo and brimine!" \
+	    "the plot felt dulkaka. <br />Dulmine"
 
 test: $(STAMP)
 	$(PY) -m pytest tests -v --durations=10

@@ -34,6 +34,34 @@ def _compile(args):
     print(f"Kubeflow pipeline spec written to {output}")
 
 
+def _run_spec(args):
+    from tfx_embeddings.pipeline import kubeflow_local
+
+    run = kubeflow_local.SpecRun(args.spec, args.pipeline_root, args.python, dict(args.param),
+                                 dict(args.env))
+    outputs = run.run()
+    for task, artifacts in outputs.items():
+        for key, records in artifacts.items():
+            for record in records:
+                print(f"{task}.{key}: {record['uri']}")
+
+
+def _name_value(text):
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _predict(args):
+    import tensorflow as tf
+
+    model = tf.saved_model.load(args.model)
+    probabilities = model.signatures["predict_text"](tf.constant(args.text))["probabilities"]
+    for text, probability in zip(args.text, probabilities.numpy()):
+        print(f"{probability:.3f}  {text}")
+
+
 def _inspect(args):
     from tfx_embeddings.components import embedding_artifact
     from tfx_embeddings.pipeline import report
@@ -68,13 +96,34 @@ def main(argv=None):
                                           "model's Format-Embedding)")
     inspect.add_argument("--json", action="store_true", help="the whole manifest as JSON")
     inspect.set_defaults(handler=_inspect)
+    run_spec = command("run-spec", "run a compiled Kubeflow spec here, as Kubeflow would: each "
+                                   "task's container command with --python as the image")
+    run_spec.add_argument("spec", help="the compiled spec (compile's output)")
+    run_spec.add_argument("--python", required=True,
+                          help="the interpreter that plays the image (a virtualenv with the "
+                               "wheel installed: make image)")
+    run_spec.add_argument("--pipeline-root", required=True, help="the run's pipeline root")
+    run_spec.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                          type=_name_value,
+                          help="a pipeline input of the run (examples, vectors, "
+                               "push_destination)")
+    run_spec.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                          type=_name_value,
+                          help="an environment variable of the image (its Dockerfile's ENV)")
+    run_spec.set_defaults(handler=_run_spec)
+    predict = command("predict", "score raw texts with a pushed model of the demo pipeline "
+                                 "(its predict_text signature)")
+    predict.add_argument("model", help="the pushed model's directory")
+    predict.add_argument("text", nargs="+", help="texts to score")
+    predict.set_defaults(handler=_predict)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from tfx_embeddings.components.embedding_artifact import CheckpointError
     from tfx_embeddings.pipeline.config import ConfigError
+    from tfx_embeddings.pipeline.kubeflow_local import SpecRunError
     try:
         args.handler(args)
-    except (ConfigError, CheckpointError) as e:
+    except (ConfigError, CheckpointError, SpecRunError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -2,6 +2,7 @@
 text.vocabulary is tft) -> Transform -> EmbeddingGen -> Trainer (embedding restored in the graph)
 -> Pusher."""
 
+from google.protobuf import json_format
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
@@ -20,11 +21,22 @@ LATEST_MODEL_RESOLVER_ID = "LatestModelResolver"
 _LOCAL_METADATA = object()
 
 
-def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA):
+def pipeline_inputs(config):
+    """What a run of the compiled (Kubeflow) pipeline may set, with the config's values: the
+    examples, the vector file and the push destination (a PushDestination as JSON)."""
+    push_destination = tfx.proto.PushDestination(
+        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir))
+    return {"examples": config.data.examples, "vectors": config.data.vectors,
+            "push_destination": json_format.MessageToJson(push_destination)}
+
+
+def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_parameters=False):
     """Builds the tfx Pipeline described by a validated PipelineConfig.
 
     The metadata store is SQLite under the pipeline root unless another connection config is
-    given (None for orchestrators that bring their own, like Kubeflow).
+    given (None for orchestrators that bring their own, like Kubeflow). With runtime_parameters,
+    the examples, the vector file and the push destination (a PushDestination as JSON) are
+    pipeline inputs that a run sets, the config's values their defaults (Kubeflow).
     """
     if metadata_connection_config is _LOCAL_METADATA:
         if not config.metadata_path:
@@ -32,8 +44,15 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA):
                              f"{config.pipeline_root} is remote)")
         metadata_connection_config = (
             tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+    inputs = pipeline_inputs(config)
+    if runtime_parameters:
+        inputs = {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str,
+                                                               default=default)
+                  for name, default in inputs.items()}
+    examples, vectors, push_destination = (inputs["examples"], inputs["vectors"],
+                                           inputs["push_destination"])
     example_gen = tfx.components.CsvExampleGen(
-        input_base=config.data.examples,
+        input_base=examples,
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name="train", pattern="train/*"),
             tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
@@ -64,7 +83,7 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA):
     ).with_id("Transform")
     embedding_gen = EmbeddingGen(
         transform_graph=transform.outputs["transform_graph"],
-        vectors_path=config.data.vectors,
+        vectors_path=vectors,
         vector_format=config.embedding.format,
         vocabulary_name=preprocessing.VOCABULARY_NAME,
         num_oov_buckets=config.text.num_oov_buckets,
@@ -96,10 +115,8 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA):
                            "embedding_init": embedding_init})
 
     trainer_pretrained = trainer("pretrained", latest_model.outputs["model"]).with_id(TRAINER_ID)
-    pusher = tfx.components.Pusher(
-        model=trainer_pretrained.outputs["model"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
+    pusher = tfx.components.Pusher(model=trainer_pretrained.outputs["model"],
+                                   push_destination=push_destination)
     components += [transform, embedding_gen, latest_model, trainer_pretrained, pusher]
     if config.trainer.train_random_baseline:
         components.append(trainer("random").with_id(BASELINE_TRAINER_ID))

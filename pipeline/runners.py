@@ -12,7 +12,8 @@ import time
 
 from tfx import v1 as tfx
 
-from tfx_embeddings.pipeline.pipeline import create_pipeline
+from tfx_embeddings.pipeline.config import ConfigError
+from tfx_embeddings.pipeline.pipeline import create_pipeline, pipeline_inputs
 
 @contextlib.contextmanager
 def metadata_lock(metadata_path):
@@ -43,15 +44,29 @@ def run_local(config):
 def compile_kubeflow(config, image, output_file):
     """Writes the Kubeflow Pipelines (v2) spec of the pipeline to output_file.
 
-    The components run in image, which must have this project installed; Kubeflow keeps the
-    metadata, so the config's SQLite store is not used. Paths in the config must be reachable
-    from the cluster (gs://, s3://...).
+    The components run in image (the Dockerfile: this project installed from its wheel); Kubeflow
+    keeps the metadata, so the config's SQLite store is not used. The examples, the vector file
+    and the push destination are pipeline inputs, the config's values their defaults; those
+    and the pipeline root must be reachable from the cluster (gs://, s3://...). Nothing in the
+    spec is a path of this machine: the schema and the code ship in the image.
     """
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+    for key, path in (("pipeline_root", config.pipeline_root), ("serving_dir", config.serving_dir),
+                      ("data.examples", config.data.examples),
+                      ("data.vectors", config.data.vectors)):
+        if "://" not in path:
+            raise ConfigError(f"{key}: {path} is a path of this machine, which Kubeflow's steps "
+                              f"cannot read; give a URI the cluster reaches (gs://, s3://...)")
+    if os.path.basename(config.data.schema_file) != config.data.schema_file and (
+            "://" not in config.data.schema_file):
+        raise ConfigError(f"data.schema_file: {config.data.schema_file} is a path of this "
+                          f"machine; name a schema shipped in the image or give a URI")
 
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(output_file)),
         output_filename=os.path.basename(output_file))
-    runner.run(create_pipeline(config, metadata_connection_config=None))
+    runner.run(create_pipeline(config, metadata_connection_config=None, runtime_parameters=True),
+               parameter_values=pipeline_inputs(config))
     return output_file

@@ -3,8 +3,20 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import subprocess  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def image():
+    """The python of build/image: a fresh virtualenv with the built wheel installed and nothing
+    else of ours (`make image`), the stand-in for the container image."""
+    subprocess.run(["make", "-s", "image"], cwd=ROOT, check=True, capture_output=True)
+    return os.path.join(ROOT, "build", "image", "bin", "python")
 
 
 def write_glove(path, entries, fmt="%.5f"):

@@ -24,8 +24,7 @@ from tfx.orchestration import metadata
 
 from tfx_embeddings.pipeline import sample_data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IMAGE_PYTHON = os.path.join(ROOT, "build", "image", "bin", "python")
+from tests.conftest import ROOT
 MAX_TOKENS = 12
 
 SCHEMA = """
@@ -139,13 +138,6 @@ model = tf.saved_model.load(sys.argv[1])
 out = model.signatures["predict_body"](tf.constant(sys.argv[2:]))
 print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
 """
-
-
-@pytest.fixture(scope="module")
-def image():
-    """build/image: a fresh virtualenv with the built wheel installed, and nothing else of ours."""
-    subprocess.run(["make", "-s", "image"], cwd=ROOT, check=True, capture_output=True)
-    return IMAGE_PYTHON
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,20 @@
+# The image every step of the compiled Kubeflow pipeline runs (`compile --image`): Python 3.10
+# and this project installed from its wheel with the pinned stack (constraints.txt).
+#
+#   make wheel
+#   docker build -t REGISTRY/tfx-pretrained-embeddings:VERSION .
+#   docker push REGISTRY/tfx-pretrained-embeddings:VERSION
+#   python -m tfx_embeddings.pipeline compile --config configs/kubeflow.yaml \
+#       --image REGISTRY/tfx-pretrained-embeddings:VERSION --output pipeline_spec.json
+#
+# `make image` builds the local stand-in that `make demo-kfp` runs the compiled spec with.
+FROM python:3.10-slim
+
+# TensorFlow Transform and the trainer use Keras 2 (tf_keras).
+ENV TF_USE_LEGACY_KERAS=1 \
+    PYTHONUNBUFFERED=1
+
+COPY constraints.txt /tmp/constraints.txt
+COPY build/dist/ /tmp/dist/
+RUN pip install --no-cache-dir -c /tmp/constraints.txt /tmp/dist/*.whl \
+    && rm -rf /tmp/dist /tmp/constraints.txt

@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo demo-retrain demo-kfp test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab
+.PHONY: demo demo-retrain demo-kfp demo-portable test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab
 
 venv: $(STAMP)
 
@@ -66,6 +66,11 @@ demo-kfp: image
 	cd $$(mktemp -d) && TF_USE_LEGACY_KERAS=1 $(IMAGE_PY) -m tfx_embeddings.pipeline predict \
 	    $$(ls -d $(KFP)/serving/* | tail -1) "The movie was brikalo and brimine!" \
 	    "the plot felt dulkaka. <br />Dulmine"
+
+# The Beam steps on Beam's portable runner (a job service and an external worker pool, each in a
+# process of its own), then on the local runner; the vocabulary and checkpoint files must match.
+demo-portable: $(STAMP)
+	$(PY) -m tfx_embeddings.pipeline.portable_demo --config configs/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest tests -v --durations=10

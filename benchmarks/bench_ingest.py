@@ -21,7 +21,8 @@ import psutil
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, "work")
 RESULTS = os.path.join(HERE, "results", "ingest.json")
-BEAM_ARGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+             "--direct_num_workers=2"]
 
 
 def write_glove(path, rows, dim, seed):

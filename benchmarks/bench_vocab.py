@@ -27,7 +27,7 @@ WORK = os.path.join(ROOT, "benchmarks", "work")
 RESULTS = os.path.join(ROOT, "benchmarks", "results", "vocab.json")
 TOP_K = 50_000
 REPEATS = 3  # Of each 100k row: the fastest run counts (others' jobs only add time).
-BEAM_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing",
+BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
              "--direct_num_workers=2"]
 
 

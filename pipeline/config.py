@@ -80,7 +80,9 @@ class PipelineConfig(_Section):
     metadata_path: Optional[str] = None
     """SQLite metadata store of local runs; by default metadata.sqlite under a local
     pipeline_root (required when pipeline_root is remote)."""
-    beam_pipeline_args: List[str] = ["--direct_running_mode=in_memory"]
+    beam_pipeline_args: List[str] = ["--runner=FnApiRunner", "--direct_running_mode=in_memory"]
+    """Beam options of every Beam step. Name the runner: Beam 2.74's default (DirectRunner) first
+    tries to download the Prism runner, at every run; FnApiRunner is the one it then runs."""
     enable_cache: bool = True
 
 

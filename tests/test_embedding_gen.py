@@ -92,7 +92,8 @@ def test_same_bytes_on_a_rerun_and_with_two_workers(tmp_path, small_vectors):
     out_c, manifest_c = _build(
         tmp_path, small_vectors[0], "c", num_shards=4,
         make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(
-            ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])))
+            ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+             "--direct_num_workers=2"])))
     checkpoint_a = _files(os.path.join(out_a, embedding_artifact.CHECKPOINT_DIR))
     assert len(checkpoint_a) == 5
     assert checkpoint_a == _files(os.path.join(out_b, embedding_artifact.CHECKPOINT_DIR))

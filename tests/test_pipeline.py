@@ -37,7 +37,7 @@ def _config(tmp_path, vectors, name="config.yaml"):
         trainer:
           epochs: 2
           batch_size: 16
-        beam_pipeline_args: [--direct_running_mode=in_memory]
+        beam_pipeline_args: [--runner=FnApiRunner, --direct_running_mode=in_memory]
     """))
     return str(path)
 

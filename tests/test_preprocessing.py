@@ -20,7 +20,7 @@ SERVED = ["great acting and unseen words", "Dull! dull fun", ""]
 def _transform_output(tmp_path, custom_config):
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
         {preprocessing.TEXT_KEY: tf.io.FixedLenFeature([], tf.string)}))
-    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+    with beam.Pipeline(runner="FnApiRunner") as pipeline, tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
         data = pipeline | beam.Create([{preprocessing.TEXT_KEY: t} for t in TEXTS])
         transform_fn = (data, metadata) | tft_beam.AnalyzeDataset(
             lambda inputs: preprocessing.preprocessing_fn(inputs, custom_config))
@@ -33,7 +33,7 @@ def test_fast_and_tft_vocabularies_map_alike(tmp_path, max_tokens_per_document):
     config = {"top_k": 6, "frequency_threshold": 1, "num_oov_buckets": 2, "max_tokens": 6,
               "max_tokens_per_document": max_tokens_per_document}
     file = str(tmp_path / vocabulary_file.VOCABULARY_FILE)
-    with beam.Pipeline() as pipeline:
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
         _ = pipeline | beam.Create(TEXTS) | beam_impl.WriteVocabulary(
             file, text.tokenize, top_k=6, frequency_threshold=1, store_frequency=True,
             max_tokens_per_document=max_tokens_per_document)

@@ -31,7 +31,7 @@ def test_second_run_warm_starts_from_the_first(tmp_path):
             text: {{max_tokens: 16, vocabulary_splits: [train, eval]}}
             embedding: {{num_shards: {2 if run == "run1" else 3}}}
             trainer: {{epochs: 1, batch_size: 16}}
-            beam_pipeline_args: [--direct_running_mode=in_memory]
+            beam_pipeline_args: [--runner=FnApiRunner, --direct_running_mode=in_memory]
         """))
         result = subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", "run", "--config",
                                  str(config)], capture_output=True, text=True)

@@ -29,7 +29,9 @@ from tests.conftest import write_vocabulary
         pipeline_options.PortableOptions: {"environment_type": "DOCKER"}}),
     ("configs/kubeflow.yaml", "DataflowRunner", {
         pipeline_options.GoogleCloudOptions: {"project": "my-project"}}),
-    ("configs/demo.yaml", "DirectRunner", {
+    ("configs/kubeflow-local.yaml", "FnApiRunner", {
+        pipeline_options.DirectOptions: {"direct_running_mode": "in_memory"}}),
+    ("configs/demo.yaml", "FnApiRunner", {
         pipeline_options.DirectOptions: {"direct_running_mode": "multi_processing",
                                          "direct_num_workers": 2}}),
 ])
@@ -38,11 +40,11 @@ def test_runner_configs_give_beam_the_right_options(config_file, runner, options
     args = create_pipeline(config, metadata_connection_config=None).beam_pipeline_args
     assert args == config.beam_pipeline_args
     parsed = pipeline_options.PipelineOptions(args)
-    assert (parsed.view_as(pipeline_options.StandardOptions).runner or "DirectRunner") == runner
+    assert parsed.view_as(pipeline_options.StandardOptions).runner == runner  # Named.
     for view, expected in options.items():
         for name, value in expected.items():
             assert getattr(parsed.view_as(view), name) == value, name
-    if runner != "DirectRunner":  # A cluster cannot read this machine's paths.
+    if runner != "FnApiRunner" or "kubeflow" in config_file:  # A cluster reads no local path.
         assert all("://" in p for p in (config.pipeline_root, config.data.examples,
                                         config.data.vectors, config.serving_dir))
 
@@ -61,7 +63,8 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
         [value] = tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"].values()
         return value
 
-    assert parameter("EmbeddingGen", "vectors_path") == config.data.vectors
+    assert tasks["EmbeddingGen"]["inputs"]["parameters"]["vectors_path"] == {
+        "componentInputParameter": "vectors"}  # A pipeline input, the config's its default.
     assert int(parameter("EmbeddingGen", "max_shard_bytes")) == 256 * 2**20
     assert parameter("EmbeddingTrainer", "run_fn") == "tfx_embeddings.pipeline.model.run_fn"
     assert json.loads(parameter("EmbeddingTrainer", "custom_config"))["epochs"] == 10

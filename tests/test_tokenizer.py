@@ -57,7 +57,7 @@ import sys
 import apache_beam as beam
 from tfx_embeddings.components.vocabulary_gen import beam_impl
 from tfx_embeddings.pipeline import text
-with beam.Pipeline() as pipeline:
+with beam.Pipeline(runner="FnApiRunner") as pipeline:
     _ = (pipeline | beam.Create(["A b, b!", "c<br/>B"])
          | beam_impl.WriteVocabulary({str(path)!r}, text.tokenize, store_frequency=True))
 assert "tensorflow" not in sys.modules, "TensorFlow was imported"

@@ -66,7 +66,7 @@ def _tft_vocabularies(tmp_path, documents, tokenize_fn, cases, max_tokens_per_do
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
         {"text": tf.io.FixedLenFeature([], tf.string)}))
     output = str(tmp_path / "tft")
-    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=str(tmp_path / "tft_tmp")):
+    with beam.Pipeline(runner="FnApiRunner") as pipeline, tft_beam.Context(temp_dir=str(tmp_path / "tft_tmp")):
         data = pipeline | beam.Create([{"text": d} for d in documents])
         transform_fn = (data, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
         _ = transform_fn | tft_beam.WriteTransformFn(output)
@@ -77,7 +77,7 @@ def _tft_vocabularies(tmp_path, documents, tokenize_fn, cases, max_tokens_per_do
 def _our_vocabularies(tmp_path, documents, tokenize_fn, cases, **kwargs):
     """{case: file bytes} from WriteVocabulary, all cases in one Beam pipeline."""
     paths = {name: str(tmp_path / f"ours_{name}.txt") for name in cases}
-    with beam.Pipeline() as pipeline:
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
         docs = pipeline | beam.Create(documents)
         for name, options in cases.items():
             _ = docs | name >> beam_impl.WriteVocabulary(paths[name], tokenize_fn, **options,
@@ -165,7 +165,7 @@ def test_bytes_and_str_documents_count_alike(tmp_path):
 ])
 def test_bad_options_are_refused(tmp_path, options, message):
     with pytest.raises(ValueError, match=message):
-        with beam.Pipeline() as pipeline:
+        with beam.Pipeline(runner="FnApiRunner") as pipeline:
             _ = pipeline | beam.Create(["a"]) | beam_impl.WriteVocabulary(
                 str(tmp_path / "v.txt"), split_on_bar, **options)
 

@@ -54,7 +54,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has_counts=True,
                     vector_format="auto", row_layout=embedding_artifact.PADDED, num_oov_buckets=1,
                     num_shards=4, max_shard_bytes=None, init_scale=0.05,
-                    case_fold_fallback=False, invalid_utf8="error", make_pipeline=beam.Pipeline):
+                    case_fold_fallback=False, invalid_utf8="error", make_pipeline=None):
     """Joins a vocabulary with a vector file into a published embedding artifact, with Beam.
 
     What EmbeddingGen runs, callable without TFX (any Beam runner, through make_pipeline).
@@ -65,7 +65,8 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
       output_dir: where the artifact is published (embedding_artifact.EmbeddingArtifact).
       vocabulary_has_counts, vector_format, row_layout, num_oov_buckets, num_shards,
         max_shard_bytes, init_scale, case_fold_fallback, invalid_utf8: see EmbeddingGen.
-      make_pipeline: a callable returning the beam.Pipeline to run the job in.
+      make_pipeline: a callable returning the beam.Pipeline to run the job in; by default
+        Beam's FnApiRunner, in this process.
 
     Returns:
       The published embedding_artifact.Manifest.
@@ -86,6 +87,7 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
                     max_shard_bytes=max_shard_bytes, init_scale=init_scale,
                     invalid_utf8=invalid_utf8)
     started = time.time()
+    make_pipeline = make_pipeline or (lambda: beam.Pipeline(runner="FnApiRunner"))
     source = vectors.inspect_source(vectors_path, vector_format)
     tokens, counts = vocabulary_file.read_vocabulary(vocabulary_path, vocabulary_has_counts)
     layout = embedding_artifact.RowLayout(row_layout, len(tokens), num_oov_buckets)

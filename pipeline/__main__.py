@@ -18,12 +18,37 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT and the model use Keras
 
 
 def _run(args):
-    from tfx_embeddings.pipeline import report, runners
+    from tfx_embeddings.pipeline import console as console_lib
     from tfx_embeddings.pipeline.config import load_config
 
     config = load_config(args.config)
-    runners.run_local(config)
-    print("\n" + report.format_summary(report.summarize(config)))
+    log_path = console_lib.log_path(config)
+    console = console_lib.RunConsole(log_path, verbose=args.verbose)
+    try:
+        with console:  # Before TFX is imported: its import warnings belong to the log.
+            console.print(f"Running {config.pipeline_name}; the full log: {log_path}")
+            from tfx_embeddings.pipeline import report, runners
+
+            runners.run_local(config)
+            console.print("\n" + console.times.table())
+            console.print("\n" + report.format_summary(report.summarize(config)))
+    except Exception as e:  # The project's message first, then where the rest is.
+        sys.exit(f"error: {_message(e)}\nthe full log: {log_path}")
+
+
+_OWN_ERRORS = ("ConfigError", "CheckpointError", "VectorFileError", "VocabularyFileError",
+               "SpecRunError")
+
+
+def _is_own_error(error):
+    """One of the project's errors, which say what is wrong already (known by name, so that
+    checking does not import TensorFlow)."""
+    return (type(error).__name__ in _OWN_ERRORS
+            and type(error).__module__.startswith("tfx_embeddings."))
+
+
+def _message(error):
+    return str(error) if _is_own_error(error) else f"{type(error).__name__}: {error}"
 
 
 def _compile(args):
@@ -82,6 +107,9 @@ def main(argv=None):
     run = command("run", "run the pipeline here (LocalDagRunner, SQLite metadata under the "
                          "pipeline root; Beam runner from the config's beam_pipeline_args)")
     run.add_argument("--config", required=True, help="YAML config, e.g. configs/demo.yaml")
+    run.add_argument("--verbose", action="store_true",
+                     help="show the full log (TFX, Beam, TensorFlow) live; it always goes to a "
+                          "file under the pipeline root")
     run.set_defaults(handler=_run)
     compile_ = command("compile", "compile the pipeline for Kubeflow Pipelines (a v2 pipeline "
                                   "spec JSON)")
@@ -118,12 +146,11 @@ def main(argv=None):
     predict.set_defaults(handler=_predict)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from tfx_embeddings.components.embedding_artifact import CheckpointError
-    from tfx_embeddings.pipeline.config import ConfigError
-    from tfx_embeddings.pipeline.kubeflow_local import SpecRunError
     try:
         args.handler(args)
-    except (ConfigError, CheckpointError, SpecRunError) as e:
+    except Exception as e:
+        if not _is_own_error(e):
+            raise
         sys.exit(f"error: {e}")
 
 

@@ -16,6 +16,7 @@ import tf_keras
 from tfx_bsl.public import tfxio
 
 import tfx_embeddings
+from tfx_embeddings.components import progress
 from tfx_embeddings.components.embedding_trainer import warmstart
 from tfx_embeddings.pipeline import preprocessing
 
@@ -91,16 +92,19 @@ def run_fn(fn_args):
     if base_model and warm_start and warm_start.previous_model:
         warm_start = dataclasses.replace(warm_start, other_weights=len(
             warmstart.restore_matching_weights(model, base_model, embedding)))
-    history = model.fit(train, epochs=config["epochs"], validation_data=evaluation, verbose=2,
-              callbacks=[tf_keras.callbacks.TensorBoard(
-                  log_dir=os.path.join(fn_args.model_run_dir, "logs"))])
+    epochs = config["epochs"]
+    history = model.fit(train, epochs=epochs, validation_data=evaluation, verbose=2, callbacks=[
+        tf_keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs")),
+        tf_keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: progress.report(
+            "epoch %d/%d: loss %.4f, eval accuracy %.3f", epoch + 1, epochs, logs["loss"],
+            logs["val_accuracy"]))])
     loss, accuracy = model.evaluate(evaluation, verbose=0)
     metrics = {"eval_accuracy": float(accuracy), "eval_loss": float(loss),
                "eval_accuracy_by_epoch": [float(a) for a in history.history["val_accuracy"]],
                "eval_loss_by_epoch": [float(a) for a in history.history["val_loss"]],
                "embedding_init": config.get("embedding_init", "pretrained"),
                "warm_start": warm_start and dataclasses.asdict(warm_start),
-               "epochs": config["epochs"]}
+               "epochs": epochs}
     logging.info("Trainer: %s", metrics)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)

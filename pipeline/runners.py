@@ -6,12 +6,12 @@ configs/dataflow.yaml, flink.yaml, spark.yaml), whichever orchestrator runs the 
 
 import contextlib
 import fcntl
-import logging
 import os
 import time
 
 from tfx import v1 as tfx
 
+from tfx_embeddings.components import progress
 from tfx_embeddings.pipeline.config import ConfigError
 from tfx_embeddings.pipeline.pipeline import create_pipeline, pipeline_inputs
 
@@ -27,10 +27,10 @@ def metadata_lock(metadata_path):
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            logging.info("Another run holds %s; waiting for it to finish", lock.name)
+            progress.report("another run holds %s; waiting for it to finish", lock.name)
             started = time.monotonic()
             fcntl.flock(lock, fcntl.LOCK_EX)
-            logging.info("Got %s after %.0fs", lock.name, time.monotonic() - started)
+            progress.report("got %s after %.0fs", lock.name, time.monotonic() - started)
         yield
 
 

@@ -70,6 +70,33 @@ def test_run_reports_what_it_built(pipeline_run):
         assert text in result.stdout
 
 
+def test_a_run_prints_what_a_person_reads_and_logs_the_rest(pipeline_run):
+    """The terminal: a line per component start and end, the summary, the log's path; no
+    traceback, no warning about anything but the run, no download attempt. The full log has
+    all of TFX, Beam and TensorFlow."""
+    tmp_path, result = pipeline_run
+    terminal = result.stdout + result.stderr
+    assert len(terminal.splitlines()) <= 60, terminal
+    for unwanted in ("Traceback", "FutureWarning", "Warning:", "prism", "Prism", "download"):
+        assert unwanted not in terminal, unwanted
+    log_path = terminal.split("the full log: ", 1)[1].split()[0]
+    assert log_path.startswith(str(tmp_path / "root" / "logs"))
+    lines = terminal.splitlines()
+    for component in ("CsvExampleGen", "VocabularyGen", "Transform", "EmbeddingGen",
+                      "EmbeddingTrainer", "Pusher"):
+        assert any(line.endswith(f"{component} started") for line in lines), component
+        assert any(f"{component} complete (" in line for line in lines), component
+        assert any(line.startswith(component) and "complete" in line for line in lines)
+    assert any("LatestModelResolver: nothing to resolve yet (no previous model on a first run)"
+               in line for line in lines)
+    assert any("EmbeddingGen: " in line and " tokens have a vector" in line for line in lines)
+    with open(log_path) as f:
+        full = f.read()
+    for text in ("Component EmbeddingGen is running.", "FutureWarning",
+                 "InputResolutionError", "EmbeddingGen Beam counters"):
+        assert text in full, text
+
+
 def test_trainer_gets_the_embedding_through_lineage(pipeline_run):
     tmp_path, _ = pipeline_run
     store = _store(tmp_path)

@@ -17,14 +17,13 @@ import base64
 import hashlib
 import dataclasses
 import io
-import logging
 from typing import Optional
 
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from tfx_embeddings.components import embedding_artifact, vocabulary_file
+from tfx_embeddings.components import embedding_artifact, progress, vocabulary_file
 from tfx_embeddings.components.embedding_gen import vectors
 
 NAMESPACE = "embedding_gen"
@@ -141,7 +140,7 @@ class _ParseRange(_VocabularyDoFn):
         yield from self._save_by_shard(pending, f"{start:015d}-{saved:04d}")
         yield beam.pvalue.TaggedOutput("ranges", RangeReport(start, digest.hexdigest(), read,
                                                              matched, replaced))
-        logging.info("%s bytes [%d, %s): %d rows read, %d matched",
+        progress.report("%s bytes [%d, %s): %d rows read, %d matched",
                      self._source.path, start, end if end >= 0 else "end", read, matched)
 
     def _save_by_shard(self, parts, name):
@@ -217,7 +216,7 @@ class _WriteShard(_VocabularyDoFn):
                             ("tokens_initialized", initialized),
                             ("case_folded_matches", case_folded)):
             _count(name, value)
-        logging.info("shard %d: rows [%d, %d) written, %d from vectors (%d case-folded), "
+        progress.report("shard %d: rows [%d, %d) written, %d from vectors (%d case-folded), "
                      "%d initialized", shard, start, stop, len(found), case_folded, initialized)
         yield ShardReport(
             start=int(start), stop=int(stop), sha256=digest, prefix=prefix,

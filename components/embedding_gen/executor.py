@@ -13,7 +13,7 @@ import tensorflow_transform as tft
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from tfx_embeddings.components import embedding_artifact, vocabulary_file
+from tfx_embeddings.components import embedding_artifact, progress, vocabulary_file
 from tfx_embeddings.components.embedding_artifact import CheckpointError
 from tfx_embeddings.components.embedding_gen import beam_impl, vectors
 
@@ -105,9 +105,10 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
     except BaseException:
         tf.io.gfile.rmtree(staging)  # Nothing half-written stays behind.
         raise
-    logging.info("EmbeddingGen: published %s in %.1fs: %d of %d tokens have a vector (%.1f%%)",
-                 output_dir, time.time() - started, manifest.coverage.tokens_with_vector,
-                 len(tokens), 100 * manifest.coverage.vocabulary_share)
+    logging.info("EmbeddingGen: published %s in %.1fs", output_dir, time.time() - started)
+    progress.report("%d of %d tokens have a vector (%.1f%%), %d shards published",
+                    manifest.coverage.tokens_with_vector, len(tokens),
+                    100 * manifest.coverage.vocabulary_share, len(manifest.shards))
     return manifest
 
 

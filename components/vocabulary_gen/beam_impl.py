@@ -14,7 +14,6 @@ bundle's counts, a shard's sum, and top_k entries (or the whole vocabulary witho
 the ranked shards meet to be written. TensorFlow is imported only by a worker that needs it.
 """
 
-import logging
 import zlib
 
 import apache_beam as beam
@@ -26,7 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
 from tfx_bsl.coders import example_coder
 
-from tfx_embeddings.components import vocabulary_file
+from tfx_embeddings.components import progress, vocabulary_file
 from tfx_embeddings.components.vocabulary_gen import tokenizer
 
 NAMESPACE = "vocabulary_gen"
@@ -91,7 +90,7 @@ class _CountTokens(beam.DoFn):
         counts = self._counts.table()
         self._counts = None
         counts = counts.filter(vocabulary_file.countable(counts["token"]))
-        logging.info("VocabularyGen: a bundle of %d documents counted: %d tokens, %d distinct",
+        progress.report("a bundle of %d documents counted: %d tokens, %d distinct",
                      self._bundle_documents, self._bundle_tokens, counts.num_rows)
         shards = np.fromiter((zlib.crc32(t) for t in counts["token"].to_pylist()), np.int64,
                              counts.num_rows) % self._num_shards

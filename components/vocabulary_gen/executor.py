@@ -4,7 +4,6 @@ Its Beam workers decode the examples with tfx_bsl and need no TensorFlow where t
 allows (see beam_impl)."""
 
 import json
-import logging
 import os
 
 import apache_beam as beam
@@ -13,7 +12,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import import_utils
 
-from tfx_embeddings.components import vocabulary_file
+from tfx_embeddings.components import progress, vocabulary_file
 from tfx_embeddings.components.vocabulary_gen import beam_impl
 
 EXAMPLES_KEY = "examples"
@@ -46,5 +45,5 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         with tf.io.gfile.GFile(path, "rb") as f:
             size = f.read().count(b"\n")
         output.set_int_custom_property("vocabulary_size", size)
-        logging.info("VocabularyGen: %d tokens written to %s", size, path)
+        progress.report("%d tokens written to %s", size, path)
 

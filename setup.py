@@ -27,6 +27,7 @@ setuptools.setup(
         "dill",
         "pydantic>=2",
         "pyyaml",
+        "matplotlib",  # The coverage report's plot.
     ],
     extras_require={"test": ["pytest", "gensim", "pandas", "psutil"]},
     entry_points={"console_scripts": ["tfx-embeddings=tfx_embeddings.pipeline.__main__:main"]},

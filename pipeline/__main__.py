@@ -92,8 +92,13 @@ def _inspect(args):
     from tfx_embeddings.pipeline import report
 
     manifest = embedding_artifact.EmbeddingArtifact(args.artifact).manifest
-    print(json.dumps(manifest.to_json(), indent=2) if args.json
-          else report.format_manifest(manifest))
+    if args.json:
+        print(json.dumps(manifest.to_json(), indent=2))
+        return
+    print(report.format_manifest(manifest))
+    page = os.path.join(args.artifact, "report.html")
+    if os.path.exists(page):
+        print(f"coverage report:        {os.path.abspath(page)}")
 
 
 def main(argv=None):

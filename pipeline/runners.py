@@ -63,8 +63,11 @@ def compile_kubeflow(config, image, output_file):
         raise ConfigError(f"data.schema_file: {config.data.schema_file} is a path of this "
                           f"machine; name a schema shipped in the image or give a URI")
 
+    from tfx_embeddings.pipeline import kubeflow_entrypoint
+
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=image),
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+            default_image=image, default_commands=kubeflow_entrypoint.COMMAND),
         output_dir=os.path.dirname(os.path.abspath(output_file)),
         output_filename=os.path.basename(output_file))
     runner.run(create_pipeline(config, metadata_connection_config=None, runtime_parameters=True),

@@ -1,5 +1,8 @@
 """EmbeddingGen's Beam job on the real DirectRunner: alignment, shards, determinism, failures."""
 
+import base64
+import html.parser
+import io
 import json
 import os
 import re
@@ -161,3 +164,42 @@ def test_arguments_are_checked_by_the_library_and_the_component(tmp_path, small_
     graph = channel_utils.as_channel([standard_artifacts.TransformGraph()])
     with pytest.raises(ValueError, match=re.escape(error)):
         EmbeddingGen(graph, small_vectors[0], "tokens", **{argument: value})
+
+
+class _Page(html.parser.HTMLParser):
+    """What a browser would need of the page: its images and its text."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.text = [], []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_the_coverage_report_renders(tmp_path):
+    """A page with a decodable plot, coverage by rank, the most frequent tokens without a
+    vector (by count), and the case-folded and duplicate tokens by name."""
+    path = tmp_path / "vectors.txt"
+    path.write_text("w1 1 1\nParis 2 2\nw1 3 3\nw3 4 4\n")
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1", "zz_missing", "paris", "w3",
+                                                          "rare_missing"], [50, 40, 30, 20, 10])
+    build_embedding(str(vocabulary), str(path), str(tmp_path / "out"), case_fold_fallback=True)
+    page = _Page()
+    with open(tmp_path / "out" / "report.html") as f:
+        page.feed(f.read())
+    [image] = page.images
+    assert image.startswith("data:image/png;base64,")
+    from PIL import Image
+    picture = Image.open(io.BytesIO(base64.b64decode(image.split(",", 1)[1])))
+    picture.load()
+    assert picture.size[0] > 300 and picture.size[1] > 200
+    text = " ".join(" ".join(page.text).split())
+    assert "3 of 5 vocabulary tokens have a pretrained vector (60.0%)" in text
+    assert text.index("zz_missing 40") < text.index("rare_missing 10")  # By count.
+    assert "case-folds like theirs (1): paris" in text
+    assert "the first one taken (1 rows ignored): w1" in text

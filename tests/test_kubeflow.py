@@ -85,6 +85,11 @@ def test_the_spec_runs_as_kubeflow_would_twice(image, spec, tmp_path):
     embedding = next(a for a in recorded.values() if a["uri"] == second["EmbeddingGen.embedding"])
     assert embedding["schema_title"] == "tfx_embeddings.PretrainedEmbedding"
     assert embedding["metadata"]["num_shards"] == 4
+    # The coverage report, as the HTML artifact Kubeflow's UI shows as the step's visualization.
+    report = next(a for a in recorded.values() if a["uri"] == second["EmbeddingGen.report"])
+    assert report["schema_title"] == "system.HTML"
+    with open(report["uri"]) as f:
+        assert f.read().startswith("<!DOCTYPE html>")
 
     pushed = sorted(os.listdir(tmp_path / "serving"))
     assert len(pushed) == 2

@@ -75,6 +75,8 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     embedding_gen = executors["EmbeddingGen_executor"]["container"]
     assert embedding_gen["image"] == "registry/embeddings:1"
     assert "tfx_embeddings.components.embedding_gen.executor.Executor" in embedding_gen["args"]
+    assert embedding_gen["command"] == ["python", "-m",
+                                        "tfx_embeddings.pipeline.kubeflow_entrypoint"]
     assert "--runner=DataflowRunner" in embedding_gen["args"]
 
 
@@ -104,7 +106,7 @@ def test_inspect_prints_the_manifest(tmp_path, small_vectors):
                  "row 0, OOV rows 4-4)",
                  "vocabulary coverage:    2 tokens have a pretrained vector (66.7%)",
                  "checkpoint shards:      2 (2-3 rows each)", "tokens_initialized=1",
-                 "vector_rows_matched=2"):
+                 "vector_rows_matched=2", f"coverage report:        {tmp_path}/out/report.html"):
         assert text in result.stdout
     as_json = json.loads(_cli("inspect", "--json", str(tmp_path / "out")).stdout)
     assert as_json["shape"] == [5, 6] and as_json["layout"]["name"] == "padded"

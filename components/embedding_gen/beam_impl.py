@@ -17,7 +17,7 @@ import base64
 import hashlib
 import dataclasses
 import io
-from typing import Optional
+from typing import List, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -30,6 +30,8 @@ NAMESPACE = "embedding_gen"
 # The Beam counters, one per field of the manifest's Counts: the same names everywhere.
 COUNTERS = {field.name: beam.metrics.Metrics.counter(NAMESPACE, field.name)
             for field in dataclasses.fields(embedding_artifact.Counts)}
+# Tokens named per shard in the report's case-folded and duplicate lists.
+_EXAMPLES = 10
 # Matched vectors are saved once a range has gathered this many bytes of them.
 _SAVE_BYTES = 32 << 20
 RANGE_BYTES = 32 << 20
@@ -59,6 +61,8 @@ class ShardReport:
     duplicate_tokens: int
     case_folded_matches: int
     corpus_tokens_with_vector: Optional[int]
+    case_folded_examples: List[str]  # A few tokens that took a case-folded row,
+    duplicate_examples: List[str]  # and a few with several rows in the file (for the report).
 
     @property
     def shard(self):
@@ -186,6 +190,7 @@ class _WriteShard(_VocabularyDoFn):
         matrix = np.empty((stop - start, self._dimension), np.float32)
         found = np.zeros(0, np.int64)
         duplicates = case_folded = 0
+        folded_rows = duplicate_rows = ()
         if parts:
             rows, offsets, folded, values = (
                 np.concatenate([getattr(p, f.name) for p in parts])
@@ -198,6 +203,9 @@ class _WriteShard(_VocabularyDoFn):
             found = rows[first]
             case_folded = int(folded[first].sum())
             duplicates = int((~folded).sum() - (len(found) - case_folded))
+            folded_rows = found[folded[first]][:_EXAMPLES]
+            exact, times = np.unique(rows[~folded], return_counts=True)
+            duplicate_rows = exact[times > 1][:_EXAMPLES]
             matrix[found - start] = values[first]
         missing = np.setdiff1d(np.arange(start, stop), found)  # Initializer rows: those only.
         keys = self._layout.row_keys(start, stop, self._tokens)
@@ -225,7 +233,12 @@ class _WriteShard(_VocabularyDoFn):
             tokens_with_vector=int(len(found)), tokens_initialized=initialized,
             duplicate_tokens=duplicates, case_folded_matches=case_folded,
             corpus_tokens_with_vector=(int(sum(self._counts[r - first_token] for r in found))
-                                       if self._counts else None))
+                                       if self._counts else None),
+            case_folded_examples=[self._token_text(r) for r in folded_rows],
+            duplicate_examples=[self._token_text(r) for r in duplicate_rows])
+
+    def _token_text(self, row):
+        return self._tokens[row - self._layout.first_token_row].decode("utf-8", "replace")
 
 
 @beam.ptransform_fn

@@ -5,7 +5,7 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import channel, component_spec, standard_artifacts
 
 from tfx_embeddings.components.embedding_gen import executor
-from tfx_embeddings.components.types import PretrainedEmbedding
+from tfx_embeddings.components.types import HtmlReport, PretrainedEmbedding
 
 
 class EmbeddingGenSpec(component_spec.ComponentSpec):
@@ -28,6 +28,7 @@ class EmbeddingGenSpec(component_spec.ComponentSpec):
     }
     OUTPUTS = {
         executor.EMBEDDING_KEY: component_spec.ChannelParameter(type=PretrainedEmbedding),
+        executor.REPORT_KEY: component_spec.ChannelParameter(type=HtmlReport),
     }
 
 
@@ -60,7 +61,9 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
       invalid_utf8: "error", or "replace": match a non-UTF-8 token of the file after decoding it
         with replacement characters; counted in the manifest.
 
-    Outputs: `embedding`: PretrainedEmbedding.
+    Outputs: `embedding`: PretrainedEmbedding (with its coverage report, report.html);
+      `report`: the same report as an HtmlReport, which Kubeflow shows as the step's
+      visualization.
 
     Raises:
       ValueError: an argument out of its range (checked here, when the pipeline is built).
@@ -95,4 +98,5 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
             init_scale=init_scale,
             case_fold_fallback=int(case_fold_fallback),
             invalid_utf8=invalid_utf8,
-            embedding=channel.Channel(type=PretrainedEmbedding)))
+            embedding=channel.Channel(type=PretrainedEmbedding),
+            report=channel.Channel(type=HtmlReport)))

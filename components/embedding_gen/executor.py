@@ -16,9 +16,11 @@ from tfx.types import artifact_utils
 from tfx_embeddings.components import embedding_artifact, progress, vocabulary_file
 from tfx_embeddings.components.embedding_artifact import CheckpointError
 from tfx_embeddings.components.embedding_gen import beam_impl, vectors
+from tfx_embeddings.components.embedding_gen import report as report_lib
 
 TRANSFORM_GRAPH_KEY = "transform_graph"
 EMBEDDING_KEY = "embedding"
+REPORT_KEY = "report"
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -49,6 +51,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         embedding.set_string_custom_property("row_layout", manifest.layout.name)
         embedding.set_float_custom_property("vocabulary_coverage",
                                             manifest.coverage.vocabulary_share)
+        for report in output_dict.get(REPORT_KEY, []):  # For Kubeflow's UI.
+            with tf.io.gfile.GFile(os.path.join(embedding.uri, report_lib.REPORT_FILE)) as f:
+                report.write(f.read())
 
 
 def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has_counts=True,
@@ -100,7 +105,7 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
     staging = embedding_artifact.staging_dir(output_dir)
     try:
         manifest = _build_in(staging, output_dir, source, vocabulary_path,
-                             vocabulary_has_counts, counts, layout, bounds, init_scale,
+                             vocabulary_has_counts, tokens, counts, layout, bounds, init_scale,
                              make_pipeline, case_fold_fallback, invalid_utf8)
     except BaseException:
         tf.io.gfile.rmtree(staging)  # Nothing half-written stays behind.
@@ -149,8 +154,8 @@ def _num_shards(shape, num_shards, max_shard_bytes):
     return num_shards
 
 
-def _build_in(staging, output_dir, source, vocabulary_path, has_counts, counts, layout, bounds,
-              init_scale, make_pipeline, case_fold, invalid_utf8):
+def _build_in(staging, output_dir, source, vocabulary_path, has_counts, tokens, counts, layout,
+              bounds, init_scale, make_pipeline, case_fold, invalid_utf8):
     """Runs the Beam job, merges and verifies into staging, publishes; returns the manifest."""
     shape = (layout.num_rows, source.dimension)
     work = os.path.join(staging, "work")
@@ -180,25 +185,33 @@ def _build_in(staging, output_dir, source, vocabulary_path, has_counts, counts, 
                              os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX))
     tf.io.gfile.rmtree(work)
     with_vector = sum(s.tokens_with_vector for s in shards)
+    has_vector = np.concatenate([s.has_vector_bits() for s in shards])
+    described = embedding_artifact.Source(
+        path=source.path, format=source.format, dimension=source.dimension, bytes=source.size,
+        sha256=vectors.fingerprint(source, [r.sha256 for r in ranges]))
+    coverage = embedding_artifact.Coverage(
+        tokens_with_vector=with_vector, vocabulary_share=with_vector / layout.vocabulary_size,
+        corpus_token_share=(sum(s.corpus_tokens_with_vector for s in shards)
+                            / max(1, sum(counts)) if counts else None))
+    totals = embedding_artifact.Counts(
+        vector_rows_read=rows_read,
+        vector_rows_matched=sum(r.vector_rows_matched for r in ranges),
+        duplicate_tokens=sum(s.duplicate_tokens for s in shards),
+        case_folded_matches=sum(s.case_folded_matches for s in shards),
+        invalid_utf8_replaced=sum(r.invalid_utf8_replaced for r in ranges),
+        tokens_initialized=sum(s.tokens_initialized for s in shards),
+        shards_written=len(shards))
+    first = layout.first_token_row
+    with tf.io.gfile.GFile(os.path.join(staging, report_lib.REPORT_FILE), "w") as f:
+        f.write(report_lib.render(
+            tokens, counts, has_vector[first:first + layout.vocabulary_size], source=described,
+            coverage=coverage, counts_summary=totals,
+            case_folded=[t for s in shards for t in s.case_folded_examples][:20],
+            duplicates=[t for s in shards for t in s.duplicate_examples][:20]))
     return embedding_artifact.publish(
         staging, output_dir, layout=layout, vocabulary_path=vocabulary_path,
         vocabulary_has_counts=has_counts, shards=[s.shard for s in shards],
-        has_vector=np.concatenate([s.has_vector_bits() for s in shards]),
-        source=embedding_artifact.Source(
-            path=source.path, format=source.format, dimension=source.dimension,
-            bytes=source.size, sha256=vectors.fingerprint(source, [r.sha256 for r in ranges])),
-        coverage=embedding_artifact.Coverage(
-            tokens_with_vector=with_vector, vocabulary_share=with_vector / layout.vocabulary_size,
-            corpus_token_share=(sum(s.corpus_tokens_with_vector for s in shards)
-                                / max(1, sum(counts)) if counts else None)),
-        counts=embedding_artifact.Counts(
-            vector_rows_read=rows_read,
-            vector_rows_matched=sum(r.vector_rows_matched for r in ranges),
-            duplicate_tokens=sum(s.duplicate_tokens for s in shards),
-            case_folded_matches=sum(s.case_folded_matches for s in shards),
-            invalid_utf8_replaced=sum(r.invalid_utf8_replaced for r in ranges),
-            tokens_initialized=sum(s.tokens_initialized for s in shards),
-            shards_written=len(shards)))
+        has_vector=has_vector, source=described, coverage=coverage, counts=totals)
 
 
 def _beam_counters(pipeline):

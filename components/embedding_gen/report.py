@@ -1,0 +1,118 @@
+"""The coverage report: one self-contained HTML page a person looks at rather than reads.
+
+Coverage by frequency rank (the share of the top-N tokens that have a vector, and of their
+occurrences in the corpus), the most frequent tokens without a vector, and the tokens that took a
+case-folded row or had duplicate rows in the file. The plot is a PNG drawn with matplotlib and
+embedded in the page, so the page renders anywhere: opened from the artifact, or as the step's
+visualization in Kubeflow (EmbeddingGen's `report` output).
+"""
+
+import base64
+import html
+import io
+
+import numpy as np
+
+REPORT_FILE = "report.html"
+MISSING_SHOWN = 30
+
+
+def coverage_curve(counts, has_vector):
+    """Per rank N (1-based, tokens by count descending): the share of the top N tokens that have
+    a vector, and the share of the top N tokens' occurrences. counts may be None (then tokens
+    are taken in file order, and only the first curve exists)."""
+    has_vector = np.asarray(has_vector, bool)
+    order = (np.argsort(-np.asarray(counts), kind="stable") if counts is not None
+             else np.arange(len(has_vector)))
+    covered = np.cumsum(has_vector[order]) / np.arange(1, len(order) + 1)
+    if counts is None:
+        return covered, None
+    weights = np.asarray(counts, np.float64)[order]
+    occurrences = np.cumsum(weights * has_vector[order]) / np.maximum(np.cumsum(weights), 1)
+    return covered, occurrences
+
+
+def _plot(covered, occurrences):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(7, 3.6), dpi=100)
+    ranks = np.arange(1, len(covered) + 1)
+    axes.plot(ranks, 100 * covered, label="tokens with a vector")
+    if occurrences is not None:
+        axes.plot(ranks, 100 * occurrences, label="corpus occurrences with a vector")
+    axes.set_xscale("log")
+    axes.set_ylim(0, 101)
+    axes.set_xlabel("top N tokens by frequency")
+    axes.set_ylabel("% with a pretrained vector")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="lower left")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    pyplot.close(figure)
+    return buffer.getvalue()
+
+
+def render(tokens, counts, has_vector, *, source, coverage, counts_summary, case_folded,
+           duplicates):
+    """The report's HTML.
+
+    Args:
+      tokens: the vocabulary (bytes), in file order; counts: their counts, or None.
+      has_vector: a bool per token.
+      source, coverage, counts_summary: the manifest's Source, Coverage and Counts.
+      case_folded, duplicates: a few tokens (str) that took a case-folded row, or whose row was
+        one of several in the file.
+    """
+    covered, occurrences = coverage_curve(counts, has_vector)
+    png = base64.b64encode(_plot(covered, occurrences)).decode()
+    missing = [i for i in (np.argsort(-np.asarray(counts), kind="stable") if counts is not None
+                           else range(len(tokens))) if not has_vector[i]][:MISSING_SHOWN]
+    checkpoints = [n for n in (10, 100, 1000, 10_000, 100_000, 1_000_000) if n <= len(tokens)]
+    checkpoints.append(len(tokens))
+    rows = "".join(
+        f"<tr><td>{n:,}</td><td>{100 * covered[n - 1]:.1f}%</td>"
+        + (f"<td>{100 * occurrences[n - 1]:.1f}%</td>" if occurrences is not None else "")
+        + "</tr>" for n in sorted(set(checkpoints)))
+    missing_rows = "".join(
+        f"<tr><td>{_text(tokens[i])}</td><td>{counts[i] if counts is not None else ''}</td></tr>"
+        for i in missing)
+    corpus = (f", {100 * coverage.corpus_token_share:.1f}% of the corpus's token occurrences"
+              if coverage.corpus_token_share is not None else "")
+    count_items = "".join(f"<li>{html.escape(name)}: {value:,}</li>"
+                          for name, value in vars(counts_summary).items())
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Embedding coverage</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:60em}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}
+</style></head><body>
+<h1>Embedding coverage</h1>
+<p>{coverage.tokens_with_vector:,} of {len(tokens):,} vocabulary tokens have a pretrained vector
+({100 * coverage.vocabulary_share:.1f}%){corpus}. Vectors: {html.escape(source.path)}
+({html.escape(source.format)}, {source.dimension} dimensions).</p>
+<h2>Coverage by frequency rank</h2>
+<img alt="coverage by frequency rank" src="data:image/png;base64,{png}">
+<table><tr><th>top N tokens</th><th>with a vector</th>
+{"<th>corpus occurrences with a vector</th>" if occurrences is not None else ""}</tr>{rows}
+</table>
+<h2>Most frequent tokens without a vector</h2>
+<table><tr><th>token</th><th>count</th></tr>{missing_rows}</table>
+<h2>Case-folded matches and duplicates</h2>
+<p>Tokens that took the vector of a row whose token case-folds like theirs
+({counts_summary.case_folded_matches:,}): {_list(case_folded)}</p>
+<p>Tokens with several rows in the file, the first one taken
+({counts_summary.duplicate_tokens:,} rows ignored): {_list(duplicates)}</p>
+<h2>Counts</h2><ul>{count_items}</ul>
+</body></html>
+"""
+
+
+def _text(token):
+    return html.escape(token.decode("utf-8", "replace") if isinstance(token, bytes) else token)
+
+
+def _list(tokens):
+    return ", ".join(_text(t) for t in tokens) if tokens else "none"

@@ -25,6 +25,7 @@ import sys
 import time
 
 from tfx_embeddings.pipeline.config import load_config
+from tfx_embeddings.pipeline.console import RunConsole
 
 # The artifacts compared, as globs under a pipeline root.
 COMPARED = ("VocabularyGen/vocabulary/*/vocabulary.txt",
@@ -117,7 +118,12 @@ def main():
     parser.add_argument("--config", default="configs/demo.yaml")
     parser.add_argument("--work_dir", default="build/portable")
     args = parser.parse_args()
-    identical, logs = compare_runs(load_config(args.config), os.path.abspath(args.work_dir))
+    work_dir = os.path.abspath(args.work_dir)
+    log_path = os.path.join(work_dir, "portable_demo.log")
+    with RunConsole(log_path) as console:
+        console.print(f"The pipeline on the portable runner, then the local one; the full log: "
+                      f"{log_path}")
+        identical, logs = compare_runs(load_config(args.config), work_dir)
     for path, same in identical.items():
         print(f"{'identical' if same else 'DIFFERENT'}  {path}")
     print(f"job service and worker pool logs: {logs}")

@@ -14,6 +14,7 @@ import re
 import shutil
 
 from tfx_embeddings.pipeline.config import load_config
+from tfx_embeddings.pipeline.console import RunConsole
 
 # Adjectives of the sample that the first run's corpus lacks (they appear in the second) and
 # that the second run's corpus lacks (they vanish).
@@ -70,7 +71,10 @@ def main():
         "pipeline_name": config.pipeline_name + "-retrain",
         "pipeline_root": os.path.join(work_dir, "pipeline_root"),
         "serving_dir": os.path.join(work_dir, "serving")})
-    first, second = run_twice(config, work_dir)
+    log_path = os.path.join(work_dir, "retrain.log")
+    with RunConsole(log_path) as console:
+        console.print(f"Two scheduled runs; the full log: {log_path}")
+        first, second = run_twice(config, work_dir)
     warm, cold = second["pretrained_metrics"], second["cold_start_metrics"]
     print(f"""
                                          eval accuracy  eval loss

@@ -3,11 +3,11 @@ external worker pool (the path Flink, Spark and Dataflow run Python on); the voc
 checkpoint are byte-identical to the local runner's."""
 
 import os
+import subprocess
+import sys
 import textwrap
 
 from tfx_embeddings.pipeline import sample_data
-from tfx_embeddings.pipeline.config import load_config
-from tfx_embeddings.pipeline.portable_demo import compare_runs
 
 
 def test_portable_runner_writes_the_same_bytes(tmp_path):
@@ -25,9 +25,15 @@ def test_portable_runner_writes_the_same_bytes(tmp_path):
         beam_pipeline_args: [--runner=FnApiRunner, --direct_running_mode=multi_processing,
                              --direct_num_workers=2]
     """))
-    identical, logs = compare_runs(load_config(str(config)), str(tmp_path / "work"))
-    assert len(identical) == 7, identical  # Vocabulary, 4 data files, the index, the copy.
-    assert all(identical.values()), identical
+    result = subprocess.run(
+        [sys.executable, "-m", "tfx_embeddings.pipeline.portable_demo", "--config", str(config),
+         "--work_dir", str(tmp_path / "work")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-5000:]
+    compared = [line for line in result.stdout.splitlines()
+                if line.startswith(("identical", "DIFFERENT"))]
+    assert len(compared) == 7, compared  # Vocabulary, 4 data files, the index, the copy.
+    assert all(line.startswith("identical") for line in compared), compared
+    logs = str(tmp_path / "work" / "services")
     with open(os.path.join(logs, "job_service.log")) as f:
         jobs = f.read()
     with open(os.path.join(logs, "worker_pool.log")) as f:

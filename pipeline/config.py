@@ -69,6 +69,14 @@ class TrainerConfig(_Section):
     """Also train the pretrained model without warm start, to compare with the warm start."""
 
 
+class EvaluationConfig(_Section):
+    """When a trained model is blessed, so pushed and the base of the next run's warm start."""
+    min_accuracy: float = pydantic.Field(0.6, ge=0, le=1)
+    """Eval accuracy a model needs, at the least."""
+    max_accuracy_drop: float = pydantic.Field(0.01, ge=0, le=1)
+    """How far below the latest blessed model's eval accuracy a model may fall."""
+
+
 class PipelineConfig(_Section):
     pipeline_name: str
     pipeline_root: str
@@ -77,6 +85,7 @@ class PipelineConfig(_Section):
     text: TextConfig = TextConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
     trainer: TrainerConfig = TrainerConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     metadata_path: Optional[str] = None
     """SQLite metadata store of local runs; by default metadata.sqlite under a local
     pipeline_root (required when pipeline_root is remote)."""

@@ -99,9 +99,9 @@ class _ConsoleHandler(logging.Handler):
             self._console.line(f"{name} {status} ({seconds:.1f}s)")
         elif record.msg == "A cached execution %d is used." and current:
             times.cached(current)
-        elif record.msg == "[%s] Input resolution error: %s":
-            self._console.line(f"{record.args[0]}: nothing to resolve yet (no previous model "
-                               f"on a first run); this run starts from the pretrained vectors")
+        elif record.msg == "[%s] Input resolution error: %s" or (
+                record.msg == "[%s] Resolved inputs: %s" and "Resolver" in record.args[0]):
+            self._console.line(f"{record.args[0]}: {_resolved(record)}")
         elif (text := _progress_text(record)) is not None:
             line, now = f"{current}: {text}" if current else text, time.monotonic()
             if current is None or now - self._last_line.get(current, 0) >= PROGRESS_EVERY_SECONDS:
@@ -112,6 +112,16 @@ class _ConsoleHandler(logging.Handler):
                 self._held[current] = line
         elif (record.levelno >= logging.WARNING and record.name.startswith("tfx_embeddings")):
             self._console.line(f"{current + ': ' if current else ''}{record.getMessage()}")
+
+
+def _resolved(record):
+    """What a resolver found, in a sentence: no model on a first run is expected."""
+    found = record.args[1] if record.msg.startswith("[%s] Resolved") else ()
+    models = [artifact for inputs in found for artifact in inputs.get("model", [])]
+    if not models:
+        return ("no previous model to start from (a first run, or none blessed yet); this run "
+                "starts from the pretrained vectors")
+    return f"the previous model to start from: {models[-1].uri}"
 
 
 def _progress_text(record):

@@ -1,7 +1,9 @@
 """The TFX pipeline: ExampleGen -> StatisticsGen -> ImportSchemaGen -> VocabularyGen (unless
-text.vocabulary is tft) -> Transform -> EmbeddingGen -> Trainer (embedding restored in the graph)
--> Pusher."""
+text.vocabulary is tft) -> Transform -> EmbeddingGen -> Trainer (embedding restored in the graph,
+warm-started from the latest blessed model) -> Evaluator (blesses, or not) -> Pusher (blessed
+models only)."""
 
+import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
@@ -15,10 +17,29 @@ from tfx_embeddings.pipeline import preprocessing, schema
 TRAINER_ID = "EmbeddingTrainer"
 BASELINE_TRAINER_ID = "RandomInitTrainer"
 COLD_START_TRAINER_ID = "ColdStartTrainer"
-LATEST_MODEL_RESOLVER_ID = "LatestModelResolver"
+LATEST_MODEL_RESOLVER_ID = "LatestBlessedModelResolver"
+EVALUATOR_ID = "Evaluator"
+ACCURACY_METRIC = "BinaryAccuracy"
 
 
 _LOCAL_METADATA = object()
+
+
+def eval_config(evaluation):
+    """TFMA's config: accuracy on the eval split, blessed at or over the floor and no more than
+    max_accuracy_drop below the latest blessed model's (the baseline; none on a first run)."""
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name="serving_default",
+                                    label_key=preprocessing.LABEL_KEY)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
+            class_name=ACCURACY_METRIC,
+            threshold=tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(
+                    lower_bound={"value": evaluation.min_accuracy}),
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -evaluation.max_accuracy_drop - 1e-9})))])])
 
 
 def pipeline_inputs(config):
@@ -94,12 +115,16 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_
         case_fold_fallback=config.embedding.case_fold_fallback,
         invalid_utf8=config.embedding.invalid_utf8)
 
-    # Scheduled retraining: the latest model this pipeline trained (there is no Evaluator, so
-    # no blessing to wait for); nothing on the first run.
+    # Scheduled retraining: the latest model the Evaluator blessed is both the trainer's warm
+    # start and the Evaluator's baseline; a model that failed evaluation is never either.
+    # Nothing on the first run.
     latest_model = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
                               producer_component_id=TRAINER_ID, output_key="model"),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=EVALUATOR_ID,
+                                       output_key="blessing"),
     ).with_id(LATEST_MODEL_RESOLVER_ID)
 
     def trainer(embedding_init, base_model=None):
@@ -115,9 +140,16 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_
                            "embedding_init": embedding_init})
 
     trainer_pretrained = trainer("pretrained", latest_model.outputs["model"]).with_id(TRAINER_ID)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer_pretrained.outputs["model"],
+        baseline_model=latest_model.outputs["model"],
+        example_splits=["eval"],
+        eval_config=eval_config(config.evaluation)).with_id(EVALUATOR_ID)
     pusher = tfx.components.Pusher(model=trainer_pretrained.outputs["model"],
+                                   model_blessing=evaluator.outputs["blessing"],
                                    push_destination=push_destination)
-    components += [transform, embedding_gen, latest_model, trainer_pretrained, pusher]
+    components += [transform, embedding_gen, latest_model, trainer_pretrained, evaluator, pusher]
     if config.trainer.train_random_baseline:
         components.append(trainer("random").with_id(BASELINE_TRAINER_ID))
     if config.trainer.train_cold_start_baseline:

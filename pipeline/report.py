@@ -11,7 +11,8 @@ from tfx.orchestration import metadata
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.types import PretrainedEmbedding
 from tfx_embeddings.pipeline import model
-from tfx_embeddings.pipeline.pipeline import BASELINE_TRAINER_ID, COLD_START_TRAINER_ID, TRAINER_ID
+from tfx_embeddings.pipeline.pipeline import (BASELINE_TRAINER_ID, COLD_START_TRAINER_ID,
+                                              EVALUATOR_ID, TRAINER_ID)
 
 
 def _latest_output(store, pipeline_name, node_id, type_name):
@@ -39,11 +40,37 @@ def summarize(config):
         if run is not None:
             with tf.io.gfile.GFile(os.path.join(run.uri, model.METRICS_FILE)) as f:
                 summary[f"{key}_metrics"] = json.load(f)
+    blessing = _latest_output(store, name, EVALUATOR_ID, "ModelBlessing")
+    if blessing is not None:
+        summary["blessed"] = bool(blessing.custom_properties["blessed"].int_value)
+        evaluation = _latest_output(store, name, EVALUATOR_ID, "ModelEvaluation")
+        summary["evaluation_failures"] = _failures(evaluation.uri) if evaluation else []
     pushed = _latest_output(store, name, "Pusher", "PushedModel")
     if pushed is not None:
+        summary["pushed"] = bool(pushed.custom_properties["pushed"].int_value)
         summary["pushed_model"] = pushed.custom_properties["pushed_destination"].string_value
     summary["pipeline_root"] = config.pipeline_root
     return summary
+
+
+def _failures(evaluation_uri):
+    """Why TFMA did not bless a model: one line per failed threshold."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            name = failure.metric_key.name.replace("_", " ")
+            value = failure.metric_value.double_value.value
+            threshold = failure.metric_threshold
+            if failure.metric_key.is_diff:
+                lines.append(f"{name} {value:+.3f} against the latest blessed model (at least "
+                             f"{threshold.change_threshold.absolute.value:+.3f} allowed)")
+            else:
+                lines.append(f"{name} {value:.3f} (at least "
+                             f"{threshold.value_threshold.lower_bound.value:.3f} needed)")
+    return lines
 
 
 def format_manifest(manifest):
@@ -95,7 +122,15 @@ def format_summary(summary):
     if warm_start:
         lines.append("embedding rows from:    " + _sources(
             embedding_artifact.WarmStart(**warm_start)))
-    if summary.get("pushed_model"):
-        lines.append(f"serving model:          {summary['pushed_model']}")
+    if "blessed" in summary:
+        lines.append("model:                  " + (
+            "blessed by the Evaluator" if summary["blessed"] else
+            "NOT blessed by the Evaluator: " + "; ".join(summary["evaluation_failures"]
+                                                         or ["see the Evaluator's output"])))
+    if summary.get("pushed"):
+        lines.append(f"pushed to:              {summary['pushed_model']}")
+    elif "pushed" in summary:
+        lines.append("pushed:                 no (not blessed); serving keeps the last blessed "
+                     "model, and the next run warm-starts from it")
     lines.append(f"pipeline root:          {summary['pipeline_root']}")
     return "\n".join(lines)

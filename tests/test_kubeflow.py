@@ -71,11 +71,12 @@ def _run_spec(image, spec, work):
 def test_the_spec_runs_as_kubeflow_would_twice(image, spec, tmp_path):
     sample_data.write_sample(str(tmp_path / "sample"), n_train=120, n_eval=60)
     first = _run_spec(image, spec, tmp_path)
-    assert "LatestModelResolver.model" not in first  # The first run has no previous model.
+    assert "LatestBlessedModelResolver-model-resolver.model" not in first  # None yet.
     second = _run_spec(image, spec, tmp_path)
 
     # The resolver's query found the first run's model in the artifacts Kubeflow keeps...
-    assert second["LatestModelResolver.model"] == first["EmbeddingTrainer.model"]
+    assert second["LatestBlessedModelResolver-model-resolver.model"] == \
+        first["EmbeddingTrainer.model"]
     # ...and the second trainer warm-started from it: custom properties and artifacts flowed.
     with open(os.path.join(second["EmbeddingTrainer.model_run"], "metrics.json")) as f:
         warm_start = json.load(f)["warm_start"]

@@ -56,8 +56,9 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
         spec = json.load(f)["pipelineSpec"]
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "VocabularyGen",
-                          "Transform", "EmbeddingGen", "LatestModelResolver",
-                          "EmbeddingTrainer", "Pusher"}
+                          "Transform", "EmbeddingGen", "LatestBlessedModelResolver-model-blessing-resolver",
+                          "LatestBlessedModelResolver-model-resolver", "EmbeddingTrainer",
+                          "Evaluator", "Pusher"}
 
     def parameter(task, name):
         [value] = tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"].values()

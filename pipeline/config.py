@@ -54,6 +54,9 @@ class EmbeddingConfig(_Section):
     num_shards: int = pydantic.Field(4, gt=0)
     max_shard_mb: Optional[float] = pydantic.Field(None, gt=0)
     """If set, instead of num_shards: the fewest shards of at most this many MiB each."""
+    min_coverage: float = pydantic.Field(0.25, ge=0, le=1)
+    """EmbeddingGen fails, publishing nothing, when fewer of the vocabulary's tokens (or of the
+    corpus's tokens) have a vector: a wrong or misread file. 0 accepts any file."""
     init_scale: float = pydantic.Field(0.05, gt=0)
     """Rows of tokens without a vector are drawn from U(-init_scale, init_scale), seeded by the token."""
 

@@ -1,8 +1,13 @@
 """Bad input, in one table: each case gets an error that names the file (or the config key) and
 the problem, and publishes nothing."""
 
+import bz2
+import gzip
 import os
 import struct
+
+import numpy as np
+import tensorflow as tf
 
 import pytest
 
@@ -29,7 +34,19 @@ def _binary(rows, dim, records):
         token + b" " + struct.pack(f"<{len(values)}f", *values) for token, values in records)
 
 
-# name, vector file content (None: no file), vocabulary tokens, expected error (after the path)
+def _gzip_cut_short():
+    whole = gzip.compress(b"".join(b"w%d 0.5 0.25\n" % i for i in range(5000)))
+    return whole[:len(whole) // 2]
+
+
+def _bz2_corrupt():
+    whole = bytearray(bz2.compress(b"".join(b"w%d 0.5 0.25\n" % i for i in range(5000))))
+    whole[len(whole) // 2:len(whole) // 2 + 64] = bytes(64)
+    return bytes(whole)
+
+
+# name, vector file content (None: no file; a dict: {"name": file name, "data": content}),
+# vocabulary tokens, expected error (after the path)
 VECTOR_CASES = [
     ("rows of different dimensions", "a 1 2 3\nb 1 2\n", None,
      "line 2 (byte offset 8): expected 3 values after the token, found 2"),
@@ -44,13 +61,37 @@ VECTOR_CASES = [
     ("a truncated binary file", _binary(2, 2, [(b"a", [1, 2]), (b"b", [3, 4])])[:-3], None,
      "truncated record"),
     ("invalid UTF-8 in a token", b"a 1 2\n\xff\xfe 1 2\n", ["a", "b"], "not valid UTF-8"),
+    ("a header with a negative dimension", "3 -5\na 1 2 3 4 5\n", None,
+     "line 1: the header b'3 -5' announces 3 rows of dimension -5; a word2vec header is 'N D'"),
+    ("a header with a negative row count", "-3 2\na 1 2\n", None,
+     "line 1: the header b'-3 2' announces -3 rows"),
+    ("a header of an absurd dimension", "3 99999999\na 1 2\n", None,
+     "announces 3 rows of dimension 99999999"),
+    ("a .gz cut short", {"name": "vectors.txt.gz", "data": _gzip_cut_short()}, ["w1", "w2"],
+     "the compressed file is cut short or corrupt after"),
+    ("a corrupt .bz2", {"name": "vectors.txt.bz2", "data": _bz2_corrupt()}, ["w1", "w2"],
+     "the compressed file is cut short or corrupt after"),
+    ("a directory", {"name": "a_directory", "data": None}, None,
+     ": is a directory, not a vector file"),
+    ("UTF-16", "a 1 2\nb 3 4\n".encode("utf-16"), None, "looks UTF-16 or UTF-32 encoded"),
+    ("tab-separated fields", "a\t1\t2\nb\t3\t4\n", None,
+     "expected 2 values after the token, found 0 (its fields are separated by tabs"),
+    ("a vector file of other words", "x 1 2\ny 3 4\n", None,
+     ": only 0.0% of the vocabulary's 2 tokens have a vector (0.0% of the corpus's tokens), "
+     "below min_coverage 25%. Is it the right file, read in the right format? It was read as "
+     "glove of dimension 2. Vocabulary tokens without a vector: ['a', 'b']; the file's first "
+     "tokens: ['x', 'y']. Nothing was published"),
 ]
 
 
 @pytest.mark.parametrize("name, content, tokens, error", VECTOR_CASES,
                          ids=[c[0] for c in VECTOR_CASES])
 def test_bad_vector_files(tmp_path, name, content, tokens, error):
-    path = str(tmp_path / "missing.txt") if content is None else _vectors(tmp_path, content)
+    if isinstance(content, dict):
+        path = str(tmp_path / content["name"])
+        os.mkdir(path) if content["data"] is None else open(path, "wb").write(content["data"])
+    else:
+        path = str(tmp_path / "missing.txt") if content is None else _vectors(tmp_path, content)
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", tokens or ["a", "b"])
     out = tmp_path / "out"
     with pytest.raises(ValueError) as raised:
@@ -137,3 +178,47 @@ def test_a_vocabulary_tft_would_not_write(tmp_path, small_vectors, content, has_
         build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"),
                         vocabulary_has_counts=has_counts)
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("name, content", [
+    ("a UTF-8 byte order mark", b"\xef\xbb\xbfa 1 2\nb 3 4\n"),
+    ("CRLF line endings", b"a 1 2\r\nb 3 4\r\n"),
+    ("a header and a byte order mark", b"\xef\xbb\xbf2 2\na 1 2\nb 3 4\n"),
+])
+def test_files_from_other_tools_that_are_valid(tmp_path, name, content):
+    """Read as gensim users would expect: the byte order mark marks the encoding (it is not part
+    of the first token), a carriage return ends a line."""
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["a", "b"])
+    manifest = build_embedding(str(vocabulary), _vectors(tmp_path, content), str(tmp_path / "o"),
+                               num_oov_buckets=0)
+    matrix = tf.train.load_variable(str(tmp_path / "o" / "checkpoint" / "embeddings"),
+                                    "embeddings")
+    np.testing.assert_array_equal(matrix[1:], [[1, 2], [3, 4]])
+    assert manifest.coverage.tokens_with_vector == 2
+
+
+def test_a_vector_file_replaced_while_the_job_reads_it(tmp_path, small_vectors):
+    """The file changes after EmbeddingGen inspected it: the job fails rather than mix files."""
+    import apache_beam as beam
+
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1", "w2"])
+    path = small_vectors[0]
+
+    def rewrite_then_run():
+        with open(path, "a") as f:
+            f.write("late 1 2 3 4 5 6\n")
+        return beam.Pipeline(runner="FnApiRunner")
+
+    with pytest.raises(ValueError, match=f"^{path}: the file changed while the job read it"):
+        build_embedding(str(vocabulary), path, str(tmp_path / "out"),
+                        make_pipeline=rewrite_then_run)
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_the_coverage_guard_can_be_lowered(tmp_path):
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["a", "b", "c", "d", "e"])
+    path = _vectors(tmp_path, "a 1 2\nzz 3 4\n")
+    with pytest.raises(ValueError, match="only 20.0% of the vocabulary's 5 tokens"):
+        build_embedding(str(vocabulary), path, str(tmp_path / "out"))
+    manifest = build_embedding(str(vocabulary), path, str(tmp_path / "out"), min_coverage=0.1)
+    assert manifest.coverage.tokens_with_vector == 1

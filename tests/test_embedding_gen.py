@@ -109,7 +109,7 @@ def test_same_bytes_on_a_rerun_and_with_two_workers(tmp_path, small_vectors):
 def test_duplicate_tokens_first_wins(tmp_path):
     path = tmp_path / "dup.txt"
     path.write_text("w1 1 1\nw2 2 2\nw1 3 3\n")
-    out, manifest = _build(tmp_path, str(path), num_shards=1)
+    out, manifest = _build(tmp_path, str(path), num_shards=1, min_coverage=0)
     np.testing.assert_array_equal(_matrix(out)[2], [1, 1])  # w1 is token 1, row 2.
     assert manifest.counts.duplicate_tokens == 1
 

@@ -21,6 +21,7 @@ class EmbeddingGenSpec(component_spec.ComponentSpec):
         "init_scale": component_spec.ExecutionParameter(type=float),
         "case_fold_fallback": component_spec.ExecutionParameter(type=int),
         "invalid_utf8": component_spec.ExecutionParameter(type=str),
+        "min_coverage": component_spec.ExecutionParameter(type=float),
     }
     INPUTS = {
         executor.TRANSFORM_GRAPH_KEY: component_spec.ChannelParameter(
@@ -60,6 +61,9 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
         token case-folds like it (an exact match always wins); counted in the manifest.
       invalid_utf8: "error", or "replace": match a non-UTF-8 token of the file after decoding it
         with replacement characters; counted in the manifest.
+      min_coverage: the job fails, publishing nothing, when less than this share of the
+        vocabulary's tokens, or of the corpus's tokens where the vocabulary has counts, has a
+        vector: the sign of a wrong file or a misread one. 0 accepts any file.
 
     Outputs: `embedding`: PretrainedEmbedding (with its coverage report, report.html);
       `report`: the same report as an HtmlReport, which Kubeflow shows as the step's
@@ -80,11 +84,11 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
     def __init__(self, transform_graph, vectors_path, vocabulary_name, *, vector_format="auto",
                  vocabulary_has_counts=True, row_layout="padded", num_oov_buckets=1,
                  num_shards=4, max_shard_bytes=None, init_scale=0.05, case_fold_fallback=False,
-                 invalid_utf8="error"):
+                 invalid_utf8="error", min_coverage=0.25):
         executor.check_arguments(vector_format=vector_format, row_layout=row_layout,
                                  num_oov_buckets=num_oov_buckets, num_shards=num_shards,
                                  max_shard_bytes=max_shard_bytes, init_scale=init_scale,
-                                 invalid_utf8=invalid_utf8)
+                                 invalid_utf8=invalid_utf8, min_coverage=min_coverage)
         super().__init__(spec=EmbeddingGenSpec(
             transform_graph=transform_graph,
             vectors_path=vectors_path,
@@ -98,5 +102,6 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
             init_scale=init_scale,
             case_fold_fallback=int(case_fold_fallback),
             invalid_utf8=invalid_utf8,
+            min_coverage=float(min_coverage),
             embedding=channel.Channel(type=PretrainedEmbedding),
             report=channel.Channel(type=HtmlReport)))

@@ -44,6 +44,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             init_scale=exec_properties["init_scale"],
             case_fold_fallback=bool(exec_properties["case_fold_fallback"]),
             invalid_utf8=exec_properties["invalid_utf8"],
+            min_coverage=exec_properties["min_coverage"],
             make_pipeline=self._make_beam_pipeline)
         embedding.set_int_custom_property("vocabulary_size", manifest.layout.vocabulary_size)
         embedding.set_int_custom_property("dimension", manifest.shape[1])
@@ -59,7 +60,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
 def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has_counts=True,
                     vector_format="auto", row_layout=embedding_artifact.PADDED, num_oov_buckets=1,
                     num_shards=4, max_shard_bytes=None, init_scale=0.05,
-                    case_fold_fallback=False, invalid_utf8="error", make_pipeline=None):
+                    case_fold_fallback=False, invalid_utf8="error", min_coverage=0.25,
+                    make_pipeline=None):
     """Joins a vocabulary with a vector file into a published embedding artifact, with Beam.
 
     What EmbeddingGen runs, callable without TFX (any Beam runner, through make_pipeline).
@@ -69,7 +71,8 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
       vectors_path: the pretrained vector file; see EmbeddingGen.
       output_dir: where the artifact is published (embedding_artifact.EmbeddingArtifact).
       vocabulary_has_counts, vector_format, row_layout, num_oov_buckets, num_shards,
-        max_shard_bytes, init_scale, case_fold_fallback, invalid_utf8: see EmbeddingGen.
+        max_shard_bytes, init_scale, case_fold_fallback, invalid_utf8, min_coverage: see
+        EmbeddingGen.
       make_pipeline: a callable returning the beam.Pipeline to run the job in; by default
         Beam's FnApiRunner, in this process.
 
@@ -78,7 +81,8 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
 
     Raises:
       ValueError: an argument out of its range, named.
-      VectorFileError, VocabularyFileError: naming the file, the line and the problem.
+      VectorFileError, VocabularyFileError: naming the file, the line and the problem; also
+        when less than min_coverage of the vocabulary (or of the corpus's tokens) has a vector.
       CheckpointError: the checkpoint did not verify.
       In every case nothing is published.
 
@@ -90,7 +94,7 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
     check_arguments(vector_format=vector_format, row_layout=row_layout,
                     num_oov_buckets=num_oov_buckets, num_shards=num_shards,
                     max_shard_bytes=max_shard_bytes, init_scale=init_scale,
-                    invalid_utf8=invalid_utf8)
+                    invalid_utf8=invalid_utf8, min_coverage=min_coverage)
     started = time.time()
     make_pipeline = make_pipeline or (lambda: beam.Pipeline(runner="FnApiRunner"))
     source = vectors.inspect_source(vectors_path, vector_format)
@@ -106,7 +110,7 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
     try:
         manifest = _build_in(staging, output_dir, source, vocabulary_path,
                              vocabulary_has_counts, tokens, counts, layout, bounds, init_scale,
-                             make_pipeline, case_fold_fallback, invalid_utf8)
+                             make_pipeline, case_fold_fallback, invalid_utf8, min_coverage)
     except BaseException:
         tf.io.gfile.rmtree(staging)  # Nothing half-written stays behind.
         raise
@@ -118,7 +122,7 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
 
 
 def check_arguments(*, vector_format, row_layout, num_oov_buckets, num_shards, max_shard_bytes,
-                    init_scale, invalid_utf8):
+                    init_scale, invalid_utf8, min_coverage):
     """Raises ValueError naming the first argument out of its range."""
     problems = [
         (vector_format not in vectors.FORMATS + ("auto",),
@@ -137,6 +141,8 @@ def check_arguments(*, vector_format, row_layout, num_oov_buckets, num_shards, m
          f"init_scale must be a finite number > 0, got {init_scale!r}"),
         (invalid_utf8 not in vectors.INVALID_UTF8_POLICIES,
          f"invalid_utf8 must be one of {vectors.INVALID_UTF8_POLICIES}, got {invalid_utf8!r}"),
+        (not isinstance(min_coverage, (int, float)) or not 0 <= min_coverage <= 1,
+         f"min_coverage must be a number in [0, 1], got {min_coverage!r}"),
     ]
     for failed, message in problems:
         if failed:
@@ -155,10 +161,11 @@ def _num_shards(shape, num_shards, max_shard_bytes):
 
 
 def _build_in(staging, output_dir, source, vocabulary_path, has_counts, tokens, counts, layout,
-              bounds, init_scale, make_pipeline, case_fold, invalid_utf8):
+              bounds, init_scale, make_pipeline, case_fold, invalid_utf8, min_coverage):
     """Runs the Beam job, merges and verifies into staging, publishes; returns the manifest."""
     shape = (layout.num_rows, source.dimension)
     work = os.path.join(staging, "work")
+    tf.io.gfile.makedirs(work)
     try:
         with make_pipeline() as pipeline:
             shards, ranges = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
@@ -177,6 +184,7 @@ def _build_in(staging, output_dir, source, vocabulary_path, has_counts, tokens, 
     ranges = [beam_impl.RangeReport(**r) for r in _read_json(os.path.join(work, "ranges.json"))]
     shards.sort(key=lambda s: s.start)
     ranges.sort(key=lambda r: r.start)
+    vectors.check_unchanged(source)
     rows_read = sum(r.vector_rows_read for r in ranges)
     if source.header_rows >= 0 and source.header_rows != rows_read:
         raise vectors.VectorFileError(f"{source.path} line 1: the header announces "
@@ -202,9 +210,11 @@ def _build_in(staging, output_dir, source, vocabulary_path, has_counts, tokens, 
         tokens_initialized=sum(s.tokens_initialized for s in shards),
         shards_written=len(shards))
     first = layout.first_token_row
+    token_has_vector = has_vector[first:first + layout.vocabulary_size]
+    _check_coverage(source, coverage, min_coverage, tokens, token_has_vector)
     with tf.io.gfile.GFile(os.path.join(staging, report_lib.REPORT_FILE), "w") as f:
         f.write(report_lib.render(
-            tokens, counts, has_vector[first:first + layout.vocabulary_size], source=described,
+            tokens, counts, token_has_vector, source=described,
             coverage=coverage, counts_summary=totals,
             case_folded=[t for s in shards for t in s.case_folded_examples][:20],
             duplicates=[t for s in shards for t in s.duplicate_examples][:20]))
@@ -212,6 +222,27 @@ def _build_in(staging, output_dir, source, vocabulary_path, has_counts, tokens, 
         staging, output_dir, layout=layout, vocabulary_path=vocabulary_path,
         vocabulary_has_counts=has_counts, shards=[s.shard for s in shards],
         has_vector=has_vector, source=described, coverage=coverage, counts=totals)
+
+
+def _check_coverage(source, coverage, min_coverage, tokens, has_vector):
+    """Fails the job, with what a person needs to see the cause at once, when too few tokens
+    found a vector: a wrong file, or a right one read wrongly, must not train silently."""
+    shares = [coverage.vocabulary_share]
+    if coverage.corpus_token_share is not None:
+        shares.append(coverage.corpus_token_share)
+    if min(shares) >= min_coverage:
+        return
+    missing = [t.decode("utf-8", "replace") for t, found in zip(tokens, has_vector)
+               if not found][:5]
+    corpus = (f" ({100 * coverage.corpus_token_share:.1f}% of the corpus's tokens)"
+              if coverage.corpus_token_share is not None else "")
+    raise vectors.VectorFileError(
+        f"{source.path}: only {100 * coverage.vocabulary_share:.1f}% of the vocabulary's "
+        f"{len(tokens)} tokens have a vector{corpus}, below min_coverage "
+        f"{100 * min_coverage:.0f}%. Is it the right file, read in the right format? It was "
+        f"read as {source.format} of dimension {source.dimension}. Vocabulary tokens without a "
+        f"vector: {missing}; the file's first tokens: {vectors.head_tokens(source)}. Nothing "
+        f"was published (lower min_coverage to accept the file).")
 
 
 def _beam_counters(pipeline):

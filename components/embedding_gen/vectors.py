@@ -32,6 +32,7 @@ import dataclasses
 import gzip
 import hashlib
 import warnings
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -41,6 +42,7 @@ FORMATS = (GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY)
 INVALID_UTF8_POLICIES = ("error", "replace")
 _BLOCK_BYTES = 8 << 20
 _MAX_TOKEN_BYTES = 1 << 16  # A binary "token" longer than this means the file is not binary.
+_MAX_DIMENSION = 1 << 16  # A header announcing more is not a vector file's.
 _COMPRESSORS = {".gz": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
                 ".bz2": lambda f: bz2.BZ2File(f, mode="rb")}
 _TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
@@ -59,6 +61,7 @@ class VectorSource:
     size: int
     body_start: int  # Byte offset of the first vector row (after the header, if any).
     header_rows: int = -1  # Row count the header announces; -1 when there is no header.
+    modified: int = 0  # The file's modification time (ns) when it was inspected.
 
     @property
     def compressed(self):
@@ -70,12 +73,54 @@ class VectorSource:
 
 
 def open_vector_file(path):
-    """Opens a (possibly compressed) vector file for binary reading through tf.io.gfile."""
+    """Opens a (possibly compressed) vector file for binary reading through tf.io.gfile.
+
+    A compressed stream that is cut short or corrupt raises VectorFileError naming the file.
+    """
     raw = tf.io.gfile.GFile(path, "rb")
     for ext, opener in _COMPRESSORS.items():
         if path.endswith(ext):
-            return opener(raw)
+            return _CheckedStream(opener(raw), path)
     return raw
+
+
+class _CheckedStream:
+    """A decompressing stream whose read errors name the file and how far it got."""
+
+    def __init__(self, stream, path):
+        self._stream, self._path, self._read = stream, path, 0
+
+    def _call(self, method, *args):
+        try:
+            data = method(*args)
+        except (EOFError, OSError, zlib.error) as e:
+            raise VectorFileError(
+                f"{self._path}: the compressed file is cut short or corrupt after "
+                f"{self._read} bytes of data ({type(e).__name__}: {e})") from None
+        self._read += len(data)
+        return data
+
+    def read(self, size=-1):
+        return self._call(self._stream.read, size)
+
+    def readline(self):
+        return self._call(self._stream.readline)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stream.close()
+
+
+def check_unchanged(source):
+    """Raises VectorFileError if the file is not the one inspected (replaced or rewritten while
+    the job read it): a matrix would mix rows of two files."""
+    stat = tf.io.gfile.stat(source.path)
+    if stat.length != source.size or stat.mtime_nsec != source.modified:
+        raise VectorFileError(
+            f"{source.path}: the file changed while the job read it ({source.size} bytes when "
+            f"it started, {stat.length} now); nothing was published, run again")
 
 
 def inspect_source(path, fmt="auto"):
@@ -84,31 +129,55 @@ def inspect_source(path, fmt="auto"):
         raise VectorFileError(f"{path}: unknown vector format {fmt!r}; one of {FORMATS}")
     if not tf.io.gfile.exists(path):
         raise VectorFileError(f"{path}: pretrained vector file not found")
-    size = tf.io.gfile.stat(path).length
+    if tf.io.gfile.isdir(path):
+        raise VectorFileError(f"{path}: is a directory, not a vector file")
+    stat = tf.io.gfile.stat(path)
+    described = dict(size=stat.length, modified=stat.mtime_nsec)
     with open_vector_file(path) as f:
         first = f.readline()
-        if not first.strip():
+        bom = _byte_order_mark(path, first)
+        if not first[bom:].strip():
             raise VectorFileError(f"{path}: the vector file is empty" if not first.strip(b"\n")
                                   else f"{path} line 1: empty first line, expected a vector row")
-        fields = first.split()
-        has_header = len(fields) == 2 and all(x.isdigit() for x in fields)
-        if not has_header:
-            if fmt not in ("auto", GLOVE):
-                raise VectorFileError(f"{path} line 1: expected a header 'N D' for {fmt}, "
-                                      f"got {first[:80]!r}")
-            if len(fields) < 2:
+        fields = first[bom:].split()
+        if len(fields) == 2 and all(_is_integer(x) for x in fields):
+            rows, dim = int(fields[0]), int(fields[1])
+            if rows < 0 or not 0 < dim <= _MAX_DIMENSION:
                 raise VectorFileError(
-                    f"{path} line 1: expected a token and its values, got {first[:80]!r}")
-            return VectorSource(path, GLOVE, len(fields) - 1, size, body_start=0)
-        rows, dim = int(fields[0]), int(fields[1])
-        if dim == 0:
-            raise VectorFileError(f"{path} line 1: header announces dimension 0")
-        head = f.read(4 * dim + _MAX_TOKEN_BYTES)
+                    f"{path} line 1: the header {first[bom:].strip()[:80]!r} announces "
+                    f"{rows} rows of dimension {dim}; a word2vec header is 'N D' with N >= 0 "
+                    f"and 0 < D <= {_MAX_DIMENSION}")
+            head = f.read(4 * dim + _MAX_TOKEN_BYTES)
+        elif fmt not in ("auto", GLOVE):
+            raise VectorFileError(f"{path} line 1: expected a header 'N D' for {fmt}, got "
+                                  f"{first[:80]!r}")
+        elif len(fields) < 2:
+            raise VectorFileError(
+                f"{path} line 1: expected a token and its values, got {first[:80]!r}")
+        else:
+            return VectorSource(path, GLOVE, len(fields) - 1, body_start=bom, **described)
     if fmt == GLOVE:
         raise VectorFileError(f"{path} line 1: GloVe has no header, found {first[:80]!r}")
     if fmt == "auto" and head:
         fmt = _guess_body(path, head, dim)
-    return VectorSource(path, fmt, dim, size, body_start=len(first), header_rows=rows)
+    return VectorSource(path, fmt, dim, body_start=len(first), header_rows=rows, **described)
+
+
+def _is_integer(field):
+    return field.lstrip(b"+-").isdigit()
+
+
+def _byte_order_mark(path, first):
+    """The length of a UTF-8 byte order mark at the start of the file (skipped: it marks the
+    encoding, it is not part of the first token), 0 without one. UTF-16 and UTF-32 files are
+    refused: the formats are UTF-8."""
+    if first.startswith(b"\xef\xbb\xbf"):
+        return 3
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or first[:200].count(b"\0") > 10:
+        raise VectorFileError(f"{path}: the file looks UTF-16 or UTF-32 encoded (a byte order "
+                              f"mark or NUL bytes in line 1); vector files are UTF-8: re-encode "
+                              f"it (iconv -f UTF-16 -t UTF-8)")
+    return 0
 
 
 def _guess_body(path, head, dim):
@@ -194,6 +263,7 @@ def parse_range(source, start, end, matcher, digest):
     digest (a hashlib object) is updated with the bytes read, so the digests of all ranges, in
     order, fingerprint the file's body.
     """
+    check_unchanged(source)
     blocks = _binary_blocks if source.binary else _text_blocks
     for tokens, offsets, buf_offset, items in blocks(source, start, end, digest):
         stats = BlockStats(rows_read=len(tokens))
@@ -259,7 +329,10 @@ def _text_blocks(source, start, end, digest):
             elif spaces > dim and glove:  # A token with spaces in it: the last dim fields.
                 cut = len(line.rsplit(b" ", dim)[0])
             else:
-                _fail(source, offsets[-1], f"expected {dim} values after the token, found {spaces}")
+                hint = (" (its fields are separated by tabs; the formats use spaces)"
+                        if b"\t" in line else "")
+                _fail(source, offsets[-1],
+                      f"expected {dim} values after the token, found {spaces}{hint}")
             tokens.append(line[:cut])
             values.append((line, cut + 1))
         yield tokens, offsets, 0, values
@@ -377,6 +450,15 @@ def _binary_vectors(source, items, offsets):
     if not finite.all():
         _fail(source, offsets[int(np.argmin(finite))], "a value is not a finite float32")
     return vectors
+
+
+def head_tokens(source, count=5):
+    """The first tokens of the file (for messages about what the file holds)."""
+    blocks = _binary_blocks if source.binary else _text_blocks
+    end = -1 if source.compressed else source.size
+    for tokens, _, _, _ in blocks(source, source.body_start, end, hashlib.sha256()):
+        return [t.decode("utf-8", "replace") for t in tokens[:count]]
+    return []
 
 
 def fingerprint(source, range_digests):

@@ -25,8 +25,8 @@ its trainer module restores the embedding into the model:
         ...
 
 Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTrainer`, and their
-artifact types `PretrainedEmbedding`, `Vocabulary`. Trainer side: `pretrained_embedding`,
-`export_trained_embedding`. The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX:
+artifact types `PretrainedEmbedding`, `Vocabulary`, `HtmlReport`. Trainer side:
+`pretrained_embedding`, `LazyAdam`, `export_trained_embedding`. The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX:
 `build_embedding`. In a preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors:
 `VectorFileError`, `VocabularyFileError`, `CheckpointError`.
 
@@ -46,8 +46,10 @@ _EXPORTS = {
     "EMBEDDING_URI_KEY": "components.embedding_trainer.executor",
     "PretrainedEmbedding": "components.types",
     "Vocabulary": "components.types",
+    "HtmlReport": "components.types",
     "pretrained_embedding": "components.embedding_trainer.restore",
     "export_trained_embedding": "components.embedding_trainer.warmstart",
+    "LazyAdam": "components.embedding_trainer.optimizers",
     "EmbeddingArtifact": "components.embedding_artifact",
     "RowLayout": "components.embedding_artifact",
     "CheckpointError": "components.embedding_artifact",

@@ -164,14 +164,17 @@ class Counts:
     case_folded_matches: int = 0  # Tokens that took a case-folded row (no exact one).
     invalid_utf8_replaced: int = 0  # File tokens decoded with U+FFFD replacements.
     tokens_initialized: int = 0  # Vocabulary tokens without a vector: initializer rows.
+    subword_vectors: int = 0  # Tokens whose vector a fastText model computed from n-grams alone.
     shards_written: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
 class Coverage:
+    """Vocabulary tokens that found their word in the vector file (subword vectors apart)."""
     tokens_with_vector: int
     vocabulary_share: float  # Of the vocabulary's tokens.
     corpus_token_share: Optional[float] = None  # Of the corpus's tokens, when counts exist.
+    tokens_with_subword_vector: int = 0  # Not counted above: computed from n-grams alone.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +185,10 @@ class Source:
     dimension: int
     bytes: int
     sha256: str  # Of the header and of the body ranges' digests, in file order.
+    normalization: Tuple[str, ...] = ()  # Applied to the vectors, in order: "center", "l2".
+
+    def __post_init__(self):
+        object.__setattr__(self, "normalization", tuple(self.normalization))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,8 +46,11 @@ class TextConfig(_Section):
 
 
 class EmbeddingConfig(_Section):
-    format: Literal["auto", "glove", "word2vec_text", "word2vec_binary"] = "auto"
-    """auto detects it; fastText .vec files are word2vec_text."""
+    format: Literal["auto", "glove", "word2vec_text", "word2vec_binary", "fasttext_bin"] = "auto"
+    """auto detects it; fastText .vec files are word2vec_text, .bin models fasttext_bin."""
+    normalization: List[Literal["center", "l2"]] = []
+    """Steps applied to the file's vectors, in order: center (subtract the mean of all of the
+    file's vectors), l2 (unit length). Off by default."""
     case_fold_fallback: bool = False
     """A token without an exact match takes the first case-folded match; exact always wins."""
     invalid_utf8: Literal["error", "replace"] = "error"

@@ -23,7 +23,8 @@ from tfx_embeddings.pipeline import preprocessing
 METRICS_FILE = "metrics.json"
 
 
-def build_model(embedding, max_tokens, learning_rate):
+def build_model(embedding, max_tokens, optimizer):
+    """The classifier over an embedding layer, compiled with optimizer."""
     token_ids = tf_keras.Input(shape=(max_tokens,), dtype=tf.int64,
                                name=preprocessing.TOKEN_IDS_KEY)
     x = embedding(token_ids)
@@ -31,14 +32,13 @@ def build_model(embedding, max_tokens, learning_rate):
     x = tf_keras.layers.Dense(16, activation="relu")(x)
     logits = tf_keras.layers.Dense(1)(x)
     model = tf_keras.Model(token_ids, logits)
-    # LazyAdam: the embedding's update touches the rows a batch looks up, not the vocabulary.
-    model.compile(optimizer=tfx_embeddings.LazyAdam(learning_rate),
+    model.compile(optimizer=optimizer,
                   loss=tf_keras.losses.BinaryCrossentropy(from_logits=True),
                   metrics=[tf_keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")])
     return model
 
 
-def _dataset(file_pattern, data_accessor, tft_output, batch_size):
+def dataset(file_pattern, data_accessor, tft_output, batch_size):
     return data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=preprocessing.LABEL_KEY,
@@ -57,7 +57,7 @@ def _embedding_layer(config, tft_output, base_model):
     return tf_keras.layers.Embedding(rows, dimension, mask_zero=True, name="embedding")
 
 
-def _signatures(model, tft_output):
+def serving_signatures(model, tft_output):
     model.tft_layer = tft_output.transform_features_layer()
     raw_spec = tft_output.raw_feature_spec()
     raw_spec.pop(preprocessing.LABEL_KEY, None)
@@ -81,14 +81,16 @@ def run_fn(fn_args):
     """TFX Trainer entry point; custom_config comes from the pipeline config's trainer section."""
     config = fn_args.custom_config
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = _dataset(fn_args.train_files, fn_args.data_accessor, tft_output, config["batch_size"])
-    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tft_output,
+    train = dataset(fn_args.train_files, fn_args.data_accessor, tft_output, config["batch_size"])
+    evaluation = dataset(fn_args.eval_files, fn_args.data_accessor, tft_output,
                           config["batch_size"])
     tf_keras.utils.set_random_seed(0)
     pretrained = config.get("embedding_init", "pretrained") == "pretrained"
     base_model = fn_args.base_model if pretrained else None
     embedding = _embedding_layer(config, tft_output, base_model)
-    model = build_model(embedding, config["max_tokens"], config["learning_rate"])
+    # LazyAdam: the embedding's update touches the rows a batch looks up, not the vocabulary.
+    model = build_model(embedding, config["max_tokens"],
+                        tfx_embeddings.LazyAdam(config["learning_rate"]))
     warm_start = getattr(embedding, "warm_start", None)
     if base_model and warm_start and warm_start.previous_model:
         warm_start = dataclasses.replace(warm_start, other_weights=len(
@@ -110,7 +112,7 @@ def run_fn(fn_args):
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
     model.save(fn_args.serving_model_dir, save_format="tf",
-               signatures=_signatures(model, tft_output))
+               signatures=serving_signatures(model, tft_output))
     if pretrained:  # What the next scheduled run warm-starts from.
         tfx_embeddings.export_trained_embedding(
             embedding.partitions, config[tfx_embeddings.EMBEDDING_URI_KEY],

@@ -114,7 +114,8 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_
         init_scale=config.embedding.init_scale,
         case_fold_fallback=config.embedding.case_fold_fallback,
         invalid_utf8=config.embedding.invalid_utf8,
-        min_coverage=config.embedding.min_coverage)
+        min_coverage=config.embedding.min_coverage,
+        normalization=config.embedding.normalization)
 
     # Scheduled retraining: the latest model the Evaluator blessed is both the trainer's warm
     # start and the Evaluator's baseline; a model that failed evaluation is never either.

@@ -85,8 +85,10 @@ def format_manifest(manifest):
              f"float32; {layout.name} layout: {', '.join(reserved)})"]
     coverage = manifest.coverage
     if coverage:
+        subwords = (f"; {coverage.tokens_with_subword_vector} more from subwords"
+                    if coverage.tokens_with_subword_vector else "")
         lines.append(f"vocabulary coverage:    {coverage.tokens_with_vector} tokens have a "
-                     f"pretrained vector ({100 * coverage.vocabulary_share:.1f}%)")
+                     f"pretrained vector ({100 * coverage.vocabulary_share:.1f}%){subwords}")
         if coverage.corpus_token_share is not None:
             lines.append(f"corpus token coverage:  {100 * coverage.corpus_token_share:.1f}% of "
                          f"corpus tokens have a pretrained vector")

@@ -130,3 +130,20 @@ def test_a_model_without_export_starts_from_pretrained(tmp_path, small_vectors, 
     layer = restore.pretrained_embedding(new_artifact, base_model=str(tmp_path / "m" / "serving"))
     assert layer.warm_start.previous_model == 0
     assert "has no trained embedding export" in caplog.text
+
+
+def test_warm_start_never_renormalizes_trained_rows(tmp_path):
+    """This run's vectors are l2-normalized; the rows the previous model trained stay exactly."""
+    rng = np.random.default_rng(6)
+    vectors = str(write_glove(tmp_path / "vectors.txt",
+                              [(f"v{i}", rng.standard_normal(4)) for i in range(20)]))
+    base_model = _previous_model(tmp_path, vectors, [f"v{i}" for i in range(10)], 2, 1)
+    old_matrix = _matrix(os.path.join(os.path.dirname(base_model),
+                                      warmstart.EMBEDDING_EXPORT_DIR))
+    new_artifact = str(tmp_path / "new")
+    build_embedding(str(write_vocabulary(tmp_path / "new.txt", [f"v{i}" for i in range(5, 15)])),
+                    vectors, new_artifact, num_shards=2, normalization=["l2"])
+    warm = restore.pretrained_embedding(new_artifact, base_model=base_model)(
+        tf.constant([np.arange(12)])).numpy()[0]
+    np.testing.assert_array_equal(warm[1:6], old_matrix[6:11])  # v5..v9: trained, as they were.
+    np.testing.assert_allclose(np.linalg.norm(warm[6:11], axis=1), 1.0, rtol=1e-6)  # New.

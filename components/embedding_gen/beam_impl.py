@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_embeddings.components import embedding_artifact, progress, vocabulary_file
-from tfx_embeddings.components.embedding_gen import vectors
+from tfx_embeddings.components.embedding_gen import fasttext, vectors
 
 NAMESPACE = "embedding_gen"
 # The Beam counters, one per field of the manifest's Counts: the same names everywhere.
@@ -45,6 +45,7 @@ class RangeReport:
     vector_rows_read: int
     vector_rows_matched: int
     invalid_utf8_replaced: int
+    vector_sum: Optional[List[float]] = None  # The sum of every row's vector (for "center").
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ShardReport:
     has_vector: str
     tokens_with_vector: int
     tokens_initialized: int
+    subword_vectors: int
     duplicate_tokens: int
     case_folded_matches: int
     corpus_tokens_with_vector: Optional[int]
@@ -114,10 +116,11 @@ class _ParseRange(_VocabularyDoFn):
     "ranges" output."""
 
     def __init__(self, source, vocabulary_path, has_counts, layout, bounds, case_fold,
-                 invalid_utf8, work_dir):
+                 invalid_utf8, work_dir, sum_rows=False):
         super().__init__(vocabulary_path, has_counts)
         self._source, self._layout, self._bounds = source, layout, np.asarray(bounds)
         self._case_fold, self._invalid_utf8, self._work_dir = case_fold, invalid_utf8, work_dir
+        self._sum_rows = sum_rows  # Every row's values parsed and summed (for "center").
 
     def setup(self):
         super().setup()
@@ -128,7 +131,9 @@ class _ParseRange(_VocabularyDoFn):
         start, end = byte_range
         digest = hashlib.sha256()
         pending, pending_bytes, saved, read, matched, replaced = [], 0, 0, 0, 0, 0
-        for stats, rows in vectors.parse_range(self._source, start, end, self._matcher, digest):
+        total = np.zeros(self._source.dimension) if self._sum_rows else None
+        for stats, rows in vectors.parse_range(self._source, start, end, self._matcher, digest,
+                                               total):
             read += stats.rows_read
             matched += len(rows.rows)
             replaced += stats.invalid_utf8_replaced
@@ -142,8 +147,9 @@ class _ParseRange(_VocabularyDoFn):
                 yield from self._save_by_shard(pending, f"{start:015d}-{saved:04d}")
                 pending, pending_bytes, saved = [], 0, saved + 1
         yield from self._save_by_shard(pending, f"{start:015d}-{saved:04d}")
-        yield beam.pvalue.TaggedOutput("ranges", RangeReport(start, digest.hexdigest(), read,
-                                                             matched, replaced))
+        yield beam.pvalue.TaggedOutput("ranges", RangeReport(
+            start, digest.hexdigest(), read, matched, replaced,
+            total.tolist() if total is not None else None))
         progress.report("%s bytes [%d, %s): %d rows read, %d matched",
                      self._source.path, start, end if end >= 0 else "end", read, matched)
 
@@ -174,80 +180,160 @@ def _load_rows(path):
         return vectors.MatchedRows(**{name: arrays[name] for name in arrays.files})
 
 
+@dataclasses.dataclass
+class _Found:
+    """A shard's rows that have a vector from the file: their rows, vectors, and how found."""
+    rows: np.ndarray  # int64, sorted.
+    values: np.ndarray  # float32 [len(rows), dimension].
+    folded: np.ndarray  # bool: matched by its case-folded token.
+    subword: np.ndarray  # bool: computed by a fastText model from n-grams alone.
+    duplicates: int = 0  # Matched file rows ignored: an earlier row of the token won.
+    duplicate_rows: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
+
+
 class _WriteShard(_VocabularyDoFn):
-    """Builds one shard's rows (found vectors over deterministic initial rows) and saves them."""
+    """Builds one shard's rows (found vectors, normalized, over deterministic initial rows) and
+    saves them. Subclasses find the vectors; this one from the files _ParseRange saved."""
 
     def __init__(self, vocabulary_path, has_counts, layout, bounds, dimension, init_scale,
-                 work_dir):
+                 work_dir, normalization=()):
         super().__init__(vocabulary_path, has_counts)
         self._layout, self._bounds, self._dimension = layout, bounds, dimension
         self._init_scale, self._work_dir = init_scale, work_dir
+        self._normalization = tuple(normalization)
 
-    def process(self, shard_and_paths):
-        shard, paths = shard_and_paths
-        parts = [_load_rows(path) for path in sorted(p for p in paths if p is not None)]
+    def process(self, element, mean=None):
+        shard = element[0]
         start, stop = self._bounds[shard], self._bounds[shard + 1]
+        found = self._find(element, start, stop)
+        yield from self._write(shard, start, stop, found, mean)
+
+    def _find(self, element, start, stop):
+        _, paths = element
+        parts = [_load_rows(path) for path in sorted(p for p in paths if p is not None)]
+        if not parts:
+            return _Found(*(np.zeros(0, int), np.zeros((0, self._dimension), np.float32),
+                            np.zeros(0, bool), np.zeros(0, bool)))
+        rows, offsets, folded, values = (np.concatenate([getattr(p, f.name) for p in parts])
+                                         for f in dataclasses.fields(vectors.MatchedRows))
+        # By row, exact before case-folded, then file order: the first one wins.
+        order = np.lexsort((offsets, folded, rows))
+        rows, folded, values = rows[order], folded[order], values[order]
+        first = np.ones(len(rows), bool)
+        first[1:] = rows[1:] != rows[:-1]
+        exact, times = np.unique(rows[~folded], return_counts=True)
+        return _Found(rows[first], values[first], folded[first], np.zeros(first.sum(), bool),
+                      duplicates=int((~folded).sum() - (~folded[first]).sum()),
+                      duplicate_rows=exact[times > 1])
+
+    def _write(self, shard, start, stop, found, mean):
         matrix = np.empty((stop - start, self._dimension), np.float32)
-        found = np.zeros(0, np.int64)
-        duplicates = case_folded = 0
-        folded_rows = duplicate_rows = ()
-        if parts:
-            rows, offsets, folded, values = (
-                np.concatenate([getattr(p, f.name) for p in parts])
-                for f in dataclasses.fields(vectors.MatchedRows))
-            # By row, exact before case-folded, then file order: the first one wins.
-            order = np.lexsort((offsets, folded, rows))
-            rows, folded, values = rows[order], folded[order], values[order]
-            first = np.ones(len(rows), bool)
-            first[1:] = rows[1:] != rows[:-1]
-            found = rows[first]
-            case_folded = int(folded[first].sum())
-            duplicates = int((~folded).sum() - (len(found) - case_folded))
-            folded_rows = found[folded[first]][:_EXAMPLES]
-            exact, times = np.unique(rows[~folded], return_counts=True)
-            duplicate_rows = exact[times > 1][:_EXAMPLES]
-            matrix[found - start] = values[first]
-        missing = np.setdiff1d(np.arange(start, stop), found)  # Initializer rows: those only.
+        matrix[found.rows - start] = normalize(found.values, self._normalization, mean)
+        missing = np.setdiff1d(np.arange(start, stop), found.rows)  # Initializer rows only.
         keys = self._layout.row_keys(start, stop, self._tokens)
         matrix[missing - start] = initial_rows(
             [keys[row - start] for row in missing], self._dimension, self._init_scale)
         if self._layout.padding_row is not None and start <= self._layout.padding_row < stop:
             matrix[self._layout.padding_row - start] = 0.0
         prefix = f"{self._work_dir}/shard-{shard:05d}/part"
-        digest = embedding_artifact.write_rows(prefix, (self._layout.num_rows, self._dimension), start,
-                                        matrix)
+        digest = embedding_artifact.write_rows(prefix, (self._layout.num_rows, self._dimension),
+                                               start, matrix)
         first_token = self._layout.first_token_row
         token_rows = range(max(start, first_token),
                            min(stop, first_token + self._layout.vocabulary_size))
-        initialized = len(token_rows) - len(found)
-        for name, value in (("shards_written", 1), ("duplicate_tokens", duplicates),
+        words = found.rows[~found.subword]
+        initialized = len(token_rows) - len(found.rows)
+        case_folded, subword = int(found.folded.sum()), int(found.subword.sum())
+        for name, value in (("shards_written", 1), ("duplicate_tokens", found.duplicates),
                             ("tokens_initialized", initialized),
-                            ("case_folded_matches", case_folded)):
+                            ("case_folded_matches", case_folded), ("subword_vectors", subword)):
             _count(name, value)
-        progress.report("shard %d: rows [%d, %d) written, %d from vectors (%d case-folded), "
-                     "%d initialized", shard, start, stop, len(found), case_folded, initialized)
+        progress.report("shard %d: rows [%d, %d) written, %d from vectors (%d case-folded, %d "
+                        "from subwords), %d initialized", shard, start, stop, len(found.rows),
+                        case_folded, subword, initialized)
         yield ShardReport(
             start=int(start), stop=int(stop), sha256=digest, prefix=prefix,
             has_vector=base64.b64encode(np.packbits(
-                np.isin(np.arange(start, stop), found))).decode(),
-            tokens_with_vector=int(len(found)), tokens_initialized=initialized,
-            duplicate_tokens=duplicates, case_folded_matches=case_folded,
-            corpus_tokens_with_vector=(int(sum(self._counts[r - first_token] for r in found))
+                np.isin(np.arange(start, stop), found.rows))).decode(),
+            tokens_with_vector=int(len(words)), tokens_initialized=initialized,
+            subword_vectors=subword, duplicate_tokens=found.duplicates,
+            case_folded_matches=case_folded,
+            corpus_tokens_with_vector=(int(sum(self._counts[r - first_token] for r in words))
                                        if self._counts else None),
-            case_folded_examples=[self._token_text(r) for r in folded_rows],
-            duplicate_examples=[self._token_text(r) for r in duplicate_rows])
+            case_folded_examples=[self._token_text(r)
+                                  for r in found.rows[found.folded][:_EXAMPLES]],
+            duplicate_examples=[self._token_text(r) for r in found.duplicate_rows[:_EXAMPLES]])
 
     def _token_text(self, row):
         return self._tokens[row - self._layout.first_token_row].decode("utf-8", "replace")
 
 
+def normalize(values, steps, mean=None):
+    """The vectors after each step in order: "center" subtracts mean (the file's), "l2" scales
+    each row to unit length (an all-zero row stays zero)."""
+    for step in steps:
+        if step == "center":
+            values = values - np.asarray(mean, np.float32)
+        elif step == "l2":
+            norms = np.linalg.norm(values, axis=1, keepdims=True)
+            values = values / np.where(norms > 0, norms, np.float32(1))
+    return values.astype(np.float32, copy=False)
+
+
+class _WriteSubwordShard(_WriteShard):
+    """A shard from a fastText .bin model: each token's vector as fastText computes it (its word
+    row and n-gram rows averaged, or its n-gram rows alone), reading only the rows it needs.
+    Also emits a RangeReport (the digest of the rows read) on the "ranges" output."""
+
+    def __init__(self, source, matches_path, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._source, self._matches_path = source, matches_path
+
+    def setup(self):
+        super().setup()
+        with tf.io.gfile.GFile(self._matches_path, "rb") as f:
+            matches = np.load(io.BytesIO(f.read()))
+            self._word_ids, self._folded = matches["word_ids"], matches["folded"]
+            self._folded_words = dict(zip(matches["folded_index"].tolist(),
+                                          matches["folded_words"].tolist()))
+
+    def process(self, shard, mean=None):
+        vectors.check_unchanged(self._source)
+        start, stop = self._bounds[shard], self._bounds[shard + 1]
+        first = self._layout.first_token_row
+        indices = np.arange(max(start, first),
+                            min(stop, first + self._layout.vocabulary_size)) - first
+        # A case-folded match takes its file word's vector: that word's n-grams.
+        tokens = [self._folded_words.get(i, self._tokens[i]) for i in indices.tolist()]
+        values, has_vector, subword, digest = fasttext.token_vectors(
+            self._source.path, self._source.fasttext_model, tokens, self._word_ids[indices])
+        found = _Found(indices[has_vector] + first, values[has_vector],
+                       self._folded[indices][has_vector], subword[has_vector])
+        yield from self._write(shard, start, stop, found, mean)
+        yield beam.pvalue.TaggedOutput("ranges", RangeReport(
+            int(start), digest, 0, int((self._word_ids[indices] >= 0).sum()), 0))
+
+
 @beam.ptransform_fn
 def WriteEmbeddingShards(pipeline, source, vocabulary_path, has_counts, layout, bounds,
-                         init_scale, work_dir, case_fold=False, invalid_utf8="error"):
+                         init_scale, work_dir, case_fold=False, invalid_utf8="error",
+                         normalization=(), fasttext_matches=None):
     """Returns (a ShardReport per shard written, a RangeReport per byte range).
 
     Byte ranges are found by a step of their own: for a binary file, that is a pass over it.
+    A fastText .bin model is read by the shard writers themselves (fasttext_matches: the file
+    of the vocabulary's word ids the driver matched), one RangeReport each.
     """
+    shard_args = (vocabulary_path, has_counts, layout, bounds, source.dimension, init_scale,
+                  work_dir, normalization)
+    if source.fasttext_model is not None:
+        written = (pipeline
+                   | "Shards" >> beam.Create(list(range(len(bounds) - 1)))
+                   | "Distribute" >> beam.Reshuffle()
+                   | "WriteShards" >> beam.ParDo(_WriteSubwordShard(
+                       source, fasttext_matches, *shard_args)).with_outputs("ranges",
+                                                                             main="shards"))
+        return written.shards, written.ranges
     parsed = (
         pipeline
         | "Source" >> beam.Create([source])
@@ -255,14 +341,21 @@ def WriteEmbeddingShards(pipeline, source, vocabulary_path, has_counts, layout, 
         | "Distribute" >> beam.Reshuffle()
         | "ParseVectors" >> beam.ParDo(_ParseRange(
             source, vocabulary_path, has_counts, layout, bounds, case_fold, invalid_utf8,
-            work_dir)).with_outputs("ranges", main="matched"))
+            work_dir, sum_rows="center" in normalization)).with_outputs("ranges",
+                                                                         main="matched"))
+    mean = None
+    if "center" in normalization:  # The mean of every row of the file, before any is written.
+        mean = beam.pvalue.AsSingleton(
+            parsed.ranges
+            | "RowSums" >> beam.Map(lambda r: (np.asarray(r.vector_sum), r.vector_rows_read))
+            | "SumRows" >> beam.CombineGlobally(lambda sums: (
+                sum((s for s, _ in sums), np.zeros(source.dimension)), sum(n for _, n in sums)))
+            | "Mean" >> beam.MapTuple(lambda total, n: total / max(n, 1)))
     every_shard = pipeline | "EveryShard" >> beam.Create(
         [(s, None) for s in range(len(bounds) - 1)])
     shards = (
         (parsed.matched, every_shard)
         | "WithEveryShard" >> beam.Flatten()
         | "GroupByShard" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(_WriteShard(
-            vocabulary_path, has_counts, layout, bounds, source.dimension, init_scale,
-            work_dir)))
+        | "WriteShards" >> beam.ParDo(_WriteShard(*shard_args), mean=mean))
     return shards, parsed.ranges

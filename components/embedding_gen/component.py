@@ -22,6 +22,7 @@ class EmbeddingGenSpec(component_spec.ComponentSpec):
         "case_fold_fallback": component_spec.ExecutionParameter(type=int),
         "invalid_utf8": component_spec.ExecutionParameter(type=str),
         "min_coverage": component_spec.ExecutionParameter(type=float),
+        "normalization": component_spec.ExecutionParameter(type=str),
     }
     INPUTS = {
         executor.TRANSFORM_GRAPH_KEY: component_spec.ChannelParameter(
@@ -46,7 +47,9 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
       vectors_path: the pretrained vector file: GloVe, word2vec text or binary, fastText .vec,
         plain or .gz/.bz2; any path tf.io.gfile opens (gs://, s3://, hdfs:// with their plugins).
       vocabulary_name: the preprocessing_fn's vocab_filename (the TransformGraph asset's name).
-      vector_format: "auto" (detected), "glove", "word2vec_text" or "word2vec_binary".
+      vector_format: "auto" (detected), "glove", "word2vec_text", "word2vec_binary" or
+        "fasttext_bin" (a fastText .bin model: tokens missing from its words get the vector
+        fastText computes from their character n-grams).
       vocabulary_has_counts: True for `count token` lines (tft.vocabulary(store_frequency=True),
         VocabularyGen), False for a file of tokens only (tft's default).
       row_layout: "padded": row 0 is padding (Keras mask_zero), token i is row i + 1; "tft":
@@ -63,7 +66,11 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
         with replacement characters; counted in the manifest.
       min_coverage: the job fails, publishing nothing, when less than this share of the
         vocabulary's tokens, or of the corpus's tokens where the vocabulary has counts, has a
-        vector: the sign of a wrong file or a misread one. 0 accepts any file.
+        vector: the sign of a wrong file or a misread one. 0 accepts any file. Subword vectors
+        do not count: a model in another language gives every token one.
+      normalization: steps applied to the file's vectors, in order: "center" (subtract the
+        mean of all the file's vectors; not for .bin models) and "l2" (scale to unit length).
+        Recorded in the manifest; warm start never renormalizes trained rows.
 
     Outputs: `embedding`: PretrainedEmbedding (with its coverage report, report.html);
       `report`: the same report as an HtmlReport, which Kubeflow shows as the step's
@@ -84,11 +91,12 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
     def __init__(self, transform_graph, vectors_path, vocabulary_name, *, vector_format="auto",
                  vocabulary_has_counts=True, row_layout="padded", num_oov_buckets=1,
                  num_shards=4, max_shard_bytes=None, init_scale=0.05, case_fold_fallback=False,
-                 invalid_utf8="error", min_coverage=0.25):
-        executor.check_arguments(vector_format=vector_format, row_layout=row_layout,
-                                 num_oov_buckets=num_oov_buckets, num_shards=num_shards,
-                                 max_shard_bytes=max_shard_bytes, init_scale=init_scale,
-                                 invalid_utf8=invalid_utf8, min_coverage=min_coverage)
+                 invalid_utf8="error", min_coverage=0.25, normalization=()):
+        executor.Options(vector_format=vector_format, row_layout=row_layout,
+                         num_oov_buckets=num_oov_buckets, num_shards=num_shards,
+                         max_shard_bytes=max_shard_bytes, init_scale=init_scale,
+                         case_fold_fallback=case_fold_fallback, invalid_utf8=invalid_utf8,
+                         min_coverage=min_coverage, normalization=normalization)
         super().__init__(spec=EmbeddingGenSpec(
             transform_graph=transform_graph,
             vectors_path=vectors_path,
@@ -103,5 +111,6 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
             case_fold_fallback=int(case_fold_fallback),
             invalid_utf8=invalid_utf8,
             min_coverage=float(min_coverage),
+            normalization=",".join(normalization),
             embedding=channel.Channel(type=PretrainedEmbedding),
             report=channel.Channel(type=HtmlReport)))

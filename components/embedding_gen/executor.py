@@ -1,10 +1,12 @@
 """EmbeddingGen's executor, and `build_embedding`: the same job without TFX."""
 
 import dataclasses
+import io
 import json
 import logging
 import os
 import time
+from typing import Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -45,6 +47,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             case_fold_fallback=bool(exec_properties["case_fold_fallback"]),
             invalid_utf8=exec_properties["invalid_utf8"],
             min_coverage=exec_properties["min_coverage"],
+            normalization=tuple(filter(None, exec_properties.get("normalization", "")
+                                       .split(","))),
             make_pipeline=self._make_beam_pipeline)
         embedding.set_int_custom_property("vocabulary_size", manifest.layout.vocabulary_size)
         embedding.set_int_custom_property("dimension", manifest.shape[1])
@@ -57,11 +61,67 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 report.write(f.read())
 
 
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How EmbeddingGen reads the vector file and writes the checkpoint (see EmbeddingGen's
+    Args); checked when made, so the component and build_embedding refuse the same values.
+
+    Raises:
+      ValueError: naming the first option out of its range.
+    """
+    vector_format: str = "auto"
+    row_layout: str = embedding_artifact.PADDED
+    num_oov_buckets: int = 1
+    num_shards: int = 4
+    max_shard_bytes: Optional[int] = None
+    init_scale: float = 0.05
+    case_fold_fallback: bool = False
+    invalid_utf8: str = "error"
+    min_coverage: float = 0.25
+    normalization: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "normalization", tuple(self.normalization))
+        problems = [
+            (self.vector_format not in vectors.FORMATS + ("auto",),
+             f"vector_format must be 'auto' or one of {vectors.FORMATS}, got "
+             f"{self.vector_format!r}"),
+            (self.row_layout not in embedding_artifact.LAYOUTS,
+             f"row_layout must be one of {embedding_artifact.LAYOUTS}, got {self.row_layout!r}"),
+            (not _is_int(self.num_oov_buckets) or self.num_oov_buckets < 0,
+             f"num_oov_buckets must be an int >= 0, got {self.num_oov_buckets!r}"),
+            (not _is_int(self.num_shards) or self.num_shards < 1,
+             f"num_shards must be an int >= 1, got {self.num_shards!r}"),
+            (self.max_shard_bytes is not None and (not _is_int(self.max_shard_bytes)
+                                                   or self.max_shard_bytes < 1),
+             f"max_shard_bytes must be None or an int >= 1, got {self.max_shard_bytes!r}"),
+            (not isinstance(self.init_scale, (int, float)) or not self.init_scale > 0
+             or not np.isfinite(self.init_scale),
+             f"init_scale must be a finite number > 0, got {self.init_scale!r}"),
+            (self.invalid_utf8 not in vectors.INVALID_UTF8_POLICIES,
+             f"invalid_utf8 must be one of {vectors.INVALID_UTF8_POLICIES}, got "
+             f"{self.invalid_utf8!r}"),
+            (not isinstance(self.min_coverage, (int, float)) or not 0 <= self.min_coverage <= 1,
+             f"min_coverage must be a number in [0, 1], got {self.min_coverage!r}"),
+            (not set(self.normalization) <= set(NORMALIZATIONS)
+             or len(set(self.normalization)) != len(self.normalization),
+             f"normalization must be steps of {NORMALIZATIONS}, each once, got "
+             f"{self.normalization!r}"),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise ValueError(message)
+
+
+NORMALIZATIONS = ("center", "l2")
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has_counts=True,
-                    vector_format="auto", row_layout=embedding_artifact.PADDED, num_oov_buckets=1,
-                    num_shards=4, max_shard_bytes=None, init_scale=0.05,
-                    case_fold_fallback=False, invalid_utf8="error", min_coverage=0.25,
-                    make_pipeline=None):
+                    make_pipeline=None, **options):
     """Joins a vocabulary with a vector file into a published embedding artifact, with Beam.
 
     What EmbeddingGen runs, callable without TFX (any Beam runner, through make_pipeline).
@@ -70,17 +130,18 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
       vocabulary_path: the vocabulary file (tft's format); its line i is token id i.
       vectors_path: the pretrained vector file; see EmbeddingGen.
       output_dir: where the artifact is published (embedding_artifact.EmbeddingArtifact).
-      vocabulary_has_counts, vector_format, row_layout, num_oov_buckets, num_shards,
-        max_shard_bytes, init_scale, case_fold_fallback, invalid_utf8, min_coverage: see
-        EmbeddingGen.
+      vocabulary_has_counts: see EmbeddingGen.
       make_pipeline: a callable returning the beam.Pipeline to run the job in; by default
         Beam's FnApiRunner, in this process.
+      **options: vector_format, row_layout, num_oov_buckets, num_shards, max_shard_bytes,
+        init_scale, case_fold_fallback, invalid_utf8, min_coverage, normalization: see
+        EmbeddingGen (their defaults are its).
 
     Returns:
       The published embedding_artifact.Manifest.
 
     Raises:
-      ValueError: an argument out of its range, named.
+      ValueError: an option out of its range, named.
       VectorFileError, VocabularyFileError: naming the file, the line and the problem; also
         when less than min_coverage of the vocabulary (or of the corpus's tokens) has a vector.
       CheckpointError: the checkpoint did not verify.
@@ -91,62 +152,39 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
                                  row_layout="tft", num_oov_buckets=1)
       manifest.coverage.vocabulary_share
     """
-    check_arguments(vector_format=vector_format, row_layout=row_layout,
-                    num_oov_buckets=num_oov_buckets, num_shards=num_shards,
-                    max_shard_bytes=max_shard_bytes, init_scale=init_scale,
-                    invalid_utf8=invalid_utf8, min_coverage=min_coverage)
+    options = Options(**options)
     started = time.time()
     make_pipeline = make_pipeline or (lambda: beam.Pipeline(runner="FnApiRunner"))
-    source = vectors.inspect_source(vectors_path, vector_format)
+    source = vectors.inspect_source(vectors_path, options.vector_format)
+    if source.fasttext_model is not None and "center" in options.normalization:
+        raise ValueError(f"{vectors_path}: normalization 'center' needs the mean of every "
+                         f"vector a fastText .bin model defines (each dictionary word's n-gram "
+                         f"average); center its .vec export instead ('l2' works on the .bin)")
     tokens, counts = vocabulary_file.read_vocabulary(vocabulary_path, vocabulary_has_counts)
-    layout = embedding_artifact.RowLayout(row_layout, len(tokens), num_oov_buckets)
+    layout = embedding_artifact.RowLayout(options.row_layout, len(tokens),
+                                          options.num_oov_buckets)
     shape = (layout.num_rows, source.dimension)
     bounds = embedding_artifact.shard_bounds(
-        layout.num_rows, _num_shards(shape, num_shards, max_shard_bytes))
+        layout.num_rows, _num_shards(shape, options.num_shards, options.max_shard_bytes))
     logging.info("EmbeddingGen: %d tokens + %d reserved rows (%s layout) x %d from %s (%s), "
                  "%d shards", len(tokens), layout.num_rows - len(tokens), layout.name,
                  source.dimension, vectors_path, source.format, len(bounds) - 1)
     staging = embedding_artifact.staging_dir(output_dir)
+    job = _Job(staging, output_dir, source, vocabulary_path, vocabulary_has_counts, tokens,
+               counts, layout, bounds, options)
     try:
-        manifest = _build_in(staging, output_dir, source, vocabulary_path,
-                             vocabulary_has_counts, tokens, counts, layout, bounds, init_scale,
-                             make_pipeline, case_fold_fallback, invalid_utf8, min_coverage)
+        manifest = job.run(make_pipeline)
     except BaseException:
         tf.io.gfile.rmtree(staging)  # Nothing half-written stays behind.
         raise
     logging.info("EmbeddingGen: published %s in %.1fs", output_dir, time.time() - started)
-    progress.report("%d of %d tokens have a vector (%.1f%%), %d shards published",
+    progress.report("%d of %d tokens have a vector (%.1f%%)%s, %d shards published",
                     manifest.coverage.tokens_with_vector, len(tokens),
-                    100 * manifest.coverage.vocabulary_share, len(manifest.shards))
+                    100 * manifest.coverage.vocabulary_share,
+                    f", {manifest.coverage.tokens_with_subword_vector} more from subwords"
+                    if manifest.coverage.tokens_with_subword_vector else "",
+                    len(manifest.shards))
     return manifest
-
-
-def check_arguments(*, vector_format, row_layout, num_oov_buckets, num_shards, max_shard_bytes,
-                    init_scale, invalid_utf8, min_coverage):
-    """Raises ValueError naming the first argument out of its range."""
-    problems = [
-        (vector_format not in vectors.FORMATS + ("auto",),
-         f"vector_format must be 'auto' or one of {vectors.FORMATS}, got {vector_format!r}"),
-        (row_layout not in embedding_artifact.LAYOUTS,
-         f"row_layout must be one of {embedding_artifact.LAYOUTS}, got {row_layout!r}"),
-        (not isinstance(num_oov_buckets, int) or num_oov_buckets < 0,
-         f"num_oov_buckets must be an int >= 0, got {num_oov_buckets!r}"),
-        (not isinstance(num_shards, int) or num_shards < 1,
-         f"num_shards must be an int >= 1, got {num_shards!r}"),
-        (max_shard_bytes is not None and (not isinstance(max_shard_bytes, int)
-                                          or max_shard_bytes < 1),
-         f"max_shard_bytes must be None or an int >= 1, got {max_shard_bytes!r}"),
-        (not isinstance(init_scale, (int, float)) or not init_scale > 0
-         or not np.isfinite(init_scale),
-         f"init_scale must be a finite number > 0, got {init_scale!r}"),
-        (invalid_utf8 not in vectors.INVALID_UTF8_POLICIES,
-         f"invalid_utf8 must be one of {vectors.INVALID_UTF8_POLICIES}, got {invalid_utf8!r}"),
-        (not isinstance(min_coverage, (int, float)) or not 0 <= min_coverage <= 1,
-         f"min_coverage must be a number in [0, 1], got {min_coverage!r}"),
-    ]
-    for failed, message in problems:
-        if failed:
-            raise ValueError(message)
 
 
 def _num_shards(shape, num_shards, max_shard_bytes):
@@ -160,68 +198,139 @@ def _num_shards(shape, num_shards, max_shard_bytes):
     return num_shards
 
 
-def _build_in(staging, output_dir, source, vocabulary_path, has_counts, tokens, counts, layout,
-              bounds, init_scale, make_pipeline, case_fold, invalid_utf8, min_coverage):
-    """Runs the Beam job, merges and verifies into staging, publishes; returns the manifest."""
-    shape = (layout.num_rows, source.dimension)
-    work = os.path.join(staging, "work")
-    tf.io.gfile.makedirs(work)
-    try:
-        with make_pipeline() as pipeline:
-            shards, ranges = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
-                source, vocabulary_path, has_counts, layout, bounds, init_scale, work,
-                case_fold, invalid_utf8)
-            for name, reports in (("shards", shards), ("ranges", ranges)):
-                _ = (reports
-                     | f"Collect{name.title()}" >> beam.combiners.ToList()
-                     | f"Write{name.title()}" >> beam.Map(_write_reports,
-                                                          os.path.join(work, f"{name}.json")))
-    except Exception as e:  # Beam wraps a worker's error; surface ours as it was raised.
-        _reraise_own_error(e)
-        raise
-    logging.info("EmbeddingGen Beam counters: %s", _beam_counters(pipeline))
-    shards = [beam_impl.ShardReport(**r) for r in _read_json(os.path.join(work, "shards.json"))]
-    ranges = [beam_impl.RangeReport(**r) for r in _read_json(os.path.join(work, "ranges.json"))]
-    shards.sort(key=lambda s: s.start)
-    ranges.sort(key=lambda r: r.start)
-    vectors.check_unchanged(source)
-    rows_read = sum(r.vector_rows_read for r in ranges)
-    if source.header_rows >= 0 and source.header_rows != rows_read:
-        raise vectors.VectorFileError(f"{source.path} line 1: the header announces "
-                                      f"{source.header_rows} rows, the file has {rows_read}")
-    embedding_artifact.merge([s.prefix for s in shards], [s.shard for s in shards], shape,
-                             os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX))
-    tf.io.gfile.rmtree(work)
-    with_vector = sum(s.tokens_with_vector for s in shards)
-    has_vector = np.concatenate([s.has_vector_bits() for s in shards])
-    described = embedding_artifact.Source(
-        path=source.path, format=source.format, dimension=source.dimension, bytes=source.size,
-        sha256=vectors.fingerprint(source, [r.sha256 for r in ranges]))
-    coverage = embedding_artifact.Coverage(
-        tokens_with_vector=with_vector, vocabulary_share=with_vector / layout.vocabulary_size,
-        corpus_token_share=(sum(s.corpus_tokens_with_vector for s in shards)
-                            / max(1, sum(counts)) if counts else None))
-    totals = embedding_artifact.Counts(
-        vector_rows_read=rows_read,
-        vector_rows_matched=sum(r.vector_rows_matched for r in ranges),
-        duplicate_tokens=sum(s.duplicate_tokens for s in shards),
-        case_folded_matches=sum(s.case_folded_matches for s in shards),
-        invalid_utf8_replaced=sum(r.invalid_utf8_replaced for r in ranges),
-        tokens_initialized=sum(s.tokens_initialized for s in shards),
-        shards_written=len(shards))
-    first = layout.first_token_row
-    token_has_vector = has_vector[first:first + layout.vocabulary_size]
-    _check_coverage(source, coverage, min_coverage, tokens, token_has_vector)
-    with tf.io.gfile.GFile(os.path.join(staging, report_lib.REPORT_FILE), "w") as f:
-        f.write(report_lib.render(
-            tokens, counts, token_has_vector, source=described,
-            coverage=coverage, counts_summary=totals,
-            case_folded=[t for s in shards for t in s.case_folded_examples][:20],
-            duplicates=[t for s in shards for t in s.duplicate_examples][:20]))
-    return embedding_artifact.publish(
-        staging, output_dir, layout=layout, vocabulary_path=vocabulary_path,
-        vocabulary_has_counts=has_counts, shards=[s.shard for s in shards],
-        has_vector=has_vector, source=described, coverage=coverage, counts=totals)
+@dataclasses.dataclass
+class _Job:
+    """One EmbeddingGen run, from its inputs to the published artifact (in staging first)."""
+    staging: str
+    output_dir: str
+    source: vectors.VectorSource
+    vocabulary_path: str
+    has_counts: bool
+    tokens: list
+    counts: Optional[list]
+    layout: embedding_artifact.RowLayout
+    bounds: list
+    options: Options
+
+    def run(self, make_pipeline):
+        """Runs the Beam job, merges and verifies into staging, publishes; returns the
+        manifest."""
+        work = os.path.join(self.staging, "work")
+        tf.io.gfile.makedirs(work)
+        matches, word_found = None, None
+        if self.source.fasttext_model is not None:  # Its dictionary is matched here, once.
+            matches, word_found = self._match_fasttext(os.path.join(work, "matches.npz"))
+        try:
+            with make_pipeline() as pipeline:
+                shards, ranges = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
+                    self.source, self.vocabulary_path, self.has_counts, self.layout,
+                    self.bounds, self.options.init_scale, work, self.options.case_fold_fallback,
+                    self.options.invalid_utf8, self.options.normalization, matches)
+                for name, reports in (("shards", shards), ("ranges", ranges)):
+                    _ = (reports
+                         | f"Collect{name.title()}" >> beam.combiners.ToList()
+                         | f"Write{name.title()}" >> beam.Map(
+                             _write_reports, os.path.join(work, f"{name}.json")))
+        except Exception as e:  # Beam wraps a worker's error; surface ours as it was raised.
+            _reraise_own_error(e)
+            raise
+        logging.info("EmbeddingGen Beam counters: %s", _beam_counters(pipeline))
+        shards = sorted((beam_impl.ShardReport(**r)
+                         for r in _read_json(os.path.join(work, "shards.json"))),
+                        key=lambda s: s.start)
+        ranges = sorted((beam_impl.RangeReport(**r)
+                         for r in _read_json(os.path.join(work, "ranges.json"))),
+                        key=lambda r: r.start)
+        vectors.check_unchanged(self.source)
+        rows_read = (self.source.fasttext_model.nwords if self.source.fasttext_model
+                     else sum(r.vector_rows_read for r in ranges))
+        if self.source.header_rows >= 0 and self.source.header_rows != rows_read:
+            raise vectors.VectorFileError(
+                f"{self.source.path} line 1: the header announces {self.source.header_rows} "
+                f"rows, the file has {rows_read}")
+        shape = (self.layout.num_rows, self.source.dimension)
+        embedding_artifact.merge([s.prefix for s in shards], [s.shard for s in shards], shape,
+                                 os.path.join(self.staging,
+                                              embedding_artifact.CHECKPOINT_PREFIX))
+        tf.io.gfile.rmtree(work)
+        return self._publish(shards, ranges, rows_read, word_found)
+
+    def _publish(self, shards, ranges, rows_read, word_found):
+        source, layout, counts = self.source, self.layout, self.counts
+        with_vector = sum(s.tokens_with_vector for s in shards)
+        has_vector = np.concatenate([s.has_vector_bits() for s in shards])
+        first = layout.first_token_row
+        if word_found is None:  # Only a fastText model gives vectors to tokens without a word.
+            word_found = has_vector[first:first + layout.vocabulary_size]
+        described = embedding_artifact.Source(
+            path=source.path, format=source.format, dimension=source.dimension,
+            bytes=source.size, sha256=vectors.fingerprint(source, [r.sha256 for r in ranges]),
+            normalization=self.options.normalization)
+        coverage = embedding_artifact.Coverage(
+            tokens_with_vector=with_vector, vocabulary_share=with_vector / layout.vocabulary_size,
+            corpus_token_share=(sum(s.corpus_tokens_with_vector for s in shards)
+                                / max(1, sum(counts)) if counts else None),
+            tokens_with_subword_vector=sum(s.subword_vectors for s in shards))
+        totals = embedding_artifact.Counts(
+            vector_rows_read=rows_read,
+            vector_rows_matched=sum(r.vector_rows_matched for r in ranges),
+            duplicate_tokens=sum(s.duplicate_tokens for s in shards),
+            case_folded_matches=sum(s.case_folded_matches for s in shards),
+            invalid_utf8_replaced=sum(r.invalid_utf8_replaced for r in ranges),
+            tokens_initialized=sum(s.tokens_initialized for s in shards),
+            subword_vectors=sum(s.subword_vectors for s in shards),
+            shards_written=len(shards))
+        _check_coverage(source, coverage, self.options.min_coverage, self.tokens, word_found)
+        with tf.io.gfile.GFile(os.path.join(self.staging, report_lib.REPORT_FILE), "w") as f:
+            f.write(report_lib.render(
+                self.tokens, counts, word_found, source=described, coverage=coverage,
+                counts_summary=totals,
+                case_folded=[t for s in shards for t in s.case_folded_examples][:20],
+                duplicates=[t for s in shards for t in s.duplicate_examples][:20]))
+        return embedding_artifact.publish(
+            self.staging, self.output_dir, layout=layout, vocabulary_path=self.vocabulary_path,
+            vocabulary_has_counts=self.has_counts, shards=[s.shard for s in shards],
+            has_vector=has_vector, source=described, coverage=coverage, counts=totals)
+
+    def _match_fasttext(self, path):
+        """Matches the vocabulary with a fastText model's dictionary (exactly, then case-folded
+        when asked); saves the word id of each token (-1: none) for the shard writers. Returns
+        (that file, a bool per token: found its word)."""
+        source = self.source
+        words, _ = vectors.fasttext_dictionary(source.path, source.size, source.modified)
+        if self.options.invalid_utf8 == "error":  # With "replace", bytes still match bytes.
+            for index, word in enumerate(words):
+                if not word.isascii():
+                    try:
+                        word.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise vectors.VectorFileError(
+                            f"{source.path}: dictionary word {index} {word[:80]!r} is not "
+                            f"valid UTF-8 ({e.reason}); set invalid_utf8 to 'replace' to "
+                            f"accept it") from None
+        ids = {}
+        for index, word in enumerate(words):
+            ids.setdefault(word, index)
+        word_ids = np.array([ids.get(t, -1) for t in self.tokens], np.int64)
+        folded = np.zeros(len(self.tokens), bool)
+        folded_index, folded_words = [], []
+        if self.options.case_fold_fallback:
+            by_fold = {}
+            for index, word in enumerate(words):
+                by_fold.setdefault(vectors.casefold(word), index)
+            for i in np.flatnonzero(word_ids < 0):
+                index = by_fold.get(vectors.casefold(self.tokens[i]), -1)
+                if index >= 0:
+                    word_ids[i], folded[i] = index, True
+                    folded_index.append(int(i))
+                    folded_words.append(words[index])
+        buffer = io.BytesIO()
+        np.savez(buffer, word_ids=word_ids, folded=folded,
+                 folded_index=np.array(folded_index, np.int64),
+                 folded_words=np.array(folded_words or [b""][:0], dtype=bytes))
+        with tf.io.gfile.GFile(path, "wb") as f:
+            f.write(buffer.getvalue())
+        return path, word_ids >= 0
 
 
 def _check_coverage(source, coverage, min_coverage, tokens, has_vector):

@@ -82,6 +82,9 @@ def render(tokens, counts, has_vector, *, source, coverage, counts_summary, case
         for i in missing)
     corpus = (f", {100 * coverage.corpus_token_share:.1f}% of the corpus's token occurrences"
               if coverage.corpus_token_share is not None else "")
+    if coverage.tokens_with_subword_vector:
+        corpus += (f"; {coverage.tokens_with_subword_vector:,} more took the vector the fastText "
+                   f"model computes from their character n-grams")
     count_items = "".join(f"<li>{html.escape(name)}: {value:,}</li>"
                           for name, value in vars(counts_summary).items())
     return f"""<!DOCTYPE html>

@@ -29,16 +29,21 @@ gensim does (np.float32(str)), so the vectors are bit-identical to gensim's.
 
 import bz2
 import dataclasses
+import functools
 import gzip
 import hashlib
 import warnings
 import zlib
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
+from tfx_embeddings.components.embedding_gen import fasttext
+
 GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY = "glove", "word2vec_text", "word2vec_binary"
-FORMATS = (GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY)
+FASTTEXT_BIN = fasttext.FORMAT
+FORMATS = (GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY, FASTTEXT_BIN)
 INVALID_UTF8_POLICIES = ("error", "replace")
 _BLOCK_BYTES = 8 << 20
 _MAX_TOKEN_BYTES = 1 << 16  # A binary "token" longer than this means the file is not binary.
@@ -62,6 +67,7 @@ class VectorSource:
     body_start: int  # Byte offset of the first vector row (after the header, if any).
     header_rows: int = -1  # Row count the header announces; -1 when there is no header.
     modified: int = 0  # The file's modification time (ns) when it was inspected.
+    fasttext_model: Optional[fasttext.FastTextModel] = None  # Of a fastText .bin file.
 
     @property
     def compressed(self):
@@ -134,6 +140,12 @@ def inspect_source(path, fmt="auto"):
     stat = tf.io.gfile.stat(path)
     described = dict(size=stat.length, modified=stat.mtime_nsec)
     with open_vector_file(path) as f:
+        magic = fasttext.looks_like_fasttext(f.read(8))
+    if fmt == FASTTEXT_BIN or (fmt == "auto" and magic):
+        _, model = fasttext_dictionary(path, **described)
+        return VectorSource(path, FASTTEXT_BIN, model.dimension, body_start=model.matrix_start,
+                            fasttext_model=model, **described)
+    with open_vector_file(path) as f:
         first = f.readline()
         bom = _byte_order_mark(path, first)
         if not first[bom:].strip():
@@ -161,6 +173,19 @@ def inspect_source(path, fmt="auto"):
     if fmt == "auto" and head:
         fmt = _guess_body(path, head, dim)
     return VectorSource(path, fmt, dim, body_start=len(first), header_rows=rows, **described)
+
+
+@functools.lru_cache(maxsize=1)
+def fasttext_dictionary(path, size, modified):
+    """(the words, the FastTextModel) of a .bin model, parsed once per process and file."""
+    if any(path.endswith(ext) for ext in _COMPRESSORS):
+        raise VectorFileError(f"{path}: a fastText .bin model is read by seeking to the rows "
+                              f"it needs; decompress it first")
+    with tf.io.gfile.GFile(path, "rb") as f:
+        try:
+            return fasttext.read_header(path, f, size)
+        except fasttext.FastTextError as e:
+            raise VectorFileError(str(e)) from None
 
 
 def _is_integer(field):
@@ -257,11 +282,12 @@ class BlockStats:
     invalid_utf8_replaced: int = 0
 
 
-def parse_range(source, start, end, matcher, digest):
+def parse_range(source, start, end, matcher, digest, total=None):
     """Yields (BlockStats, MatchedRows) for each block of the rows starting in [start, end).
 
     digest (a hashlib object) is updated with the bytes read, so the digests of all ranges, in
-    order, fingerprint the file's body.
+    order, fingerprint the file's body. With total (a float64 array of the dimension), every
+    row's values are parsed and checked too, and added to it.
     """
     check_unchanged(source)
     blocks = _binary_blocks if source.binary else _text_blocks
@@ -271,8 +297,10 @@ def parse_range(source, start, end, matcher, digest):
             stats.invalid_utf8_replaced = _check_utf8(source, tokens, offsets, matcher.invalid_utf8)
         picks, rows, folded = _match(tokens, matcher)
         vectors = np.zeros((0, source.dimension), np.float32)
+        parse = _binary_vectors if source.binary else _text_vectors
+        if total is not None and tokens:
+            total += parse(source, items, offsets).sum(axis=0, dtype=np.float64)
         if picks:
-            parse = _binary_vectors if source.binary else _text_vectors
             vectors = parse(source, [items[i] for i in picks], [offsets[i] for i in picks])
         yield stats, MatchedRows(np.asarray(rows, np.int64),
                                  np.asarray([offsets[i] for i in picks], np.int64),
@@ -454,6 +482,9 @@ def _binary_vectors(source, items, offsets):
 
 def head_tokens(source, count=5):
     """The first tokens of the file (for messages about what the file holds)."""
+    if source.fasttext_model:
+        words, _ = fasttext_dictionary(source.path, source.size, source.modified)
+        return [w.decode("utf-8", "replace") for w in words[:count]]
     blocks = _binary_blocks if source.binary else _text_blocks
     end = -1 if source.compressed else source.size
     for tokens, _, _, _ in blocks(source, source.body_start, end, hashlib.sha256()):

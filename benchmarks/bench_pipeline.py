@@ -1,0 +1,294 @@
+"""Whole-pipeline benchmark (make bench-pipeline): the project's pipeline against the same pipeline
+done the usual way, on an IMDB-sized corpus and a 400,000 x 300 vector file, both generated.
+
+  python -m benchmarks.bench_pipeline                     # everything; writes results/pipeline.json
+  python -m benchmarks.bench_pipeline run VARIANT WORK    # one pipeline run, in this process
+  python -m benchmarks.bench_pipeline step MODE WORK      # the trainer's step, in this process
+
+The corpus: 25,000 train and 25,000 eval documents of 50-400 tokens, Zipf-distributed over
+500,000 types, 400,000 of which have a vector; each document carries a few tokens of its label's
+sentiment, so the model learns and both variants end with a blessed, pushed model. The vector
+file is bench-ingest's (benchmarks/work/vectors_400000x300.txt, 1.0 GB).
+
+project: CsvExampleGen, StatisticsGen, ImportSchemaGen, VocabularyGen, Transform, EmbeddingGen,
+EmbeddingTrainer (restore in the graph, LazyAdam), Evaluator, Pusher: the demo pipeline.
+usual: CsvExampleGen, StatisticsGen, ImportSchemaGen, Transform with tft.vocabulary, TFX's
+Trainer whose run_fn loads the vectors with gensim into a Keras Embedding with a Constant
+initializer and trains with stock Adam (benchmarks/usual_trainer.py), Evaluator, Pusher.
+Same model, data, epochs (2), batch (64) and tokens per document (256).
+
+Each variant runs in a process of its own, on an idle machine. seconds: per component, as
+LocalDagRunner ran it; total: the whole run (imports excluded). peak_rss_mb: the largest sum of
+the RSS of the run's process and its children (Beam's workers) while the component ran;
+LocalDagRunner runs every component in one process, so memory an earlier component left
+allocated counts too. step_ms: the project's model, median of 50 training steps on one batch
+(64 x 256 token ids) after 5 warm-up steps, with the embedding trainable (LazyAdam), frozen, and
+trainable with a vocabulary 4 times as large.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+
+from benchmarks import common
+
+WORK = os.path.join(common.WORK_DIR, "pipeline")
+RESULTS = os.path.join(common.RESULTS_DIR, "pipeline.json")
+DOCUMENTS = int(os.environ.get("BENCH_DOCUMENTS", 25_000))  # Per split; smaller for a try.
+TYPES, WITH_VECTORS, DIMENSION = 500_000, 400_000, 300
+MAX_TOKENS, BATCH, EPOCHS = 256, 64, 2
+STEPS, WARMUP = 50, 5
+BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+             "--direct_num_workers=2"]
+
+
+def _token(i):
+    return f"w{i}" if i < WITH_VECTORS else f"u{i}"
+
+
+def write_corpus(directory, seed=3):
+    """train/ and eval/ CSVs (text, label): Zipf 1.07 over TYPES, sentiment tokens by label."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, TYPES + 1) ** 1.07
+    p /= p.sum()
+    words = np.array([_token(i) for i in range(TYPES)])
+    positive, negative = words[2000:2500], words[2500:3000]
+    for split in ("train", "eval"):
+        os.makedirs(os.path.join(directory, split), exist_ok=True)
+        lengths = rng.integers(50, 401, size=DOCUMENTS)
+        ids = rng.choice(TYPES, size=int(lengths.sum()), p=p)
+        labels = rng.integers(0, 2, size=DOCUMENTS)
+        documents = np.split(words[ids], np.cumsum(lengths)[:-1])
+        path = os.path.join(directory, split, f"{split}.csv")
+        with open(path + ".tmp", "w") as f:
+            f.write("text,label\n")
+            for document, label in zip(documents, labels):
+                marks = rng.choice(positive if label else negative, size=6)
+                spots = rng.integers(0, min(len(document), MAX_TOKENS), size=6)
+                document = document.copy()
+                document[spots] = marks
+                f.write(f"{' '.join(document)},{label}\n")
+        os.replace(path + ".tmp", path)
+
+
+def prepare():
+    """The corpus and vector file (generated once) and the two variants' configs."""
+    from benchmarks import bench_ingest
+
+    corpus = os.path.join(WORK, f"corpus_{DOCUMENTS}")
+    if not os.path.exists(os.path.join(corpus, "eval", "eval.csv")):
+        print("generating the corpus", file=sys.stderr, flush=True)
+        write_corpus(corpus)
+    vectors = os.path.join(common.WORK_DIR, f"vectors_{WITH_VECTORS}x{DIMENSION}.txt")
+    if not os.path.exists(vectors):  # bench-ingest's file, if it made it already.
+        print(f"generating {vectors}", file=sys.stderr, flush=True)
+        bench_ingest.write_glove(vectors, WITH_VECTORS, DIMENSION, seed=0)
+    return corpus, vectors
+
+
+def _config(variant, corpus, vectors):
+    from tfx_embeddings.pipeline.config import PipelineConfig
+
+    root = os.path.join(WORK, variant)
+    return PipelineConfig.model_validate({
+        "pipeline_name": f"bench-{variant}", "pipeline_root": os.path.join(root, "root"),
+        "serving_dir": os.path.join(root, "serving"),
+        "metadata_path": os.path.join(root, "root", "metadata.sqlite"),
+        "data": {"examples": corpus, "vectors": vectors},
+        "text": {"max_tokens": MAX_TOKENS, "vocabulary_splits": ["train"],
+                 "vocabulary": "fast" if variant == "project" else "tft"},
+        "trainer": {"epochs": EPOCHS, "batch_size": BATCH, "learning_rate": 0.001},
+        "evaluation": {"min_accuracy": 0.6, "max_accuracy_drop": 1.0},
+        "beam_pipeline_args": BEAM_ARGS, "enable_cache": False})
+
+
+def usual_pipeline(config):
+    """The same pipeline as TFX users build it without this project."""
+    from tfx import v1 as tfx
+
+    from tfx_embeddings.pipeline import pipeline as project
+
+    example_gen = tfx.components.CsvExampleGen(input_base=config.data.examples)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(
+        schema_file=project.schema.schema_path(config.data.schema_file))
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+        preprocessing_fn="tfx_embeddings.pipeline.preprocessing.preprocessing_fn",
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
+        custom_config=config.text.model_dump(exclude={"vocabulary_splits", "vocabulary"}))
+    trainer = tfx.components.Trainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        run_fn="benchmarks.usual_trainer.run_fn",
+        custom_config={**config.trainer.model_dump(), "max_tokens": config.text.max_tokens,
+                       "num_oov_buckets": config.text.num_oov_buckets,
+                       "vectors": config.data.vectors})
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        example_splits=["eval"], eval_config=project.eval_config(config.evaluation))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+            base_directory=config.serving_dir)))
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path),
+        components=[example_gen, statistics_gen, schema_gen, transform, trainer, evaluator,
+                    pusher],
+        enable_cache=False, beam_pipeline_args=config.beam_pipeline_args)
+
+
+def _tree_rss(process):
+    import psutil
+
+    total = 0
+    for member in [process] + process.children(recursive=True):
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_variant(variant, work):
+    """Runs one variant in this process; writes its rows to work/<variant>.json."""
+    import shutil
+
+    import psutil
+
+    from tfx_embeddings.pipeline import console as console_lib
+
+    corpus, vectors = prepare()
+    config = _config(variant, corpus, vectors)
+    shutil.rmtree(os.path.join(WORK, variant), ignore_errors=True)
+    peaks, done = {}, threading.Event()
+    with console_lib.RunConsole(os.path.join(WORK, f"{variant}.log")) as console:
+        from tfx import v1 as tfx
+
+        from tfx_embeddings.pipeline import pipeline as project
+
+        pipeline = (project.create_pipeline(config) if variant == "project"
+                    else usual_pipeline(config))
+        me = psutil.Process()
+
+        def sample():
+            while not done.is_set():
+                rss = _tree_rss(me)
+                for name in console.times.running() + ["total"]:
+                    peaks[name] = max(peaks.get(name, 0), rss)
+                time.sleep(0.1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.monotonic()
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+        total = time.monotonic() - started
+        done.set()
+        sampler.join()
+        rows = [{"variant": variant, "component": name, "seconds": round(seconds, 2),
+                 "peak_rss_mb": round(peaks.get(name, 0) / 2**20)}
+                for name, (status, _, seconds) in console.times.rows.items()]
+        rows.append({"variant": variant, "component": "total", "seconds": round(total, 2),
+                     "peak_rss_mb": round(peaks["total"] / 2**20)})
+    with open(os.path.join(work, f"{variant}.json"), "w") as f:
+        json.dump(rows, f)
+
+
+def time_steps(mode, work):
+    """The project's model, median training step on one batch; prints {"step_ms": ...}."""
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tensorflow as tf
+    import tf_keras
+
+    import tfx_embeddings
+    from tfx_embeddings.pipeline import model
+
+    with open(os.path.join(work, "rows")) as f:
+        rows = int(f.read()) * (4 if mode == "trainable_4x_vocabulary" else 1)
+    artifact = os.path.join(WORK, f"step_artifact_{rows}")
+    if not os.path.exists(os.path.join(artifact, "manifest.json")):
+        common.write_random_artifact(artifact, rows, DIMENSION, num_shards=4)
+    embedding = tfx_embeddings.pretrained_embedding(artifact, trainable=mode != "frozen")
+    keras_model = model.build_model(embedding, MAX_TOKENS, tfx_embeddings.LazyAdam(0.001))
+    rng = np.random.default_rng(0)
+    p = 1.0 / np.arange(1, rows - 1) ** 1.07
+    ids = tf.constant(rng.choice(rows - 2, size=(BATCH, MAX_TOKENS), p=p / p.sum()) + 1)
+    labels = tf.constant(rng.integers(0, 2, (BATCH, 1)), tf.float32)
+    for _ in range(WARMUP):
+        keras_model.train_on_batch(ids, labels)
+    times = []
+    for _ in range(STEPS):
+        started = time.perf_counter()
+        keras_model.train_on_batch(ids, labels)
+        times.append(time.perf_counter() - started)
+    print(json.dumps({"step_ms": 1000 * float(np.median(times))}))
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    prepare()
+    rows = []
+    for variant in ("project", "usual"):
+        print(f"running the {variant} pipeline", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "run", variant, WORK],
+                       check=True)
+        with open(os.path.join(WORK, f"{variant}.json")) as f:
+            rows += json.load(f)
+    from tfx_embeddings.components import embedding_artifact
+
+    embedding = os.path.join(WORK, "project", "root", "EmbeddingGen", "embedding")
+    [artifact] = [os.path.join(embedding, name) for name in os.listdir(embedding)]
+    embedding_rows = embedding_artifact.EmbeddingArtifact(artifact).manifest.shape[0]
+    with open(os.path.join(WORK, "rows"), "w") as f:
+        f.write(str(embedding_rows))
+    step_ms = {mode: round(common.run_measured("benchmarks.bench_pipeline", "step", mode,
+                                               WORK)["step_ms"], 1)
+               for mode in ("trainable", "frozen", "trainable_4x_vocabulary")}
+    os.makedirs(common.RESULTS_DIR, exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump({"embedding_rows": embedding_rows, "rows": rows, "step_ms": step_ms}, f,
+                  indent=2)
+        f.write("\n")
+    _print(rows, step_ms, embedding_rows)
+
+
+def _print(rows, step_ms, embedding_rows):
+    by = {(r["variant"], r["component"]): r for r in rows}
+    components = list(dict.fromkeys(r["component"] for r in rows if r["component"] != "total"))
+    print("| component | project s | project peak RSS MB | usual s | usual peak RSS MB |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in components + ["total"]:
+        cells = []
+        for variant in ("project", "usual"):
+            row = by.get((variant, name))
+            cells += [f"{row['seconds']:.1f}", str(row["peak_rss_mb"])] if row else ["", ""]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    project, usual = by[("project", "total")], by[("usual", "total")]
+    trainer = by[("project", "EmbeddingTrainer")]["peak_rss_mb"]
+    usual_trainer = by[("usual", "Trainer")]["peak_rss_mb"]
+    print(f"\nembedding: {embedding_rows} x {DIMENSION}; step ms: {step_ms}")
+    ratios = {"total time": project["seconds"] / usual["seconds"],
+              "trainer peak RSS": trainer / usual_trainer,
+              "step trainable / frozen": step_ms["trainable"] / step_ms["frozen"],
+              "step 4x vocabulary / 1x": step_ms["trainable_4x_vocabulary"] / step_ms["trainable"]}
+    targets = {"total time": 0.5, "trainer peak RSS": 0.6, "step trainable / frozen": 3.0,
+               "step 4x vocabulary / 1x": 1.10}
+    for name, ratio in ratios.items():
+        print(f"{name}: {ratio:.2f} (target <= {targets[name]:.2f}): "
+              f"{'met' if ratio <= targets[name] else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "run":
+        run_variant(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "step":
+        time_steps(sys.argv[2], sys.argv[3])
+    else:
+        main()

@@ -1,0 +1,226 @@
+"""fastText models (.bin, Facebook's format): the dictionary, the input matrix, subword vectors.
+
+A .bin file (fastText's Args::save, Dictionary::save, Matrix::save, native byte order):
+
+    new format   int32 magic 793712314, int32 version, then the args
+    old format   no magic: the args start at byte 0 with dim and ws
+    args         int32 dim ws epoch min_count neg word_ngrams loss model bucket minn maxn
+                 lr_update_rate, float64 t (the old format has no magic and version: dim, ws
+                 come first)
+    dictionary   int32 size nwords nlabels, int64 ntokens, (new) int64 pruneidx_size, then
+                 `size` entries: the word's bytes, NUL, int64 count, int8 type; (new)
+                 pruneidx_size pairs of int32
+    (new) bool   quant_input: a quantized model (.ftz) stores a product-quantized matrix: refused
+    input        int64 m, int64 n, then m x n float32: rows 0..nwords-1 are the words', rows
+                 nwords.. the character n-gram buckets'
+
+A word's vector is the mean of its own row and its n-gram rows; any other token's is the mean of
+its n-gram rows (fastText's getWordVector, gensim's load_facebook_vectors). A token's n-grams are
+those of "<token>" of minn to maxn characters (UTF-8 characters, not bytes), except the
+1-character n-grams at either end; each is hashed with FNV-1a over its bytes (each byte
+sign-extended, as fastText's C++ does), modulo bucket, and read at row nwords + hash. Sums are
+float32, in n-gram order, as gensim adds them: the vectors are gensim's, bit for bit.
+
+Only the rows a batch of tokens needs are read, by seeking: a model's bucket matrix is
+2,000,000 x 300 (2.4 GB), and memory stays a batch's rows.
+"""
+
+import dataclasses
+import hashlib
+import struct
+
+import numpy as np
+import tensorflow as tf
+
+MAGIC = 793712314
+FORMAT = "fasttext_bin"
+_ARGS = struct.Struct("<12id")  # dim ws epoch min_count neg word_ngrams loss model bucket minn
+#                                 maxn lr_update_rate t
+_OLD_ARGS = struct.Struct("<10id")  # epoch ... t: the old format's, after dim and ws.
+_MB_MASK, _MB_START = 0xC0, 0x80  # UTF-8 continuation bytes are 10xxxxxx.
+_MAX_WORD_BYTES = 1 << 16
+ROWS_PER_READ = 4096  # Tokens whose rows are read and averaged at once (bounds the memory).
+
+
+class FastTextError(ValueError):
+    """A .bin file that is not a usable fastText model (raised as VectorFileError by callers)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class FastTextModel:
+    """What is needed to compute vectors from a .bin model, found once by the driver."""
+    dimension: int
+    bucket: int
+    minn: int
+    maxn: int
+    nwords: int
+    matrix_start: int  # Byte offset of the input matrix's first float.
+    new_format: bool
+
+
+def looks_like_fasttext(head):
+    """True if the first bytes are a new-format fastText model's (its magic number)."""
+    return len(head) >= 4 and struct.unpack("<i", head[:4])[0] == MAGIC
+
+
+def read_header(path, f, size):
+    """Parses the args, the dictionary, the input matrix's shape; returns (the words, as bytes,
+    in id order, a FastTextModel).
+
+    f is the file, at byte 0; size its length. Raises FastTextError naming what is wrong: not a
+    fastText model, a truncated or corrupt dictionary or matrix, a quantized model, a matrix
+    whose shape is not (nwords + bucket) x dim.
+    """
+    head = f.read(8)
+    if len(head) < 8:
+        raise FastTextError(f"{path}: too short for a fastText model ({size} bytes)")
+    magic, version = struct.unpack("<2i", head)
+    new_format = magic == MAGIC
+    if new_format:
+        args = _unpack(f, _ARGS, path, "the model's arguments")
+        dim, bucket, minn, maxn = args[0], args[8], args[9], args[10]
+    else:  # The old format: dim and ws come first, no magic.
+        args = _unpack(f, _OLD_ARGS, path, "the model's arguments")
+        dim, bucket, minn, maxn = magic, args[6], args[7], args[8]
+        if not (0 < dim <= 1 << 16 and 0 < version < 1000 and 0 <= minn <= maxn <= 100
+                and bucket >= 0):
+            raise FastTextError(f"{path}: not a fastText model (no magic number, and its first "
+                                f"bytes are no plausible old-format header: dim {dim}, ws "
+                                f"{version})")
+    if not 0 < dim <= 1 << 16 or bucket < 0 or not 0 <= minn <= maxn:
+        raise FastTextError(f"{path}: implausible fastText arguments: dim {dim}, bucket "
+                            f"{bucket}, minn {minn}, maxn {maxn}")
+    entries, nwords, nlabels = _unpack(f, struct.Struct("<3i"), path, "the dictionary's size")
+    _unpack(f, struct.Struct("<q"), path, "the dictionary's token count")
+    prune_pairs = 0
+    if new_format:
+        prune_pairs = max(0, _unpack(f, struct.Struct("<q"), path, "the prune index size")[0])
+    if not 0 <= nwords <= entries or nlabels != entries - nwords:
+        raise FastTextError(f"{path}: inconsistent dictionary counts: {entries} entries, "
+                            f"{nwords} words, {nlabels} labels")
+    words, offset = _read_entries(path, f, f.tell(), entries, nwords)
+    f.seek(offset + 8 * prune_pairs)
+    if new_format and _unpack(f, struct.Struct("<?"), path, "the quantization flag")[0]:
+        raise FastTextError(f"{path}: a quantized fastText model (.ftz); its vectors are "
+                            f"compressed: use the .bin model or its .vec export")
+    rows, columns = _unpack(f, struct.Struct("<2q"), path, "the input matrix's shape")
+    if rows != nwords + bucket or columns != dim:
+        raise FastTextError(f"{path}: the input matrix is {rows} x {columns}, expected "
+                            f"{nwords} words + {bucket} buckets by {dim}")
+    matrix_start = f.tell()
+    if size < matrix_start + 4 * rows * columns:
+        raise FastTextError(f"{path}: truncated: the input matrix needs "
+                            f"{4 * rows * columns} bytes from byte offset {matrix_start}, the "
+                            f"file has {size - matrix_start}")
+    return words, FastTextModel(dimension=dim, bucket=bucket, minn=minn, maxn=maxn,
+                                nwords=nwords, matrix_start=matrix_start, new_format=new_format)
+
+
+def _read_entries(path, f, offset, entries, nwords):
+    """The dictionary's words (its first nwords entries) and the offset just past it."""
+    words, buffer, pos = [], b"", 0
+    for index in range(entries):
+        end = buffer.find(b"\0", pos)
+        while end < 0 or len(buffer) < end + 10:  # The word, NUL, int64 count, int8 type.
+            if end < 0 and len(buffer) - pos > _MAX_WORD_BYTES:
+                raise FastTextError(f"{path}: corrupt dictionary: entry {index} at byte offset "
+                                    f"{offset} has no end within {_MAX_WORD_BYTES} bytes")
+            more = f.read(1 << 20)
+            if not more:
+                raise FastTextError(f"{path}: truncated: the file ends inside the dictionary "
+                                    f"(entry {index} of {entries}, byte offset {offset})")
+            buffer, pos = buffer[pos:] + more, 0
+            end = buffer.find(b"\0")
+        if index < nwords:
+            words.append(buffer[pos:end])
+        offset += end + 10 - pos
+        pos = end + 10
+    return words, offset
+
+
+def _unpack(f, layout, path, what):
+    data = f.read(layout.size)
+    if len(data) != layout.size:
+        raise FastTextError(f"{path}: truncated: the file ends inside {what}")
+    return layout.unpack(data)
+
+
+def ngram_hashes(token, minn, maxn, bucket):
+    """fastText's bucket numbers of a token's character n-grams (see the module docstring)."""
+    if bucket == 0 or maxn == 0:
+        return []
+    word = b"<" + token + b">"
+    hashes = []
+    for i in range(len(word)):
+        if word[i] & _MB_MASK == _MB_START:
+            continue
+        j, n = i, 1
+        while j < len(word) and n <= maxn:
+            j += 1
+            while j < len(word) and word[j] & _MB_MASK == _MB_START:
+                j += 1
+            if n >= minn and not (n == 1 and (i == 0 or j == len(word))):
+                hashes.append(_fnv1a(word[i:j]) % bucket)
+            n += 1
+    return hashes
+
+
+def _fnv1a(data):
+    h = 2166136261
+    for byte in data:
+        h = ((h ^ ((byte - 256 if byte > 127 else byte) & 0xFFFFFFFF)) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def token_vectors(path, model, tokens, word_ids):
+    """The vectors fastText gives tokens: (float32 [n, dimension], bool [n]: has a vector,
+    bool [n]: from n-grams alone), and the sha256 of the matrix rows read.
+
+    word_ids: per token, its word's id in the dictionary, or -1. A token without a word row
+    and without n-grams (bucket 0, or too short for minn) has no vector.
+    """
+    vectors = np.zeros((len(tokens), model.dimension), np.float32)
+    has_vector = np.zeros(len(tokens), bool)
+    subword = np.zeros(len(tokens), bool)
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for first in range(0, len(tokens), ROWS_PER_READ):
+            batch = range(first, min(first + ROWS_PER_READ, len(tokens)))
+            refs = [([word_ids[i]] if word_ids[i] >= 0 else [])
+                    + [model.nwords + h for h in ngram_hashes(tokens[i], model.minn, model.maxn,
+                                                              model.bucket)] for i in batch]
+            needed = np.unique(np.fromiter((r for rows in refs for r in rows), np.int64))
+            rows = _read_rows(f, path, model, needed, digest)
+            for i, token_refs in zip(batch, refs):
+                if not token_refs:
+                    continue
+                at = np.searchsorted(needed, token_refs)
+                total = rows[at[0]].copy()
+                for k in at[1:]:  # float32, in n-gram order, as gensim adds them.
+                    total += rows[k]
+                vectors[i] = total / np.float32(len(token_refs))
+                has_vector[i] = True
+                subword[i] = word_ids[i] < 0
+    return vectors, has_vector, subword, digest.hexdigest()
+
+
+def _read_rows(f, path, model, rows, digest):
+    """The matrix rows (sorted, unique), read run by run of consecutive rows."""
+    row_bytes = 4 * model.dimension
+    out = np.empty((len(rows), model.dimension), np.float32)
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    for run in np.split(np.arange(len(rows)), breaks):
+        if not len(run):
+            continue
+        f.seek(model.matrix_start + int(rows[run[0]]) * row_bytes)
+        data = f.read(len(run) * row_bytes)
+        if len(data) != len(run) * row_bytes:
+            raise FastTextError(f"{path}: truncated: row {int(rows[run[-1]])} of the input "
+                                f"matrix is past the end of the file")
+        digest.update(data)
+        out[run] = np.frombuffer(data, "<f4").reshape(len(run), model.dimension)
+    if not np.isfinite(out).all():
+        bad = int(rows[np.flatnonzero(~np.isfinite(out).all(axis=1))[0]])
+        raise FastTextError(f"{path}: row {bad} of the input matrix holds a value that is not a "
+                            f"finite float32")
+    return out

@@ -3,14 +3,16 @@
     python -m benchmarks.bench_ingest [--rows 400000] [--dim 300]
 
 Generates (once, in benchmarks/work/) a GloVe text file of rows x dim random vectors (about 1 GB
-for 400k x 300), one twice as large, and a vocabulary (`count token` lines) of 100k of its tokens
-plus 10k absent ones. Each measurement runs in its own process; the harness polls that process
+for 400k x 300), one twice as large, a fastText model of the same words plus 2,000,000 n-gram
+buckets (2.9 GB), and a vocabulary (`count token` lines) of 100k of its tokens plus 10k absent
+ones (from the model, those take subword vectors). Each measurement runs in its own process; the harness polls that process
 tree with psutil for the peak RSS of its largest process. Writes benchmarks/results/ingest.json.
 """
 
 import argparse
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ import psutil
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, "work")
 RESULTS = os.path.join(HERE, "results", "ingest.json")
+BUCKETS = 2_000_000  # fastText's default, and its models'.
 BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
              "--direct_num_workers=2"]
 
@@ -48,9 +51,32 @@ def write_glove(path, rows, dim, seed):
     os.replace(path + ".tmp", path)
 
 
+def write_fasttext_bin(path, words, dim, bucket, seed):
+    """A fastText model file (new format) of words w0..w<words-1> and bucket n-gram rows of
+    random vectors; its output matrix is empty (EmbeddingGen and gensim's
+    load_facebook_vectors read only the input matrix)."""
+    rng = np.random.default_rng(seed)
+    with open(path + ".tmp", "wb") as f:
+        f.write(struct.pack("<2i", 793712314, 12))
+        f.write(struct.pack("<12id", dim, 5, 5, 5, 5, 1, 2, 1, bucket, 3, 6, 100, 1e-4))
+        f.write(struct.pack("<3iqq", words, words, 0, words * 10, -1))
+        f.write(b"".join(b"w%d\0" % i + struct.pack("<qb", 10, 0) for i in range(words)))
+        f.write(struct.pack("<?2q", False, words + bucket, dim))
+        for start in range(0, words + bucket, 100_000):
+            n = min(100_000, words + bucket - start)
+            f.write(rng.uniform(-0.1, 0.1, (n, dim)).astype("<f4").tobytes())
+        f.write(struct.pack("<?2q", False, 0, dim))
+    os.replace(path + ".tmp", path)
+
+
 def prepare(rows, dim):
     os.makedirs(WORK, exist_ok=True)
     files = {}
+    path = os.path.join(WORK, f"fasttext_{rows}x{dim}_{BUCKETS}_buckets.bin")
+    if not os.path.exists(path):
+        print(f"generating {path}", flush=True)
+        write_fasttext_bin(path, rows, dim, BUCKETS, seed=2)
+    files["fasttext_bin"] = path
     for name, n in (("vectors", rows), ("vectors_2x", 2 * rows)):
         path = os.path.join(WORK, f"{name}_{n}x{dim}.txt")
         if not os.path.exists(path):
@@ -93,7 +119,7 @@ def one(how, path, vocabulary):
     """The measured work, in this process; the time excludes interpreter start and imports."""
     import csv
     import tempfile
-    if how == "embeddinggen":
+    if how.startswith("embeddinggen"):
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
         from tfx_embeddings.components.embedding_gen.executor import build_embedding
@@ -135,12 +161,13 @@ def main():
         return one(*args.one)
     files = prepare(args.rows, args.dim)
     jobs = [("embeddinggen", "vectors"), ("gensim", "vectors"), ("tfhub_loop", "vectors"),
-            ("pandas", "vectors"), ("embeddinggen_2x", "vectors_2x")]
+            ("pandas", "vectors"), ("embeddinggen_2x", "vectors_2x"),
+            ("embeddinggen_fasttext_bin", "fasttext_bin")]
     rows = []
     for name, data in jobs:
         if args.only and name not in args.only:
             continue
-        how = name.replace("_2x", "")
+        how = name.split("_")[0] if name.startswith("embeddinggen") else name
         seconds, peak_mb, wall = run_measured([how, files[data], files["vocabulary"]])
         print(f"{name:16s} {seconds:7.2f} s  {peak_mb:7.0f} MB  (process {wall:.1f} s)", flush=True)
         rows.append({"name": name, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb)})

@@ -80,7 +80,8 @@ bench-restore: $(STAMP)
 	$(PY) -m benchmarks.bench_restore
 
 # The vocabulary benchmark: the project's Beam vocabulary vs tft.vocabulary, Keras adapt and a
-# Counter on a generated 100k-document corpus (benchmarks/work/), then 1M documents; writes
+# Counter on a generated 100k-document corpus (benchmarks/work/), then the project and tft on 1M
+# documents; writes
 # benchmarks/results/vocab.json. Several minutes; run it on an otherwise idle machine.
 bench-vocab: $(STAMP)
 	$(PY) benchmarks/bench_vocab.py

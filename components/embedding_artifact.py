@@ -44,8 +44,8 @@ ROW_KEYS_FILE = "row_keys.txt"
 HAS_VECTOR_FILE = "has_vector.bits"
 PROJECTOR_DIR = "projector"
 MANIFEST_FILE = "manifest.json"
-# Rows are stored in slices of at most this size: reading part of a stored slice reads all of it,
-# and warm start reads rows a chunk at a time.
+# Rows are stored in slices of at most this size, starting at multiples of its rows: reading part
+# of a stored slice reads all of it, and warm start reads a stored slice at a time.
 SLICE_BYTES = 16 << 20
 _STAGING_PREFIX = ".staging-"
 
@@ -268,13 +268,12 @@ def write_rows(prefix, shape, start, rows):
     makes them one checkpoint.
     """
     tf.io.gfile.makedirs(os.path.dirname(prefix))
-    step = slice_rows(shape[1])
-    offsets = range(0, len(rows), step)
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[TENSOR_NAME] * len(offsets),
-                      shape_and_slices=[slice_spec(shape, start + offset,
-                                                   start + min(offset + step, len(rows)))
-                                        for offset in offsets],
-                      tensors=[rows[offset:offset + step] for offset in offsets])
+    step = slice_rows(shape[1])  # Stored slices start at multiples of step, whoever writes.
+    cuts = [start] + list(range(start - start % step + step, start + len(rows), step))
+    cuts.append(start + len(rows))
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[TENSOR_NAME] * (len(cuts) - 1),
+                      shape_and_slices=[slice_spec(shape, a, b) for a, b in zip(cuts, cuts[1:])],
+                      tensors=[rows[a - start:b - start] for a, b in zip(cuts, cuts[1:])])
     return rows_sha256(rows)
 
 

@@ -4,7 +4,7 @@
 
 Starts a Beam job service in a process of its own and an external SDK worker pool in another
 (the shape configs/flink.yaml uses: --environment_type=EXTERNAL), runs the pipeline with every
-Beam step (ExampleGen, StatisticsGen, VocabularyGen, Transform, EmbeddingGen) submitted to that
+Beam step (ExampleGen, StatisticsGen, VocabularyGen, Transform, EmbeddingGen, Evaluator) sent to that
 job service as a portable job (pipeline protos, artifact staging, SDK harnesses in the worker
 pool's processes), then runs it again on the local runner, and compares the outputs byte for
 byte: the vocabulary file and the checkpoint's .index and .data-* files.

@@ -66,7 +66,8 @@ def test_run_reports_what_it_built(pipeline_run):
     tmp_path, result = pipeline_run
     for text in ("vocabulary size:", "vocabulary coverage:", "corpus token coverage:",
                  "checkpoint shards:      3", "eval accuracy, pretrained embedding:",
-                 f"serving model:          {tmp_path}/serving/"):
+                 "model:                  blessed by the Evaluator",
+                 f"pushed to:              {tmp_path}/serving/"):
         assert text in result.stdout
 
 

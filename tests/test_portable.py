@@ -39,6 +39,6 @@ def test_portable_runner_writes_the_same_bytes(tmp_path):
     with open(os.path.join(logs, "worker_pool.log")) as f:
         workers = f.read()
     # One portable job per Beam step (ExampleGen, StatisticsGen, VocabularyGen, Transform,
-    # EmbeddingGen), each run by SDK workers the external pool started.
-    assert jobs.count("Completed job in") == 5 and "with state DONE" in jobs
-    assert workers.count("Starting worker with command") >= 5
+    # EmbeddingGen, Evaluator), each run by SDK workers the external pool started.
+    assert jobs.count("Completed job in") == 6 and "with state DONE" in jobs
+    assert workers.count("Starting worker with command") >= 6

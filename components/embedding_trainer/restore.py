@@ -20,22 +20,19 @@ from tfx_embeddings.components.embedding_trainer import warmstart
 @tf_keras.saving.register_keras_serializable(package="tfx_embeddings")
 class CheckpointInitializer(tf_keras.initializers.Initializer):
     """Restores rows [start_row, start_row + num_rows) of a checkpointed [rows, dimension]
-    float32 tensor with RestoreV2, or with a warm_start plan (warmstart.WarmStartPlan), those
-    rows remapped from the previous model.
+    float32 tensor with RestoreV2.
 
     Under a variable partitioner (ParameterServerStrategy) Keras passes each partition's shape
     and offset, and each partition restores only its own rows.
     """
 
-    def __init__(self, prefix, shape, start_row=0, num_rows=None, warm_start=None):
+    def __init__(self, prefix, shape, start_row=0, num_rows=None):
         self.prefix, self.shape = prefix, tuple(shape)
         self.start_row = start_row
         self.num_rows = self.shape[0] - start_row if num_rows is None else num_rows
-        self.warm_start = warm_start  # Not part of the config: it only matters at build time.
 
     def for_rows(self, start_row, num_rows):
-        return CheckpointInitializer(self.prefix, self.shape, start_row, num_rows,
-                                     self.warm_start)
+        return CheckpointInitializer(self.prefix, self.shape, start_row, num_rows)
 
     def __call__(self, shape, dtype=None, **kwargs):
         if dtype is not None and tf.as_dtype(dtype) != tf.float32:
@@ -49,8 +46,6 @@ class CheckpointInitializer(tf_keras.initializers.Initializer):
         rows = int(kwargs.get("partition_shape", asked)[0])
         start = self.start_row + int(kwargs.get("partition_offset", (0, 0))[0])
         try:
-            if self.warm_start is not None:
-                return self.warm_start.rows(start, start + rows)
             return embedding_artifact.read_rows(self.prefix, self.shape, start, start + rows)
         except tf.errors.OpError as e:
             raise CheckpointError(f"{self.prefix}: rows [{start}, {start + rows}) cannot be "
@@ -66,14 +61,23 @@ class PartitionedEmbedding(tf_keras.layers.Embedding):
     """A Keras Embedding whose matrix is num_partitions variables of contiguous rows.
 
     Lookups use tf.nn.embedding_lookup's "div" strategy; with one partition it is exactly a
-    Keras Embedding.
+    Keras Embedding. With a warm_start plan (warmstart.WarmStartPlan), the previous model's rows
+    are laid over the initial rows in place once the variables exist.
     """
 
-    def __init__(self, input_dim, output_dim, num_partitions=1, **kwargs):
+    def __init__(self, input_dim, output_dim, num_partitions=1, warm_start=None, **kwargs):
         super().__init__(input_dim, output_dim, **kwargs)
         self.num_partitions = max(1, min(num_partitions, input_dim))
+        self._warm_start = warm_start
 
     def build(self, input_shape=None):
+        self._build_partitions(input_shape)
+        if self._warm_start is not None:
+            with tf.init_scope():  # A strategy's sharded variable: its pieces.
+                self._warm_start.overlay([piece for part in self.partitions
+                                          for piece in getattr(part, "variables", [part])])
+
+    def _build_partitions(self, input_shape):
         if self.num_partitions == 1:
             super().build(input_shape)
             self.partitions = [self.embeddings]
@@ -156,7 +160,7 @@ def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name
         manifest.shape[0], manifest.shape[1],
         num_partitions=num_partitions or len(manifest.shards),
         mask_zero=manifest.layout.padding_row == 0, trainable=trainable, name=name,
-        embeddings_initializer=CheckpointInitializer(artifact.checkpoint_prefix, manifest.shape,
-                                                     warm_start=plan))
+        warm_start=plan,
+        embeddings_initializer=CheckpointInitializer(artifact.checkpoint_prefix, manifest.shape))
     layer.warm_start = counts
     return layer

@@ -8,12 +8,14 @@ bucket rows carry over by position, and a change of row layout between runs is r
 shifted.
 
 Each trained model carries, beside its SavedModel, its trained embedding as an embedding
-artifact (`<model>/Format-Embedding/`, written by `export_trained_embedding`). A partition's
-initial value is then one `LoadAndRemapMatrix` over the previous model's checkpoint, its new rows
-filled with this run's rows of the new tokens only: in C++, a stored slice at a time, and the
-matrix never exists as a numpy array.
+artifact (`<model>/Format-Embedding/`, written by `export_trained_embedding`). The new matrix's
+variables are restored from this run's artifact, then the previous model's rows are read a
+stored slice at a time and scattered into them in place: the matrix never exists as a numpy
+array, and the memory beyond it is one slice.
 """
 
+import ctypes
+import ctypes.util
 import logging
 import os
 
@@ -21,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.embedding_artifact import CheckpointError, TENSOR_NAME
+from tfx_embeddings.components.embedding_artifact import CheckpointError
 
 EMBEDDING_EXPORT_DIR = "Format-Embedding"
 
@@ -43,11 +45,7 @@ class WarmStartPlan:
         if old_shape[1] != new_shape[1]:
             raise CheckpointError(f"{previous.uri}: the previous model's embedding has dimension "
                                   f"{old_shape[1]}, this run's has {new_shape[1]}")
-        # In C++, from the two row-key files: no Python object per token.
-        self.old_rows = tf.raw_ops.GenerateVocabRemapping(
-            new_vocab_file=current.row_keys_path, old_vocab_file=previous.row_keys_path,
-            new_vocab_offset=0, num_new_vocab=new_shape[0],
-            old_vocab_size=old_shape[0])[0].numpy()
+        self.old_rows = _join(previous.row_keys_path, current.row_keys_path)
 
     def counts(self):
         """How many rows come from each source (embedding_artifact.WarmStart)."""
@@ -57,25 +55,57 @@ class WarmStartPlan:
                                             pretrained=int((fresh & has_vector).sum()),
                                             initializer=int((fresh & ~has_vector).sum()))
 
-    def rows(self, start, stop):
-        """Rows [start, stop) of the new matrix, as a tensor: previous rows where the previous
-        model knew the row's key, this run's rows elsewhere."""
-        old_rows = self.old_rows[start:stop]
-        fresh = np.flatnonzero(old_rows < 0) + start
-        dimension = self.current.manifest.shape[1]
-        chunk = embedding_artifact.slice_rows(dimension)
-        this_run = tf.zeros([0], tf.float32)
-        if len(fresh):
-            this_run = tf.reshape(tf.raw_ops.LoadAndRemapMatrix(
-                ckpt_path=self.current.checkpoint_prefix, old_tensor_name=TENSOR_NAME,
-                row_remapping=tf.constant(fresh, tf.int64), col_remapping=tf.zeros([0], tf.int64),
-                initializing_values=tf.zeros([0]), num_rows=len(fresh), num_cols=dimension,
-                max_rows_in_memory=chunk), [-1])
-        return tf.raw_ops.LoadAndRemapMatrix(
-            ckpt_path=self.previous.checkpoint_prefix, old_tensor_name=TENSOR_NAME,
-            row_remapping=tf.constant(old_rows, tf.int64), col_remapping=tf.zeros([0], tf.int64),
-            initializing_values=this_run, num_rows=stop - start, num_cols=dimension,
-            max_rows_in_memory=chunk)
+    def overlay(self, variables):
+        """Writes the previous model's rows into variables (the new matrix's row ranges, in
+        order, holding this run's rows), in place.
+
+        The previous checkpoint is read once, a stored slice at a time (RestoreV2 of exactly
+        that slice); the rows each variable needs from it are gathered and scattered into it.
+        """
+        bounds = np.cumsum([0] + [int(v.shape[0]) for v in variables])
+        new_rows = np.flatnonzero(self.old_rows >= 0)
+        old_rows = self.old_rows[new_rows]
+        order = np.argsort(old_rows, kind="stable")
+        new_rows, old_rows = new_rows[order], old_rows[order]
+        shape = self.previous.manifest.shape
+        step = embedding_artifact.slice_rows(shape[1])
+        edges = np.searchsorted(old_rows, np.arange(0, shape[0] + step, step))
+        for block in range(len(edges) - 1):
+            first, last = edges[block], edges[block + 1]
+            if first == last:
+                continue
+            start = block * step
+            rows = self.previous.read_rows(start, min(start + step, shape[0]))
+            targets, sources = new_rows[first:last], old_rows[first:last] - start
+            owner = np.searchsorted(bounds, targets, side="right") - 1
+            for index in np.unique(owner):
+                mine = owner == index
+                variables[index].scatter_update(tf.IndexedSlices(
+                    tf.gather(rows, sources[mine]), targets[mine] - bounds[index]))
+
+
+def _join(old_keys_path, new_keys_path):
+    """Per new row key, the line of the same key among the old ones, or -1 (int64 numpy).
+
+    A Python dict over the old keys, dropped before the matrix is built: the memory it took
+    goes back to the system (malloc_trim where glibc has it), unlike that of TensorFlow's
+    GenerateVocabRemapping table, which stays with the process.
+    """
+    with tf.io.gfile.GFile(old_keys_path, "rb") as f:
+        line_of = {key: line for line, key in enumerate(f.read().split(b"\n")[:-1])}
+    with tf.io.gfile.GFile(new_keys_path, "rb") as f:
+        keys = f.read().split(b"\n")[:-1]
+    old_rows = np.fromiter((line_of.get(key, -1) for key in keys), np.int64, len(keys))
+    del line_of, keys
+    _release_freed_memory()
+    return old_rows
+
+
+def _release_freed_memory():
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    except (AttributeError, OSError, TypeError):  # Not glibc: its allocator keeps it.
+        pass
 
 
 def plan_warm_start(current, base_model):

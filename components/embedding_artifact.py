@@ -44,9 +44,9 @@ ROW_KEYS_FILE = "row_keys.txt"
 HAS_VECTOR_FILE = "has_vector.bits"
 PROJECTOR_DIR = "projector"
 MANIFEST_FILE = "manifest.json"
-# Rows are stored in slices of at most this size, starting at multiples of its rows: reading part
-# of a stored slice reads all of it, and warm start reads a stored slice at a time.
-SLICE_BYTES = 16 << 20
+# A trained embedding is stored in slices of at most this size, starting at multiples of its rows:
+# reading part of a stored slice reads all of it, and warm start reads one slice at a time.
+SLICE_BYTES = 4 << 20
 _STAGING_PREFIX = ".staging-"
 
 PADDED, TFT = "padded", "tft"
@@ -260,16 +260,19 @@ def slice_rows(dimension):
     return max(1, SLICE_BYTES // (4 * dimension))
 
 
-def write_rows(prefix, shape, start, rows):
+def write_rows(prefix, shape, start, rows, sliced=False):
     """Writes rows [start, start + len(rows)) of the [rows, dimension] tensor to a checkpoint of
-    their own at prefix, in stored slices of SLICE_BYTES; returns their digest (rows_sha256).
+    their own at prefix; returns their digest (rows_sha256).
 
     Each of a checkpoint's row ranges can be written so, by different workers; `merge` then
-    makes them one checkpoint.
+    makes them one checkpoint. One stored slice (a restore of exactly these rows reads them with
+    no copy), or sliced: stored slices of SLICE_BYTES starting at multiples of their rows.
     """
     tf.io.gfile.makedirs(os.path.dirname(prefix))
-    step = slice_rows(shape[1])  # Stored slices start at multiples of step, whoever writes.
-    cuts = [start] + list(range(start - start % step + step, start + len(rows), step))
+    cuts = [start]
+    if sliced:
+        step = slice_rows(shape[1])
+        cuts += range(start - start % step + step, start + len(rows), step)
     cuts.append(start + len(rows))
     tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[TENSOR_NAME] * (len(cuts) - 1),
                       shape_and_slices=[slice_spec(shape, a, b) for a, b in zip(cuts, cuts[1:])],

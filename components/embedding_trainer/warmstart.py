@@ -63,10 +63,11 @@ class WarmStartPlan:
         that slice); the rows each variable needs from it are gathered and scattered into it.
         """
         bounds = np.cumsum([0] + [int(v.shape[0]) for v in variables])
-        new_rows = np.flatnonzero(self.old_rows >= 0)
+        new_rows = np.flatnonzero(self.old_rows >= 0).astype(np.int32)  # int32: half the memory.
         old_rows = self.old_rows[new_rows]
         order = np.argsort(old_rows, kind="stable")
         new_rows, old_rows = new_rows[order], old_rows[order]
+        del order
         shape = self.previous.manifest.shape
         step = embedding_artifact.slice_rows(shape[1])
         edges = np.searchsorted(old_rows, np.arange(0, shape[0] + step, step))
@@ -85,7 +86,7 @@ class WarmStartPlan:
 
 
 def _join(old_keys_path, new_keys_path):
-    """Per new row key, the line of the same key among the old ones, or -1 (int64 numpy).
+    """Per new row key, the line of the same key among the old ones, or -1 (int32 numpy).
 
     A Python dict over the old keys, dropped before the matrix is built: the memory it took
     goes back to the system (malloc_trim where glibc has it), unlike that of TensorFlow's
@@ -95,7 +96,7 @@ def _join(old_keys_path, new_keys_path):
         line_of = {key: line for line, key in enumerate(f.read().split(b"\n")[:-1])}
     with tf.io.gfile.GFile(new_keys_path, "rb") as f:
         keys = f.read().split(b"\n")[:-1]
-    old_rows = np.fromiter((line_of.get(key, -1) for key in keys), np.int64, len(keys))
+    old_rows = np.fromiter((line_of.get(key, -1) for key in keys), np.int32, len(keys))
     del line_of, keys
     _release_freed_memory()
     return old_rows
@@ -167,7 +168,7 @@ def export_trained_embedding(partitions, artifact_dir, model_dir, warm_start=Non
     for i, part in enumerate(partitions):
         prefixes.append(os.path.join(staging, f"part-{i:05d}", "part"))
         sha256 = embedding_artifact.write_rows(prefixes[-1], shape, int(bounds[i]),
-                                               tf.convert_to_tensor(part))
+                                               tf.convert_to_tensor(part), sliced=True)
         shards.append(embedding_artifact.Shard(int(bounds[i]), int(bounds[i + 1]), sha256))
     embedding_artifact.merge(prefixes, shards, shape,
                              os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX))

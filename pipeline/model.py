@@ -111,7 +111,9 @@ def run_fn(fn_args):
     logging.info("Trainer: %s", metrics)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, METRICS_FILE), "w") as f:
         json.dump(metrics, f, indent=2)
-    model.save(fn_args.serving_model_dir, save_format="tf",
+    # Without the optimizer: Evaluator's Beam workers load the model without importing this
+    # package, so a custom optimizer would not deserialize there, and serving has no use for it.
+    model.save(fn_args.serving_model_dir, save_format="tf", include_optimizer=False,
                signatures=serving_signatures(model, tft_output))
     if pretrained:  # What the next scheduled run warm-starts from.
         tfx_embeddings.export_trained_embedding(

@@ -78,6 +78,7 @@ def main():
     common.write_random_artifact(os.path.join(work, "current"), None, DIMENSION, SHARDS,
                                  tokens=new)
     common.run_measured("benchmarks.bench_warmstart", "export", work)
+    os.sync()  # The setup's writes reach the disk before either way is timed.
     print(f"wrote two {ROWS} x {DIMENSION} artifacts ({time.monotonic() - started:.1f}s)",
           file=sys.stderr)
     matrix_mb = ROWS * DIMENSION * 4 / 2**20
@@ -88,8 +89,8 @@ def main():
                        ["name", "seconds", "peak_rss_delta_mb", "x_matrix", "x_anchor_time"],
                        {"matrix_mb": round(matrix_mb, 1)})
     project = rows[0]
-    met = project["x_matrix"] <= 1.2 and project["x_anchor_time"] <= 0.5
-    print(f"targets (growth <= 1.2x matrix, time <= 0.5x warmstart_embedding_matrix): "
+    met = project["x_matrix"] <= 1.10 and project["x_anchor_time"] <= 0.35
+    print(f"targets (growth <= 1.10x matrix, time <= 0.35x warmstart_embedding_matrix): "
           f"{'met' if met else 'NOT met'}")
     if not os.environ.get("BENCH_KEEP"):
         shutil.rmtree(work)

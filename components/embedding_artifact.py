@@ -307,9 +307,15 @@ def merge(prefixes, shards, shape, destination_prefix):
 
 def read_rows(prefix, shape, start, stop):
     """Rows [start, stop) of the checkpoint at prefix, as a tensor (RestoreV2: no numpy)."""
-    return tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[TENSOR_NAME],
-                                shape_and_slices=[slice_spec(shape, start, stop)],
-                                dtypes=[tf.float32])[0]
+    return read_row_ranges(prefix, shape, [(start, stop)])[0]
+
+
+def read_row_ranges(prefix, shape, ranges):
+    """Rows [start, stop) for each (start, stop) in ranges, as tensors, in one RestoreV2 call
+    (which reads them in parallel)."""
+    return tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[TENSOR_NAME] * len(ranges),
+                                shape_and_slices=[slice_spec(shape, a, b) for a, b in ranges],
+                                dtypes=[tf.float32] * len(ranges))
 
 
 def rows_sha256(rows):
@@ -402,6 +408,10 @@ class EmbeddingArtifact:
     def read_rows(self, start, stop):
         """Rows [start, stop), as a tensor."""
         return read_rows(self.checkpoint_prefix, self.manifest.shape, start, stop)
+
+    def read_row_ranges(self, ranges):
+        """Rows [start, stop) for each (start, stop) in ranges, as tensors, in one read."""
+        return read_row_ranges(self.checkpoint_prefix, self.manifest.shape, ranges)
 
     def check_files(self):
         """Raises CheckpointError if a checkpoint file is missing or not at its published size."""

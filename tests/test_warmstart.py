@@ -32,14 +32,19 @@ def _previous_model(tmp_path, vectors, tokens, num_shards, num_oov_buckets, layo
     return os.path.join(model_dir, "Format-Serving")
 
 
-@pytest.mark.parametrize("old_shards, new_shards, old_oov, new_oov, old_layout, new_layout", [
-    (3, 5, 1, 2, "padded", "padded"), (1, 2, 2, 1, "padded", "padded"),
-    (4, 4, 1, 1, "padded", "padded"), (2, 3, 1, 1, "tft", "tft"),
-    (3, 2, 2, 1, "tft", "padded"), (2, 2, 1, 0, "padded", "tft")])
-def test_rows_come_from_the_right_source(tmp_path, old_shards, new_shards, old_oov, new_oov,
-                                         old_layout, new_layout):
+@pytest.mark.parametrize(
+    "old_shards, new_shards, old_oov, new_oov, old_layout, new_layout, rows_per_slice", [
+        (3, 5, 1, 2, "padded", "padded", None), (1, 2, 2, 1, "padded", "padded", None),
+        (4, 4, 1, 1, "padded", "padded", None), (2, 3, 1, 1, "tft", "tft", None),
+        (3, 2, 2, 1, "tft", "padded", None), (2, 2, 1, 0, "padded", "tft", None),
+        (3, 5, 1, 2, "padded", "padded", 3), (2, 3, 1, 1, "tft", "padded", 2)])
+def test_rows_come_from_the_right_source(tmp_path, monkeypatch, old_shards, new_shards, old_oov,
+                                         new_oov, old_layout, new_layout, rows_per_slice):
     """Rows are joined by their keys: a change of shards, OOV buckets or row layout between
-    runs remaps the trained rows, never shifts them."""
+    runs remaps the trained rows, never shifts them; with rows_per_slice, the export is stored
+    in slices of that many rows, read several per RestoreV2 call."""
+    if rows_per_slice:
+        monkeypatch.setattr(embedding_artifact, "SLICE_BYTES", 4 * 4 * rows_per_slice)
     rng = np.random.default_rng(5)
     vectors = str(write_glove(tmp_path / "vectors.txt",
                               [(f"v{i}", rng.standard_normal(4)) for i in range(60)]))

@@ -31,10 +31,20 @@ class CheckpointInitializer(tf_keras.initializers.Initializer):
         self.start_row = start_row
         self.num_rows = self.shape[0] - start_row if num_rows is None else num_rows
 
-    def for_rows(self, start_row, num_rows):
-        return CheckpointInitializer(self.prefix, self.shape, start_row, num_rows)
-
     def __call__(self, shape, dtype=None, **kwargs):
+        self._check(shape, dtype)
+        rows = int(kwargs.get("partition_shape", shape)[0])
+        start = self.start_row + int(kwargs.get("partition_offset", (0, 0))[0])
+        return self._read([(start, start + rows)])[0]
+
+    def read_partitions(self, bounds, dtype=None):
+        """The initial values of partitions [bounds[i], bounds[i + 1]) of these rows, in one
+        RestoreV2 call, which reads them in parallel."""
+        self._check((bounds[-1] - bounds[0], self.shape[1]), dtype)
+        return self._read([(self.start_row + a, self.start_row + b)
+                           for a, b in zip(bounds, bounds[1:])])
+
+    def _check(self, shape, dtype):
         if dtype is not None and tf.as_dtype(dtype) != tf.float32:
             raise CheckpointError(f"{self.prefix}: the embedding is float32, the model asks for "
                                   f"{dtype}")
@@ -43,13 +53,14 @@ class CheckpointInitializer(tf_keras.initializers.Initializer):
             raise CheckpointError(
                 f"{self.prefix}: the checkpoint holds a {list(self.shape)} embedding, the model "
                 f"asks for {list(asked)}" + (f" at row {self.start_row}" if self.start_row else ""))
-        rows = int(kwargs.get("partition_shape", asked)[0])
-        start = self.start_row + int(kwargs.get("partition_offset", (0, 0))[0])
+
+    def _read(self, ranges):
         try:
-            return embedding_artifact.read_rows(self.prefix, self.shape, start, start + rows)
+            return embedding_artifact.read_row_ranges(self.prefix, self.shape, ranges)
         except tf.errors.OpError as e:
-            raise CheckpointError(f"{self.prefix}: rows [{start}, {start + rows}) cannot be "
-                                  f"restored: {e.message}") from None
+            where = ", ".join(f"[{a}, {b})" for a, b in ranges)
+            raise CheckpointError(f"{self.prefix}: rows {where} cannot be restored: "
+                                  f"{e.message}") from None
 
     def get_config(self):
         return {"prefix": self.prefix, "shape": list(self.shape), "start_row": self.start_row,
@@ -84,14 +95,22 @@ class PartitionedEmbedding(tf_keras.layers.Embedding):
             return
         bounds = embedding_artifact.shard_bounds(self.input_dim, self.num_partitions)
         initializer = self.embeddings_initializer
+        # A checkpoint's partitions are restored in one read, each tensor handed to its variable
+        # (and not kept here: it becomes the variable's buffer).
+        values = (initializer.read_partitions(bounds) if hasattr(initializer, "read_partitions")
+                  else None)
         self.partitions = []
         for i in range(self.num_partitions):
             start, stop = bounds[i], bounds[i + 1]
+            part_initializer = initializer
+            if values is not None:
+                value, values[i] = values[i], None
+                part_initializer = lambda shape, dtype=None, value=value, **_: value  # noqa: E731
+                del value
             self.partitions.append(self.add_weight(
                 name=f"embeddings/part_{i}", shape=(stop - start, self.output_dim),
-                initializer=initializer.for_rows(start, stop - start)
-                if hasattr(initializer, "for_rows") else initializer,
-                experimental_autocast=False))
+                initializer=part_initializer, experimental_autocast=False))
+            del part_initializer
         self.built = True
 
     def call(self, inputs):

@@ -20,6 +20,8 @@ import logging
 import os
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import tensorflow as tf
 
 from tfx_embeddings.components import embedding_artifact
@@ -98,18 +100,18 @@ class WarmStartPlan:
 def _join(old_keys_path, new_keys_path):
     """Per new row key, the line of the same key among the old ones, or -1 (int32 numpy).
 
-    A Python dict over the old keys, dropped before the matrix is built: the memory it took
-    goes back to the system (malloc_trim where glibc has it), unlike that of TensorFlow's
-    GenerateVocabRemapping table, which stays with the process.
+    In Arrow (a hash join in C++ over the files' bytes): no Python object per key, so a
+    million keys take a few tens of MB for a moment, and a third of the time of a dict.
     """
-    with tf.io.gfile.GFile(old_keys_path, "rb") as f:
-        line_of = {key: line for line, key in enumerate(f.read().split(b"\n")[:-1])}
-    with tf.io.gfile.GFile(new_keys_path, "rb") as f:
-        keys = f.read().split(b"\n")[:-1]
-    old_rows = np.fromiter((line_of.get(key, -1) for key in keys), np.int32, len(keys))
-    del line_of, keys
-    _release_freed_memory()
-    return old_rows
+    line = pc.index_in(_row_keys(new_keys_path), value_set=_row_keys(old_keys_path))
+    return line.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+
+
+def _row_keys(path):
+    """row_keys.txt's keys (one per line, each line ending in a newline), as an Arrow array."""
+    with tf.io.gfile.GFile(path, "rb") as f:
+        lines = pa.array([f.read()], pa.large_binary())
+    return pc.split_pattern(lines, pattern=b"\n").flatten()[:-1]
 
 
 def _release_freed_memory():

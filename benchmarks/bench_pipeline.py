@@ -113,7 +113,11 @@ def usual_pipeline(config):
 
     from tfx_embeddings.pipeline import pipeline as project
 
-    example_gen = tfx.components.CsvExampleGen(input_base=config.data.examples)
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.data.examples,
+        input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="train", pattern="train/*"),
+            tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(
         schema_file=project.schema.schema_path(config.data.schema_file))
@@ -197,8 +201,9 @@ def run_variant(variant, work):
                 for name, (status, _, seconds) in console.times.rows.items()]
         rows.append({"variant": variant, "component": "total", "seconds": round(total, 2),
                      "peak_rss_mb": round(peaks["total"] / 2**20)})
+    pushed = os.path.isdir(config.serving_dir) and bool(os.listdir(config.serving_dir))
     with open(os.path.join(work, f"{variant}.json"), "w") as f:
-        json.dump(rows, f)
+        json.dump({"rows": rows, "pushed": pushed}, f)
 
 
 def time_steps(mode, work):
@@ -234,13 +239,15 @@ def time_steps(mode, work):
 def main():
     os.makedirs(WORK, exist_ok=True)
     prepare()
-    rows = []
+    rows, pushed = [], {}
     for variant in ("project", "usual"):
         print(f"running the {variant} pipeline", file=sys.stderr, flush=True)
         subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "run", variant, WORK],
                        check=True)
         with open(os.path.join(WORK, f"{variant}.json")) as f:
-            rows += json.load(f)
+            result = json.load(f)
+        rows += result["rows"]
+        pushed[variant] = result["pushed"]
     from tfx_embeddings.components import embedding_artifact
 
     embedding = os.path.join(WORK, "project", "root", "EmbeddingGen", "embedding")
@@ -253,10 +260,11 @@ def main():
                for mode in ("trainable", "frozen", "trainable_4x_vocabulary")}
     os.makedirs(common.RESULTS_DIR, exist_ok=True)
     with open(RESULTS, "w") as f:
-        json.dump({"embedding_rows": embedding_rows, "rows": rows, "step_ms": step_ms}, f,
-                  indent=2)
+        json.dump({"embedding_rows": embedding_rows, "pushed": pushed, "rows": rows,
+                   "step_ms": step_ms}, f, indent=2)
         f.write("\n")
     _print(rows, step_ms, embedding_rows)
+    print(f"pushed a blessed model: {pushed}")
 
 
 def _print(rows, step_ms, embedding_rows):

@@ -4,8 +4,8 @@
 
 Generates (once, in benchmarks/work/) a GloVe text file of rows x dim random vectors (about 1 GB
 for 400k x 300), one twice as large, a fastText model of the same words plus 2,000,000 n-gram
-buckets (2.9 GB), and a vocabulary (`count token` lines) of 100k of its tokens plus 10k absent
-ones (from the model, those take subword vectors). Each measurement runs in its own process; the harness polls that process
+buckets (2.9 GB), and a vocabulary (`count token` lines) of 100k of its tokens plus 11,111
+absent ones, 10% of the vocabulary (from the model, those take subword vectors). Each measurement runs in its own process; the harness polls that process
 tree with psutil for the peak RSS of its largest process. Writes benchmarks/results/ingest.json.
 """
 
@@ -87,7 +87,7 @@ def prepare(rows, dim):
     if not os.path.exists(vocabulary):
         rng = np.random.default_rng(1)
         present = [f"w{i}" for i in rng.choice(rows, size=min(100_000, rows), replace=False)]
-        tokens = present + [f"absent{i}" for i in range(10_000)]
+        tokens = present + [f"absent{i}" for i in range(len(present) // 9)]  # 10% absent.
         rng.shuffle(tokens)
         with open(vocabulary, "w") as f:
             f.writelines(f"{len(tokens) - i} {t}\n" for i, t in enumerate(tokens))

@@ -2,6 +2,7 @@
 done the usual way, on an IMDB-sized corpus and a 400,000 x 300 vector file, both generated.
 
   python -m benchmarks.bench_pipeline                     # everything; writes results/pipeline.json
+  BENCH_RESUME=1 python -m benchmarks.bench_pipeline      # keeps a variant that already ran
   python -m benchmarks.bench_pipeline run VARIANT WORK    # one pipeline run, in this process
   python -m benchmarks.bench_pipeline step MODE WORK      # the trainer's step, in this process
 
@@ -241,9 +242,11 @@ def main():
     prepare()
     rows, pushed = [], {}
     for variant in ("project", "usual"):
-        print(f"running the {variant} pipeline", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "run", variant, WORK],
-                       check=True)
+        done = os.path.join(WORK, f"{variant}.json")
+        if not (os.environ.get("BENCH_RESUME") and os.path.exists(done)):  # Resume: keep it.
+            print(f"running the {variant} pipeline", file=sys.stderr, flush=True)
+            subprocess.run([sys.executable, "-m", "benchmarks.bench_pipeline", "run", variant,
+                            WORK], check=True)
         with open(os.path.join(WORK, f"{variant}.json")) as f:
             result = json.load(f)
         rows += result["rows"]

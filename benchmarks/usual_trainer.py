@@ -33,5 +33,8 @@ def run_fn(fn_args):
                                        config["batch_size"])
                          for files in (fn_args.train_files, fn_args.eval_files))
     keras_model.fit(train, epochs=config["epochs"], validation_data=evaluation, verbose=2)
+    # The Constant initializer holds the matrix in the layer's config: at this size the
+    # SavedModel's metadata passes protobuf's 2 GB limit and save fails. Users then drop it.
+    embedding.embeddings_initializer = tf_keras.initializers.get("uniform")
     keras_model.save(fn_args.serving_model_dir, save_format="tf",
                      signatures=model.serving_signatures(keras_model, tft_output))

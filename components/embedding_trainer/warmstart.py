@@ -9,9 +9,9 @@ shifted.
 
 Each trained model carries, beside its SavedModel, its trained embedding as an embedding
 artifact (`<model>/Format-Embedding/`, written by `export_trained_embedding`). The new matrix's
-variables are restored from this run's artifact, then the previous model's rows are read a
-stored slice at a time and scattered into them in place: the matrix never exists as a numpy
-array, and the memory beyond it is one slice.
+variables are restored from this run's artifact, then the previous model's rows are read
+READ_BLOCK_SLICES stored slices at a time and scattered into them in place: the matrix never
+exists as a numpy array, and the memory beyond it is those slices and the row pairs.
 """
 
 import ctypes

@@ -126,6 +126,7 @@ def one(how, path, vocabulary):
         started = time.time()
         with tempfile.TemporaryDirectory(dir=WORK) as out:
             build_embedding(vocabulary, path, os.path.join(out, "embedding"),
+                            row_layout="padded",
                             make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(BEAM_ARGS)))
     elif how == "gensim":
         from gensim.models import KeyedVectors

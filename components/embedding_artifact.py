@@ -113,6 +113,16 @@ class RowLayout:
                 keys.append(b"\x00<oov-%d>" % (row - self.first_token_row - self.vocabulary_size))
         return keys
 
+    def describe_row(self, row, tokens=None):
+        """What row holds, in words."""
+        if row == self.padding_row:
+            return "the padding row, zeros, masked"
+        index = row - self.first_token_row
+        if 0 <= index < self.vocabulary_size:
+            return f"the row of token {index}" + (
+                f" {tokens[index].decode('utf-8', 'replace')!r}" if tokens else "")
+        return f"OOV bucket row {index - self.vocabulary_size}"
+
     def to_json(self):
         return {"name": self.name, "vocabulary_size": self.vocabulary_size,
                 "num_oov_buckets": self.num_oov_buckets, "padding_row": self.padding_row,
@@ -201,6 +211,32 @@ class WarmStart:
 
 
 @dataclasses.dataclass(frozen=True)
+class TokenIds:
+    """The ids the TransformGraph gives, as EmbeddingGen found them (embedding_gen/token_ids.py):
+    token i has id i + offset; unknown tokens got oov_ids; padding positions padding_id (None
+    where the ids are not padded)."""
+    feature: str
+    offset: int
+    oov_ids: Tuple[int, ...]
+    padding_id: Optional[int] = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "oov_ids", tuple(self.oov_ids))
+
+    def describe(self, layout, tokens=None):
+        """One sentence: which ids the TransformGraph gives and which rows of layout they take
+        (tokens, the vocabulary's, name the rows of tokens)."""
+        text = (f"the TransformGraph's feature {self.feature!r} gives token i id "
+                f"i + {self.offset} ({layout.name} layout); unknown tokens: id "
+                f"{', '.join(map(str, self.oov_ids))} "
+                f"({'; '.join(layout.describe_row(i, tokens) for i in self.oov_ids)})")
+        if self.padding_id is not None:
+            text += (f"; padding: id {self.padding_id} "
+                     f"({layout.describe_row(self.padding_id, tokens)})")
+        return text
+
+
+@dataclasses.dataclass(frozen=True)
 class Manifest:
     """manifest.json, typed. `to_json` writes every constant a reader in another language needs."""
     shape: Tuple[int, int]
@@ -214,6 +250,7 @@ class Manifest:
     counts: Optional[Counts] = None
     trained_from: Optional[str] = None  # For a trained export: the artifact it started from.
     warm_start: Optional[WarmStart] = None
+    token_ids: Optional[TokenIds] = None  # Absent where no TransformGraph was checked.
     format_version: int = FORMAT_VERSION
 
     def to_json(self):
@@ -227,7 +264,7 @@ class Manifest:
             "shards": [s.to_json() for s in self.shards], "files": dict(self.files),
             "source": optional(self.source), "coverage": optional(self.coverage),
             "counts": optional(self.counts), "trained_from": self.trained_from,
-            "warm_start": optional(self.warm_start)}
+            "warm_start": optional(self.warm_start), "token_ids": optional(self.token_ids)}
 
     @classmethod
     def from_json(cls, value, where="manifest"):
@@ -244,7 +281,8 @@ class Manifest:
                        files=value["files"], source=typed(Source, "source"),
                        coverage=typed(Coverage, "coverage"), counts=typed(Counts, "counts"),
                        trained_from=value.get("trained_from"),
-                       warm_start=typed(WarmStart, "warm_start"))
+                       warm_start=typed(WarmStart, "warm_start"),
+                       token_ids=typed(TokenIds, "token_ids"))
         except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"{where}: malformed manifest ({type(e).__name__}: {e})") from None
 
@@ -462,7 +500,8 @@ def staging_dir(uri):
 
 
 def publish(staging, uri, *, layout, vocabulary_path, vocabulary_has_counts, shards, has_vector,
-            source=None, coverage=None, counts=None, trained_from=None, warm_start=None):
+            source=None, coverage=None, counts=None, trained_from=None, warm_start=None,
+            token_ids=None):
     """Completes a staged artifact and publishes it in uri; returns its Manifest.
 
     staging (from `staging_dir`) already holds checkpoint/, verified. This writes the vocabulary
@@ -490,7 +529,7 @@ def publish(staging, uri, *, layout, vocabulary_path, vocabulary_has_counts, sha
                                                                           name)).length
                for name in sorted(tf.io.gfile.listdir(checkpoint_dir))},
         source=source, coverage=coverage, counts=counts, trained_from=trained_from,
-        warm_start=warm_start)
+        warm_start=warm_start, token_ids=token_ids)
     for name in tf.io.gfile.listdir(staging):
         name = name.rstrip("/")
         destination = os.path.join(uri, name)

@@ -5,10 +5,13 @@ than a setting silently ignored. Relative paths are resolved against the working
 """
 
 import os
+import typing
 from typing import List, Literal, Optional
 
 import pydantic
 import yaml
+
+from tfx_embeddings.components.embedding_gen import parameters
 
 
 class ConfigError(ValueError):
@@ -45,23 +48,20 @@ class TextConfig(_Section):
     """Only the first tokens of each document count toward the vocabulary (all are still mapped)."""
 
 
-class EmbeddingConfig(_Section):
-    format: Literal["auto", "glove", "word2vec_text", "word2vec_binary", "fasttext_bin"] = "auto"
-    """auto detects it; fastText .vec files are word2vec_text, .bin models fasttext_bin."""
-    normalization: List[Literal["center", "l2"]] = []
-    """Steps applied to the file's vectors, in order: center (subtract the mean of all of the
-    file's vectors), l2 (unit length). Off by default."""
-    case_fold_fallback: bool = False
-    """A token without an exact match takes the first case-folded match; exact always wins."""
-    invalid_utf8: Literal["error", "replace"] = "error"
-    num_shards: int = pydantic.Field(4, gt=0)
-    max_shard_mb: Optional[float] = pydantic.Field(None, gt=0)
-    """If set, instead of num_shards: the fewest shards of at most this many MiB each."""
-    min_coverage: float = pydantic.Field(0.25, ge=0, le=1)
-    """EmbeddingGen fails, publishing nothing, when fewer of the vocabulary's tokens (or of the
-    corpus's tokens) have a vector: a wrong or misread file. 0 accepts any file."""
-    init_scale: float = pydantic.Field(0.05, gt=0)
-    """Rows of tokens without a vector are drawn from U(-init_scale, init_scale), seeded by the token."""
+def _embedding_config():
+    """The `embedding` section: EmbeddingGen's parameters that the config sets (see
+    EmbeddingGenParameters for each), with their types and defaults; their ranges are checked
+    by EmbeddingGenParameters itself when the config is loaded."""
+    fields = {}
+    for name, annotation, default in parameters.config_fields():
+        if typing.get_origin(annotation) is tuple:  # YAML gives a list.
+            annotation = List[typing.get_args(annotation)[0]]
+            default = list(default)
+        fields[name] = (annotation, default)
+    return pydantic.create_model("EmbeddingConfig", __base__=_Section, **fields)
+
+
+EmbeddingConfig = _embedding_config()
 
 
 class TrainerConfig(_Section):
@@ -122,6 +122,10 @@ def load_config(path):
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {_describe(err)}" for err in e.errors())
         raise ConfigError(f"{path}: {problems}") from None
+    try:
+        embedding_parameters(config)
+    except parameters.ParameterError as e:
+        raise ConfigError(f"{path}: embedding.{e.name}: {e.problem}") from None
     metadata_path = config.metadata_path
     if metadata_path is None and "://" not in config.pipeline_root:
         metadata_path = os.path.join(config.pipeline_root, "metadata.sqlite")
@@ -133,6 +137,16 @@ def load_config(path):
             "examples": _absolute(config.data.examples),
             "vectors": _absolute(config.data.vectors)}),
     })
+
+
+def embedding_parameters(config):
+    """EmbeddingGen's parameters from a PipelineConfig: its `embedding` section, and the
+    vocabulary's OOV buckets (`text.num_oov_buckets`, which the preprocessing_fn uses too).
+
+    Raises:
+      ParameterError: one out of its range."""
+    return parameters.EmbeddingGenParameters(num_oov_buckets=config.text.num_oov_buckets,
+                                             **config.embedding.model_dump())
 
 
 def _describe(err):

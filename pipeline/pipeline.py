@@ -3,6 +3,8 @@ text.vocabulary is tft) -> Transform -> EmbeddingGen -> Trainer (embedding resto
 warm-started from the latest blessed model) -> Evaluator (blesses, or not) -> Pusher (blessed
 models only)."""
 
+import dataclasses
+
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tfx import v1 as tfx
@@ -13,6 +15,7 @@ from tfx_embeddings.components.embedding_trainer.component import EmbeddingTrain
 from tfx_embeddings.components.vocabulary_gen.component import VocabularyGen
 from tfx_embeddings.components.vocabulary_transform.component import VocabularyTransform
 from tfx_embeddings.pipeline import preprocessing, schema
+from tfx_embeddings.pipeline.config import embedding_parameters
 
 TRAINER_ID = "EmbeddingTrainer"
 BASELINE_TRAINER_ID = "RandomInitTrainer"
@@ -105,17 +108,9 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_
     embedding_gen = EmbeddingGen(
         transform_graph=transform.outputs["transform_graph"],
         vectors_path=vectors,
-        vector_format=config.embedding.format,
         vocabulary_name=preprocessing.VOCABULARY_NAME,
-        num_oov_buckets=config.text.num_oov_buckets,
-        num_shards=config.embedding.num_shards,
-        max_shard_bytes=(int(config.embedding.max_shard_mb * 2**20)
-                         if config.embedding.max_shard_mb else None),
-        init_scale=config.embedding.init_scale,
-        case_fold_fallback=config.embedding.case_fold_fallback,
-        invalid_utf8=config.embedding.invalid_utf8,
-        min_coverage=config.embedding.min_coverage,
-        normalization=config.embedding.normalization)
+        **dataclasses.asdict(embedding_parameters(config).replace(
+            ids_feature=preprocessing.TOKEN_IDS_KEY)))
 
     # Scheduled retraining: the latest model the Evaluator blessed is both the trainer's warm
     # start and the Evaluator's baseline; a model that failed evaluation is never either.

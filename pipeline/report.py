@@ -83,6 +83,8 @@ def format_manifest(manifest):
         reserved.insert(0, f"padding row {layout.padding_row}")
     lines = [f"vocabulary size:        {layout.vocabulary_size} tokens ({rows} rows x {dimension} "
              f"float32; {layout.name} layout: {', '.join(reserved)})"]
+    if manifest.token_ids:
+        lines.append(f"token ids:              {manifest.token_ids.describe(layout)} (checked)")
     coverage = manifest.coverage
     if coverage:
         subwords = (f"; {coverage.tokens_with_subword_vector} more from subwords"

@@ -95,7 +95,7 @@ def test_bad_vector_files(tmp_path, name, content, tokens, error):
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", tokens or ["a", "b"])
     out = tmp_path / "out"
     with pytest.raises(ValueError) as raised:
-        build_embedding(str(vocabulary), path, str(out))
+        build_embedding(str(vocabulary), path, str(out), row_layout="padded")
     assert str(raised.value).startswith(path) and error in str(raised.value)
     assert not out.exists() or os.listdir(out) == []
 
@@ -104,7 +104,8 @@ def test_a_malformed_vocabulary_file(tmp_path, small_vectors):
     vocabulary = tmp_path / "vocab.txt"
     vocabulary.write_text("3 w1\nw2\n")
     with pytest.raises(ValueError, match=f"{vocabulary} line 2: expected .count token."):
-        build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"))
+        build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"),
+                        row_layout="padded")
     assert not (tmp_path / "out").exists()
 
 
@@ -112,14 +113,15 @@ def test_an_unwritable_output_path(tmp_path, small_vectors):
     (tmp_path / "a_file").write_text("")
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1"])
     with pytest.raises(Exception, match="a_file"):
-        build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "a_file" / "out"))
+        build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "a_file" / "out"),
+                        row_layout="padded")
 
 
 @pytest.fixture
 def artifact(tmp_path, small_vectors):
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1", "w2", "w3"])
     out = str(tmp_path / "artifact")
-    build_embedding(str(vocabulary), small_vectors[0], out, num_shards=2)
+    build_embedding(str(vocabulary), small_vectors[0], out, num_shards=2, row_layout="padded")
     return out
 
 
@@ -176,7 +178,7 @@ def test_a_vocabulary_tft_would_not_write(tmp_path, small_vectors, content, has_
     vocabulary.write_bytes(content)
     with pytest.raises(VocabularyFileError, match=f"^{vocabulary}:? {error}"):
         build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"),
-                        vocabulary_has_counts=has_counts)
+                        vocabulary_has_counts=has_counts, row_layout="padded")
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
 
 
@@ -190,7 +192,7 @@ def test_files_from_other_tools_that_are_valid(tmp_path, name, content):
     of the first token), a carriage return ends a line."""
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["a", "b"])
     manifest = build_embedding(str(vocabulary), _vectors(tmp_path, content), str(tmp_path / "o"),
-                               num_oov_buckets=0)
+                               num_oov_buckets=0, row_layout="padded")
     matrix = tf.train.load_variable(str(tmp_path / "o" / "checkpoint" / "embeddings"),
                                     "embeddings")
     np.testing.assert_array_equal(matrix[1:], [[1, 2], [3, 4]])
@@ -211,7 +213,7 @@ def test_a_vector_file_replaced_while_the_job_reads_it(tmp_path, small_vectors):
 
     with pytest.raises(ValueError, match=f"^{path}: the file changed while the job read it"):
         build_embedding(str(vocabulary), path, str(tmp_path / "out"),
-                        make_pipeline=rewrite_then_run)
+                        make_pipeline=rewrite_then_run, row_layout="padded")
     assert os.listdir(tmp_path / "out") == []
 
 
@@ -219,6 +221,7 @@ def test_the_coverage_guard_can_be_lowered(tmp_path):
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["a", "b", "c", "d", "e"])
     path = _vectors(tmp_path, "a 1 2\nzz 3 4\n")
     with pytest.raises(ValueError, match="only 20.0% of the vocabulary's 5 tokens"):
-        build_embedding(str(vocabulary), path, str(tmp_path / "out"))
-    manifest = build_embedding(str(vocabulary), path, str(tmp_path / "out"), min_coverage=0.1)
+        build_embedding(str(vocabulary), path, str(tmp_path / "out"), row_layout="padded")
+    manifest = build_embedding(str(vocabulary), path, str(tmp_path / "out"), min_coverage=0.1,
+                               row_layout="padded")
     assert manifest.coverage.tokens_with_vector == 1

@@ -26,7 +26,8 @@ TOKENS = [f"w{i}" if i % 4 else f"x{i}" for i in range(30)]
 def _build(tmp_path, vectors_path, name="out", **kwargs):
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", TOKENS)
     out = str(tmp_path / name)
-    manifest = build_embedding(str(vocabulary), vectors_path, out, **kwargs)
+    manifest = build_embedding(str(vocabulary), vectors_path, out,
+                               **{"row_layout": "padded", **kwargs})
     return out, manifest
 
 
@@ -76,10 +77,10 @@ def test_number_of_shards(tmp_path, small_vectors, num_shards):
 
 
 def test_max_shard_size_sets_the_shard_count(tmp_path, small_vectors):
-    _, manifest = _build(tmp_path, small_vectors[0], max_shard_bytes=8 * 6 * 4)  # 8 rows.
+    _, manifest = _build(tmp_path, small_vectors[0], max_shard_mb=8 * 6 * 4 / 2**20)  # 8 rows.
     assert [[s.start, s.stop] for s in manifest.shards] == [[0, 8], [8, 16], [16, 24], [24, 32]]
     with pytest.raises(ValueError, match="less than one row"):
-        _build(tmp_path, small_vectors[0], "small", max_shard_bytes=10)
+        _build(tmp_path, small_vectors[0], "small", max_shard_mb=10 / 2**20)
 
 
 def _files(directory):
@@ -146,11 +147,14 @@ def test_tft_layout_puts_token_i_at_row_i(tmp_path, small_vectors):
 
 
 @pytest.mark.parametrize("argument, value, error", [
-    ("row_layout", "shifted", "row_layout must be one of ('padded', 'tft'), got 'shifted'"),
+    ("row_layout", "shifted",
+     "row_layout must be one of ('auto', 'padded', 'tft'), got 'shifted'"),
     ("num_oov_buckets", -1, "num_oov_buckets must be an int >= 0, got -1"),
     ("init_scale", 0.0, "init_scale must be a finite number > 0, got 0.0"),
     ("num_shards", 0, "num_shards must be an int >= 1, got 0"),
-    ("vector_format", "fasttext", "vector_format must be 'auto' or one of"),
+    ("vector_format", "fasttext", "vector_format must be one of ('auto', 'glove', "),
+    ("min_coverage", 1.5, "min_coverage must be a finite number in [0, 1], got 1.5"),
+    ("case_fold_fallback", "yes", "case_fold_fallback must be True or False, got 'yes'"),
     ("invalid_utf8", "ignore", "invalid_utf8 must be one of ('error', 'replace')"),
 ])
 def test_arguments_are_checked_by_the_library_and_the_component(tmp_path, small_vectors,
@@ -188,7 +192,8 @@ def test_the_coverage_report_renders(tmp_path):
     path.write_text("w1 1 1\nParis 2 2\nw1 3 3\nw3 4 4\n")
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1", "zz_missing", "paris", "w3",
                                                           "rare_missing"], [50, 40, 30, 20, 10])
-    build_embedding(str(vocabulary), str(path), str(tmp_path / "out"), case_fold_fallback=True)
+    build_embedding(str(vocabulary), str(path), str(tmp_path / "out"), case_fold_fallback=True,
+                    row_layout="padded")
     page = _Page()
     with open(tmp_path / "out" / "report.html") as f:
         page.feed(f.read())

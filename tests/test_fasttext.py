@@ -40,7 +40,8 @@ def _rows(out):
 def _build(tmp_path, path, tokens=VOCABULARY, name="out", **options):
     vocabulary = write_vocabulary(tmp_path / f"{name}_vocab.txt", tokens)
     out = str(tmp_path / name)
-    return out, build_embedding(str(vocabulary), path, out, num_shards=3, **options)
+    return out, build_embedding(str(vocabulary), path, out, num_shards=3,
+                               **{"row_layout": "padded", **options})
 
 
 def test_rows_are_gensims_bit_for_bit(tmp_path, model_path):

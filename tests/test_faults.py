@@ -18,7 +18,7 @@ from tests.conftest import write_glove, write_vocabulary
 WRITER = textwrap.dedent("""
     import sys
     from tfx_embeddings.components.embedding_gen.executor import build_embedding
-    build_embedding(sys.argv[1], sys.argv[2], sys.argv[3], num_shards=6)
+    build_embedding(sys.argv[1], sys.argv[2], sys.argv[3], num_shards=6, row_layout="padded")
 """)
 
 

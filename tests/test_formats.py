@@ -64,7 +64,8 @@ def _write(kv, tmp_path, kind):
 def _build(tmp_path, path, tokens=VOCABULARY, out="out", **kwargs):
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", tokens)
     out = str(tmp_path / out)
-    manifest = build_embedding(str(vocabulary), path, out, num_shards=2, **kwargs)
+    manifest = build_embedding(str(vocabulary), path, out, num_shards=2,
+                               **{"row_layout": "padded", **kwargs})
     matrix = tf.train.load_variable(os.path.join(out, embedding_artifact.CHECKPOINT_PREFIX),
                                     embedding_artifact.TENSOR_NAME)
     return matrix, manifest

@@ -1,13 +1,16 @@
 """The restore API: the variable's initial value is a restore op; no numpy copy of the matrix."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_trainer import restore
@@ -16,20 +19,23 @@ from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tests.conftest import write_vocabulary
 
 TOKENS = [f"w{i}" for i in range(0, 40, 2)] + ["absent"]
+KERASES = pytest.mark.parametrize("keras_name", ["tf_keras", "keras3"])
 
 
 @pytest.fixture
 def artifact(tmp_path, small_vectors):
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", TOKENS)
     out = str(tmp_path / "embedding")
-    build_embedding(str(vocabulary), small_vectors[0], out, num_shards=3)
+    build_embedding(str(vocabulary), small_vectors[0], out, num_shards=3, row_layout="padded")
     return out
 
 
-def test_layer_holds_the_checkpoint_rows(artifact, small_vectors, monkeypatch, no_numpy_matrix):
+@KERASES
+def test_layer_holds_the_checkpoint_rows(artifact, small_vectors, monkeypatch, no_numpy_matrix,
+                                         keras_name):
     """Fails if building or calling the layer reads the matrix into numpy."""
     no_numpy_matrix(rows=1 + len(TOKENS) + 1)
-    layer = restore.pretrained_embedding(artifact, trainable=False)
+    layer = restore.pretrained_embedding(artifact, trainable=False, keras=keras_name)
     looked_up = layer(tf.constant([[1, 2, 0, 20]], dtype=tf.int64))
     monkeypatch.undo()
 
@@ -42,11 +48,13 @@ def test_layer_holds_the_checkpoint_rows(artifact, small_vectors, monkeypatch, n
     np.testing.assert_array_equal(looked_up[0, 3], small_vectors[1]["w38"])
 
 
+@KERASES
 @pytest.mark.parametrize("num_partitions", [1, 2, 5, 22])
-def test_any_number_of_partitions_holds_the_same_rows(artifact, num_partitions):
+def test_any_number_of_partitions_holds_the_same_rows(artifact, num_partitions, keras_name):
     full = tf.train.load_variable(os.path.join(artifact, embedding_artifact.CHECKPOINT_PREFIX),
                                   embedding_artifact.TENSOR_NAME)
-    layer = restore.pretrained_embedding(artifact, num_partitions=num_partitions)
+    layer = restore.pretrained_embedding(artifact, num_partitions=num_partitions,
+                                         keras=keras_name)
     ids = np.arange(len(full))
     np.testing.assert_array_equal(layer(tf.constant([ids])).numpy()[0], full)
     assert len(layer.trainable_weights) == num_partitions
@@ -135,7 +143,7 @@ MEMORY_PROBE = textwrap.dedent("""
         with open("/proc/self/status") as f:
             return next(int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM"))
 
-    layer = restore.pretrained_embedding(sys.argv[1])
+    layer = restore.pretrained_embedding(sys.argv[1], keras=sys.argv[2])
     tf.zeros([1])  # Warm TF up before the baseline.
     before = peak_mb()
     layer.build((None,))
@@ -144,11 +152,12 @@ MEMORY_PROBE = textwrap.dedent("""
 """)
 
 
-def test_restore_memory_is_near_one_copy(tmp_path):
+@KERASES
+def test_restore_memory_is_near_one_copy(tmp_path, keras_name):
     """A 150 MB matrix in 4 shards: peak RSS growth must stay well under two copies."""
     rows, dimension = 150_000, 256
     write_random_artifact(str(tmp_path), rows, dimension, num_shards=4)
-    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path)],
+    result = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tmp_path), keras_name],
                             capture_output=True, text=True, check=True)
     growth_mb = float(result.stdout.strip().splitlines()[-1])
     matrix_mb = rows * dimension * 4 / 2**20
@@ -166,3 +175,44 @@ def test_tft_layout_looks_up_token_i_at_id_i(tmp_path, small_vectors):
         np.testing.assert_array_equal(row, small_vectors[1][token])
     assert 0 < np.abs(rows[3]).max() <= 0.05  # "absent": its initializer row.
     assert np.abs(rows[4]).max() > 0  # The OOV bucket's row, not padding.
+
+
+@pytest.mark.parametrize("layer_keras, model_keras, words", [
+    ("tf_keras", keras, "is a tf_keras (Keras 2: `import tf_keras`, or tf.keras with "
+                        "TF_USE_LEGACY_KERAS=1) layer, called on a Keras 3"),
+    ("keras3", tf_keras, "is a Keras 3 (`import keras`, or tf.keras without TF_USE_LEGACY_KERAS) "
+                         "layer, called on a tf_keras"),
+])
+def test_a_layer_of_the_other_keras_says_which_each_is(artifact, layer_keras, model_keras, words):
+    layer = restore.pretrained_embedding(artifact, keras=layer_keras)
+    with pytest.raises(TypeError, match=re.escape(words)):
+        layer(model_keras.Input(shape=(4,), dtype="int64"))
+
+
+@KERASES
+def test_an_id_outside_the_rows_is_named(artifact, keras_name):
+    layer = restore.pretrained_embedding(artifact, keras=keras_name)
+    rows = 1 + len(TOKENS) + 1
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=re.escape(f"a token id is not a row of the embedding (0-{rows - 1})")):
+        layer(tf.constant([[1, rows]]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="a token id is negative"):
+        layer(tf.constant([[-1, 2]]))
+
+
+def test_a_keras_3_model_trains_with_lazy_adam(artifact, small_vectors):
+    """Keras 3 end to end: a functional model, LazyAdam, fit; only looked-up rows move."""
+    from tfx_embeddings.components.embedding_trainer.optimizers import Keras3LazyAdam
+
+    layer = restore.pretrained_embedding(artifact, keras="keras3")
+    ids = keras.Input(shape=(3,), dtype="int64")
+    model = keras.Model(ids, keras.layers.Dense(1)(
+        keras.layers.GlobalAveragePooling1D()(layer(ids))))
+    model.compile(optimizer=Keras3LazyAdam(0.01), loss="mse")
+    before = np.concatenate([p.numpy() for p in layer.partitions])
+    model.fit(np.array([[1, 2, 3], [2, 3, 4]] * 8), np.ones(16), batch_size=4, epochs=2,
+              verbose=0)
+    after = np.concatenate([p.numpy() for p in layer.partitions])
+    moved = np.flatnonzero(np.any(after != before, axis=1)).tolist()
+    assert moved == [1, 2, 3, 4] and not model.jit_compile
+    np.testing.assert_array_equal(before[1], small_vectors[1]["w0"])

@@ -66,7 +66,7 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
 
     assert tasks["EmbeddingGen"]["inputs"]["parameters"]["vectors_path"] == {
         "componentInputParameter": "vectors"}  # A pipeline input, the config's its default.
-    assert int(parameter("EmbeddingGen", "max_shard_bytes")) == 256 * 2**20
+    assert parameter("EmbeddingGen", "max_shard_mb") == 256
     assert parameter("EmbeddingTrainer", "run_fn") == "tfx_embeddings.pipeline.model.run_fn"
     assert json.loads(parameter("EmbeddingTrainer", "custom_config"))["epochs"] == 10
     assert parameter("Transform", "preprocessing_fn") == "tfx_embeddings.pipeline.preprocessing.preprocessing_fn"
@@ -100,7 +100,8 @@ def test_every_command_has_help(command, words):
 
 def test_inspect_prints_the_manifest(tmp_path, small_vectors):
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1", "w2", "nope"])
-    build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"), num_shards=2)
+    build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "out"), num_shards=2,
+                    row_layout="padded")
     result = _cli("inspect", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     for text in ("vocabulary size:        3 tokens (5 rows x 6 float32; padded layout: padding "

@@ -104,7 +104,7 @@ def test_no_numpy_copy_of_the_matrix(tmp_path, monkeypatch, no_numpy_matrix):
     base_model = _previous_model(tmp_path, vectors, [f"v{i}" for i in range(10)], 2, 1)
     new_artifact = str(tmp_path / "new")
     build_embedding(str(write_vocabulary(tmp_path / "new.txt", [f"v{i}" for i in range(5, 15)])),
-                    vectors, new_artifact, num_shards=2)
+                    vectors, new_artifact, num_shards=2, row_layout="padded")
     no_numpy_matrix(rows=12)
     layer = restore.pretrained_embedding(new_artifact, base_model=base_model)
     layer.build((None,))
@@ -120,7 +120,7 @@ def test_other_dimension_falls_back_to_pretrained(tmp_path, caplog):
     base_model = _previous_model(tmp_path, vectors4, [f"v{i}" for i in range(10)], 2, 1)
     new_artifact = str(tmp_path / "new")
     build_embedding(str(write_vocabulary(tmp_path / "new.txt", [f"v{i}" for i in range(10)])),
-                    vectors6, new_artifact, num_shards=2)
+                    vectors6, new_artifact, num_shards=2, row_layout="padded")
     layer = restore.pretrained_embedding(new_artifact, base_model=base_model)
     rows = layer(tf.constant([np.arange(12)])).numpy()[0]
     np.testing.assert_array_equal(rows, _matrix(new_artifact))
@@ -131,7 +131,7 @@ def test_other_dimension_falls_back_to_pretrained(tmp_path, caplog):
 def test_a_model_without_export_starts_from_pretrained(tmp_path, small_vectors, caplog):
     new_artifact = str(tmp_path / "new")
     build_embedding(str(write_vocabulary(tmp_path / "new.txt", ["w1", "w2"])), small_vectors[0],
-                    new_artifact)
+                    new_artifact, row_layout="padded")
     layer = restore.pretrained_embedding(new_artifact, base_model=str(tmp_path / "m" / "serving"))
     assert layer.warm_start.previous_model == 0
     assert "has no trained embedding export" in caplog.text
@@ -147,7 +147,8 @@ def test_warm_start_never_renormalizes_trained_rows(tmp_path):
                                       warmstart.EMBEDDING_EXPORT_DIR))
     new_artifact = str(tmp_path / "new")
     build_embedding(str(write_vocabulary(tmp_path / "new.txt", [f"v{i}" for i in range(5, 15)])),
-                    vectors, new_artifact, num_shards=2, normalization=["l2"])
+                    vectors, new_artifact, num_shards=2, normalization=["l2"],
+                    row_layout="padded")
     warm = restore.pretrained_embedding(new_artifact, base_model=base_model)(
         tf.constant([np.arange(12)])).numpy()[0]
     np.testing.assert_array_equal(warm[1:6], old_matrix[6:11])  # v5..v9: trained, as they were.

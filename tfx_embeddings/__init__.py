@@ -26,7 +26,8 @@ its trainer module restores the embedding into the model:
 
 Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTrainer`, and their
 artifact types `PretrainedEmbedding`, `Vocabulary`, `HtmlReport`. Trainer side:
-`pretrained_embedding`, `LazyAdam`, `export_trained_embedding`. The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX:
+`pretrained_embedding`, `LazyAdam`, `export_trained_embedding` (tf_keras or Keras 3: the Keras
+`tf.keras` is, unless `pretrained_embedding(keras=...)` says). The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX:
 `build_embedding`. In a preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors:
 `VectorFileError`, `VocabularyFileError`, `CheckpointError`.
 
@@ -66,7 +67,9 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'tfx_embeddings' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
+    # LazyAdam is the one for the Keras tf.keras is, as tf.keras.optimizers.Adam is.
+    value = module.lazy_adam_class() if name == "LazyAdam" else getattr(module, name)
     globals()[name] = value
     return value
 

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from typing import Optional, Tuple
+from typing import Optional
 
 import apache_beam as beam
 import numpy as np
@@ -17,7 +17,9 @@ from tfx.types import artifact_utils
 
 from tfx_embeddings.components import embedding_artifact, progress, vocabulary_file
 from tfx_embeddings.components.embedding_artifact import CheckpointError
-from tfx_embeddings.components.embedding_gen import beam_impl, vectors
+from tfx_embeddings.components.embedding_gen import beam_impl, token_ids, vectors
+from tfx_embeddings.components.embedding_gen.parameters import (EmbeddingGenParameters,
+                                                                ParameterError)
 from tfx_embeddings.components.embedding_gen import report as report_lib
 
 TRANSFORM_GRAPH_KEY = "transform_graph"
@@ -26,30 +28,25 @@ REPORT_KEY = "report"
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
-    """Runs the Beam job on the runner given by the pipeline's beam_pipeline_args."""
+    """Checks the TransformGraph's token ids, then runs the Beam job on the runner given by the
+    pipeline's beam_pipeline_args."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         transform_output = tft.TFTransformOutput(
             artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY]))
         embedding = artifact_utils.get_single_instance(output_dict[EMBEDDING_KEY])
+        parameters = EmbeddingGenParameters.from_exec_properties(exec_properties)
+        vocabulary_name = exec_properties["vocabulary_name"]
+        vocabulary_path = transform_output.vocabulary_file_by_name(vocabulary_name)
+        tokens, _ = vocabulary_file.read_vocabulary(vocabulary_path,
+                                                    parameters.vocabulary_has_counts)
+        layout, ids = token_ids.check_token_ids(
+            transform_output, vocabulary_name, tokens, row_layout=parameters.row_layout,
+            num_oov_buckets=parameters.num_oov_buckets, ids_feature=parameters.ids_feature)
         manifest = build_embedding(
-            vocabulary_path=transform_output.vocabulary_file_by_name(
-                exec_properties["vocabulary_name"]),
-            vocabulary_has_counts=bool(exec_properties["vocabulary_has_counts"]),
-            vectors_path=exec_properties["vectors_path"],
-            output_dir=embedding.uri,
-            vector_format=exec_properties["vector_format"],
-            row_layout=exec_properties["row_layout"],
-            num_oov_buckets=exec_properties["num_oov_buckets"],
-            num_shards=exec_properties["num_shards"],
-            max_shard_bytes=exec_properties.get("max_shard_bytes") or None,
-            init_scale=exec_properties["init_scale"],
-            case_fold_fallback=bool(exec_properties["case_fold_fallback"]),
-            invalid_utf8=exec_properties["invalid_utf8"],
-            min_coverage=exec_properties["min_coverage"],
-            normalization=tuple(filter(None, exec_properties.get("normalization", "")
-                                       .split(","))),
-            make_pipeline=self._make_beam_pipeline)
+            vocabulary_path, exec_properties["vectors_path"], embedding.uri,
+            make_pipeline=self._make_beam_pipeline, token_ids=ids,
+            **dataclasses.asdict(parameters.replace(row_layout=layout.name)))
         embedding.set_int_custom_property("vocabulary_size", manifest.layout.vocabulary_size)
         embedding.set_int_custom_property("dimension", manifest.shape[1])
         embedding.set_int_custom_property("num_shards", len(manifest.shards))
@@ -61,67 +58,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 report.write(f.read())
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """How EmbeddingGen reads the vector file and writes the checkpoint (see EmbeddingGen's
-    Args); checked when made, so the component and build_embedding refuse the same values.
-
-    Raises:
-      ValueError: naming the first option out of its range.
-    """
-    vector_format: str = "auto"
-    row_layout: str = embedding_artifact.PADDED
-    num_oov_buckets: int = 1
-    num_shards: int = 4
-    max_shard_bytes: Optional[int] = None
-    init_scale: float = 0.05
-    case_fold_fallback: bool = False
-    invalid_utf8: str = "error"
-    min_coverage: float = 0.25
-    normalization: Tuple[str, ...] = ()
-
-    def __post_init__(self):
-        object.__setattr__(self, "normalization", tuple(self.normalization))
-        problems = [
-            (self.vector_format not in vectors.FORMATS + ("auto",),
-             f"vector_format must be 'auto' or one of {vectors.FORMATS}, got "
-             f"{self.vector_format!r}"),
-            (self.row_layout not in embedding_artifact.LAYOUTS,
-             f"row_layout must be one of {embedding_artifact.LAYOUTS}, got {self.row_layout!r}"),
-            (not _is_int(self.num_oov_buckets) or self.num_oov_buckets < 0,
-             f"num_oov_buckets must be an int >= 0, got {self.num_oov_buckets!r}"),
-            (not _is_int(self.num_shards) or self.num_shards < 1,
-             f"num_shards must be an int >= 1, got {self.num_shards!r}"),
-            (self.max_shard_bytes is not None and (not _is_int(self.max_shard_bytes)
-                                                   or self.max_shard_bytes < 1),
-             f"max_shard_bytes must be None or an int >= 1, got {self.max_shard_bytes!r}"),
-            (not isinstance(self.init_scale, (int, float)) or not self.init_scale > 0
-             or not np.isfinite(self.init_scale),
-             f"init_scale must be a finite number > 0, got {self.init_scale!r}"),
-            (self.invalid_utf8 not in vectors.INVALID_UTF8_POLICIES,
-             f"invalid_utf8 must be one of {vectors.INVALID_UTF8_POLICIES}, got "
-             f"{self.invalid_utf8!r}"),
-            (not isinstance(self.min_coverage, (int, float)) or not 0 <= self.min_coverage <= 1,
-             f"min_coverage must be a number in [0, 1], got {self.min_coverage!r}"),
-            (not set(self.normalization) <= set(NORMALIZATIONS)
-             or len(set(self.normalization)) != len(self.normalization),
-             f"normalization must be steps of {NORMALIZATIONS}, each once, got "
-             f"{self.normalization!r}"),
-        ]
-        for failed, message in problems:
-            if failed:
-                raise ValueError(message)
-
-
-NORMALIZATIONS = ("center", "l2")
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has_counts=True,
-                    make_pipeline=None, **options):
+def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=None,
+                    token_ids=None, **parameters):
     """Joins a vocabulary with a vector file into a published embedding artifact, with Beam.
 
     What EmbeddingGen runs, callable without TFX (any Beam runner, through make_pipeline).
@@ -130,18 +68,18 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
       vocabulary_path: the vocabulary file (tft's format); its line i is token id i.
       vectors_path: the pretrained vector file; see EmbeddingGen.
       output_dir: where the artifact is published (embedding_artifact.EmbeddingArtifact).
-      vocabulary_has_counts: see EmbeddingGen.
       make_pipeline: a callable returning the beam.Pipeline to run the job in; by default
         Beam's FnApiRunner, in this process.
-      **options: vector_format, row_layout, num_oov_buckets, num_shards, max_shard_bytes,
-        init_scale, case_fold_fallback, invalid_utf8, min_coverage, normalization: see
-        EmbeddingGen (their defaults are its).
+      token_ids: the embedding_artifact.TokenIds EmbeddingGen found in the TransformGraph,
+        recorded in the manifest (None without one).
+      **parameters: EmbeddingGenParameters, with their defaults, except that row_layout must
+        be "padded" or "tft" ("auto" needs EmbeddingGen's TransformGraph).
 
     Returns:
       The published embedding_artifact.Manifest.
 
     Raises:
-      ValueError: an option out of its range, named.
+      ParameterError: a parameter out of its range, named.
       VectorFileError, VocabularyFileError: naming the file, the line and the problem; also
         when less than min_coverage of the vocabulary (or of the corpus's tokens) has a vector.
       CheckpointError: the checkpoint did not verify.
@@ -152,26 +90,30 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
                                  row_layout="tft", num_oov_buckets=1)
       manifest.coverage.vocabulary_share
     """
-    options = Options(**options)
+    parameters = EmbeddingGenParameters(**parameters)
+    if parameters.row_layout == "auto":
+        raise ParameterError("row_layout", "'auto' is found from a TransformGraph's ids "
+                             "(EmbeddingGen); without one, give 'padded' or 'tft'")
     started = time.time()
     make_pipeline = make_pipeline or (lambda: beam.Pipeline(runner="FnApiRunner"))
-    source = vectors.inspect_source(vectors_path, options.vector_format)
-    if source.fasttext_model is not None and "center" in options.normalization:
+    source = vectors.inspect_source(vectors_path, parameters.vector_format)
+    if source.fasttext_model is not None and "center" in parameters.normalization:
         raise ValueError(f"{vectors_path}: normalization 'center' needs the mean of every "
                          f"vector a fastText .bin model defines (each dictionary word's n-gram "
                          f"average); center its .vec export instead ('l2' works on the .bin)")
-    tokens, counts = vocabulary_file.read_vocabulary(vocabulary_path, vocabulary_has_counts)
-    layout = embedding_artifact.RowLayout(options.row_layout, len(tokens),
-                                          options.num_oov_buckets)
+    tokens, counts = vocabulary_file.read_vocabulary(vocabulary_path,
+                                                     parameters.vocabulary_has_counts)
+    layout = embedding_artifact.RowLayout(parameters.row_layout, len(tokens),
+                                          parameters.num_oov_buckets)
     shape = (layout.num_rows, source.dimension)
     bounds = embedding_artifact.shard_bounds(
-        layout.num_rows, _num_shards(shape, options.num_shards, options.max_shard_bytes))
+        layout.num_rows, _num_shards(shape, parameters.num_shards, parameters.max_shard_mb))
     logging.info("EmbeddingGen: %d tokens + %d reserved rows (%s layout) x %d from %s (%s), "
                  "%d shards", len(tokens), layout.num_rows - len(tokens), layout.name,
                  source.dimension, vectors_path, source.format, len(bounds) - 1)
     staging = embedding_artifact.staging_dir(output_dir)
-    job = _Job(staging, output_dir, source, vocabulary_path, vocabulary_has_counts, tokens,
-               counts, layout, bounds, options)
+    job = _Job(staging, output_dir, source, vocabulary_path, tokens, counts, layout, bounds,
+               parameters, token_ids)
     try:
         manifest = job.run(make_pipeline)
     except BaseException:
@@ -187,14 +129,14 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, vocabulary_has
     return manifest
 
 
-def _num_shards(shape, num_shards, max_shard_bytes):
-    """As asked, or the fewest shards of at most max_shard_bytes each."""
-    if max_shard_bytes:
-        row_bytes = 4 * shape[1]
-        if max_shard_bytes < row_bytes:
-            raise ValueError(f"max_shard_bytes {max_shard_bytes} is less than one row "
-                             f"({row_bytes} bytes)")
-        return -(-shape[0] // (max_shard_bytes // row_bytes))
+def _num_shards(shape, num_shards, max_shard_mb):
+    """As asked, or the fewest shards of at most max_shard_mb MiB each."""
+    if max_shard_mb:
+        row_bytes, max_bytes = 4 * shape[1], int(max_shard_mb * 2**20)
+        if max_bytes < row_bytes:
+            raise ParameterError("max_shard_mb", f"{max_shard_mb} is less than one row "
+                                                 f"({row_bytes} bytes)")
+        return -(-shape[0] // (max_bytes // row_bytes))
     return num_shards
 
 
@@ -205,12 +147,12 @@ class _Job:
     output_dir: str
     source: vectors.VectorSource
     vocabulary_path: str
-    has_counts: bool
     tokens: list
     counts: Optional[list]
     layout: embedding_artifact.RowLayout
     bounds: list
-    options: Options
+    parameters: EmbeddingGenParameters
+    token_ids: Optional[embedding_artifact.TokenIds]
 
     def run(self, make_pipeline):
         """Runs the Beam job, merges and verifies into staging, publishes; returns the
@@ -223,9 +165,10 @@ class _Job:
         try:
             with make_pipeline() as pipeline:
                 shards, ranges = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
-                    self.source, self.vocabulary_path, self.has_counts, self.layout,
-                    self.bounds, self.options.init_scale, work, self.options.case_fold_fallback,
-                    self.options.invalid_utf8, self.options.normalization, matches)
+                    self.source, self.vocabulary_path, self.parameters.vocabulary_has_counts,
+                    self.layout,
+                    self.bounds, self.parameters.init_scale, work, self.parameters.case_fold_fallback,
+                    self.parameters.invalid_utf8, self.parameters.normalization, matches)
                 for name, reports in (("shards", shards), ("ranges", ranges)):
                     _ = (reports
                          | f"Collect{name.title()}" >> beam.combiners.ToList()
@@ -265,7 +208,7 @@ class _Job:
         described = embedding_artifact.Source(
             path=source.path, format=source.format, dimension=source.dimension,
             bytes=source.size, sha256=vectors.fingerprint(source, [r.sha256 for r in ranges]),
-            normalization=self.options.normalization)
+            normalization=self.parameters.normalization)
         coverage = embedding_artifact.Coverage(
             tokens_with_vector=with_vector, vocabulary_share=with_vector / layout.vocabulary_size,
             corpus_token_share=(sum(s.corpus_tokens_with_vector for s in shards)
@@ -280,7 +223,7 @@ class _Job:
             tokens_initialized=sum(s.tokens_initialized for s in shards),
             subword_vectors=sum(s.subword_vectors for s in shards),
             shards_written=len(shards))
-        _check_coverage(source, coverage, self.options.min_coverage, self.tokens, word_found)
+        _check_coverage(source, coverage, self.parameters.min_coverage, self.tokens, word_found)
         with tf.io.gfile.GFile(os.path.join(self.staging, report_lib.REPORT_FILE), "w") as f:
             f.write(report_lib.render(
                 self.tokens, counts, word_found, source=described, coverage=coverage,
@@ -289,8 +232,9 @@ class _Job:
                 duplicates=[t for s in shards for t in s.duplicate_examples][:20]))
         return embedding_artifact.publish(
             self.staging, self.output_dir, layout=layout, vocabulary_path=self.vocabulary_path,
-            vocabulary_has_counts=self.has_counts, shards=[s.shard for s in shards],
-            has_vector=has_vector, source=described, coverage=coverage, counts=totals)
+            vocabulary_has_counts=self.parameters.vocabulary_has_counts,
+            shards=[s.shard for s in shards], has_vector=has_vector, source=described,
+            coverage=coverage, counts=totals, token_ids=self.token_ids)
 
     def _match_fasttext(self, path):
         """Matches the vocabulary with a fastText model's dictionary (exactly, then case-folded
@@ -298,7 +242,7 @@ class _Job:
         (that file, a bool per token: found its word)."""
         source = self.source
         words, _ = vectors.fasttext_dictionary(source.path, source.size, source.modified)
-        if self.options.invalid_utf8 == "error":  # With "replace", bytes still match bytes.
+        if self.parameters.invalid_utf8 == "error":  # With "replace", bytes still match bytes.
             for index, word in enumerate(words):
                 if not word.isascii():
                     try:
@@ -314,7 +258,7 @@ class _Job:
         word_ids = np.array([ids.get(t, -1) for t in self.tokens], np.int64)
         folded = np.zeros(len(self.tokens), bool)
         folded_index, folded_words = [], []
-        if self.options.case_fold_fallback:
+        if self.parameters.case_fold_fallback:
             by_fold = {}
             for index, word in enumerate(words):
                 by_fold.setdefault(vectors.casefold(word), index)

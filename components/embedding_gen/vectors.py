@@ -39,12 +39,11 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from tfx_embeddings.components.embedding_gen import fasttext
+from tfx_embeddings.components.embedding_gen import fasttext, parameters
 
 GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY = "glove", "word2vec_text", "word2vec_binary"
 FASTTEXT_BIN = fasttext.FORMAT
-FORMATS = (GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY, FASTTEXT_BIN)
-INVALID_UTF8_POLICIES = ("error", "replace")
+FORMATS = parameters.VECTOR_FORMATS  # GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY, FASTTEXT_BIN
 _BLOCK_BYTES = 8 << 20
 _MAX_TOKEN_BYTES = 1 << 16  # A binary "token" longer than this means the file is not binary.
 _MAX_DIMENSION = 1 << 16  # A header announcing more is not a vector file's.

@@ -13,13 +13,38 @@ momentum). Bias correction still uses the global step. For rows present at every
 exactly Adam. This is TensorFlow Addons' LazyAdam, the usual choice for large embeddings.
 """
 
+import keras
 import tensorflow as tf
 import tf_keras
+
+from tfx_embeddings.components.embedding_trainer import keras_versions
+
+
+def _adam_rows(gradient, m, v, beta_1, beta_2):
+    """Keras's Adam moments, on the rows a sparse gradient touches only: (rows, m rows, v
+    rows). A row looked up several times in the batch has its gradients summed, as Adam sees
+    them."""
+    rows, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.size(rows))
+    m_rows = tf.gather(m, rows)
+    m_rows += (values - m_rows) * (1 - beta_1)
+    v_rows = tf.gather(v, rows)
+    v_rows += (tf.square(values) - v_rows) * (1 - beta_2)
+    return rows, m_rows, v_rows
+
+
+def _powers(optimizer, dtype):
+    step = tf.cast(optimizer.iterations + 1, dtype)
+    return (tf.pow(tf.cast(optimizer.beta_1, dtype), step),
+            tf.pow(tf.cast(optimizer.beta_2, dtype), step))
 
 
 @tf_keras.saving.register_keras_serializable(package="tfx_embeddings")
 class LazyAdam(tf_keras.optimizers.Adam):
     """Adam with lazy (row-wise) updates for sparse gradients; Keras's Adam for dense ones.
+
+    For tf_keras; `Keras3LazyAdam` is the same for Keras 3, and `tfx_embeddings.LazyAdam` is
+    the one for the Keras `tf.keras` is (as `tf.keras.optimizers.Adam` is).
 
     Args:
       learning_rate, beta_1, beta_2, epsilon, name, **kwargs: as tf_keras.optimizers.Adam
@@ -44,23 +69,55 @@ class LazyAdam(tf_keras.optimizers.Adam):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable)
         dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1_power = tf.pow(tf.cast(self.beta_1, dtype), step)
-        beta_2_power = tf.pow(tf.cast(self.beta_2, dtype), step)
+        beta_1_power, beta_2_power = _powers(self, dtype)
         alpha = tf.cast(self.learning_rate, dtype) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         epsilon = (self.epsilon * tf.sqrt(1 - beta_2_power) if self.adaptive_epsilon
                    else self.epsilon)
         index = self._index_dict[self._var_key(variable)]
         m, v = self._momentums[index], self._velocities[index]
-        # A row looked up several times in the batch: its gradients summed, as Adam sees them.
-        rows, positions = tf.unique(gradient.indices)
-        values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.size(rows))
-        # Keras's Adam's arithmetic, on the gathered rows only.
-        m_rows = tf.gather(m, rows)
-        m_rows += (values - m_rows) * (1 - self.beta_1)
-        v_rows = tf.gather(v, rows)
-        v_rows += (tf.square(values) - v_rows) * (1 - self.beta_2)
+        rows, m_rows, v_rows = _adam_rows(gradient, m, v, self.beta_1, self.beta_2)
         m.scatter_update(tf.IndexedSlices(m_rows, rows))
         v.scatter_update(tf.IndexedSlices(v_rows, rows))
         variable.scatter_sub(tf.IndexedSlices((m_rows * alpha) / (tf.sqrt(v_rows) + epsilon),
                                               rows))
+
+
+@keras.saving.register_keras_serializable(package="tfx_embeddings")
+class Keras3LazyAdam(keras.optimizers.Adam):
+    """LazyAdam for Keras 3: the same arithmetic on the rows a sparse gradient touches, Keras
+    3's Adam for dense gradients.
+
+    Args:
+      learning_rate, beta_1, beta_2, epsilon, name, **kwargs: as keras.optimizers.Adam
+        (amsgrad is not supported).
+
+    Raises:
+      ValueError: amsgrad=True.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 name="LazyAdam", **kwargs):
+        if kwargs.get("amsgrad"):
+            raise ValueError("LazyAdam does not support amsgrad")
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, name=name, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        beta_1_power, beta_2_power = _powers(self, dtype)
+        alpha = tf.cast(learning_rate, dtype) * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
+        rows, m_rows, v_rows = _adam_rows(gradient, m.value, v.value, self.beta_1, self.beta_2)
+        self.assign(m, tf.IndexedSlices(m_rows, rows))
+        self.assign(v, tf.IndexedSlices(v_rows, rows))
+        self.assign_sub(variable, tf.IndexedSlices(
+            (m_rows * alpha) / (tf.sqrt(v_rows) + self.epsilon), rows))
+
+
+def lazy_adam_class(keras_name=None):
+    """LazyAdam or Keras3LazyAdam: the one for keras_name (keras_versions.resolve)."""
+    return (Keras3LazyAdam if keras_versions.resolve(keras_name) == keras_versions.KERAS_3
+            else LazyAdam)

@@ -9,18 +9,18 @@ carries the trained values: serving never needs the checkpoint.
 
 import logging
 
+import keras
 import tensorflow as tf
 import tf_keras
 
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_artifact import CheckpointError
-from tfx_embeddings.components.embedding_trainer import warmstart
+from tfx_embeddings.components.embedding_trainer import keras_versions, warmstart
 
 
-@tf_keras.saving.register_keras_serializable(package="tfx_embeddings")
-class CheckpointInitializer(tf_keras.initializers.Initializer):
+class _CheckpointRows:
     """Restores rows [start_row, start_row + num_rows) of a checkpointed [rows, dimension]
-    float32 tensor with RestoreV2.
+    float32 tensor with RestoreV2 (a Keras initializer, for tf_keras or Keras 3).
 
     Under a variable partitioner (ParameterServerStrategy) Keras passes each partition's shape
     and offset, and each partition restores only its own rows.
@@ -68,30 +68,46 @@ class CheckpointInitializer(tf_keras.initializers.Initializer):
 
 
 @tf_keras.saving.register_keras_serializable(package="tfx_embeddings")
-class PartitionedEmbedding(tf_keras.layers.Embedding):
-    """A Keras Embedding whose matrix is num_partitions variables of contiguous rows.
+class CheckpointInitializer(_CheckpointRows, tf_keras.initializers.Initializer):
+    """_CheckpointRows for tf_keras."""
+
+
+@keras.saving.register_keras_serializable(package="tfx_embeddings")
+class Keras3CheckpointInitializer(_CheckpointRows, keras.initializers.Initializer):
+    """_CheckpointRows for Keras 3."""
+
+
+class _Partitions:
+    """A Keras Embedding whose matrix is num_partitions variables of contiguous rows (mixed into
+    tf_keras's Embedding or Keras 3's).
 
     Lookups use tf.nn.embedding_lookup's "div" strategy; with one partition it is exactly a
     Keras Embedding. With a warm_start plan (warmstart.WarmStartPlan), the previous model's rows
-    are laid over the initial rows in place once the variables exist.
+    are laid over the initial rows in place once the variables exist. An id outside the rows
+    fails the step with a message that says so (not deep inside a DynamicPartition).
     """
+    KERAS = None
 
     def __init__(self, input_dim, output_dim, num_partitions=1, warm_start=None, **kwargs):
         super().__init__(input_dim, output_dim, **kwargs)
         self.num_partitions = max(1, min(num_partitions, input_dim))
         self._warm_start = warm_start
 
+    def __call__(self, inputs, *args, **kwargs):
+        keras_versions.check_same_keras(self.KERAS, inputs, f"The embedding {self.name!r}")
+        return super().__call__(inputs, *args, **kwargs)
+
     def build(self, input_shape=None):
         self._build_partitions(input_shape)
         if self._warm_start is not None:
             with tf.init_scope():  # A strategy's sharded variable: its pieces.
                 self._warm_start.overlay([piece for part in self.partitions
-                                          for piece in getattr(part, "variables", [part])])
+                                          for piece in _tf_variables(part)])
 
     def _build_partitions(self, input_shape):
         if self.num_partitions == 1:
             super().build(input_shape)
-            self.partitions = [self.embeddings]
+            self.partitions = [self._single_variable()]
             return
         bounds = embedding_artifact.shard_bounds(self.input_dim, self.num_partitions)
         initializer = self.embeddings_initializer
@@ -99,7 +115,7 @@ class PartitionedEmbedding(tf_keras.layers.Embedding):
         # (and not kept here: it becomes the variable's buffer).
         values = (initializer.read_partitions(bounds) if hasattr(initializer, "read_partitions")
                   else None)
-        self.partitions = []
+        partitions = []
         for i in range(self.num_partitions):
             start, stop = bounds[i], bounds[i + 1]
             part_initializer = initializer
@@ -107,25 +123,85 @@ class PartitionedEmbedding(tf_keras.layers.Embedding):
                 value, values[i] = values[i], None
                 part_initializer = lambda shape, dtype=None, value=value, **_: value  # noqa: E731
                 del value
-            self.partitions.append(self.add_weight(
-                name=f"embeddings/part_{i}", shape=(stop - start, self.output_dim),
-                initializer=part_initializer, experimental_autocast=False))
+            partitions.append(self._add_partition(i, (stop - start, self.output_dim),
+                                                  part_initializer))
             del part_initializer
+        self.partitions = partitions
         self.built = True
 
     def call(self, inputs):
-        if self.num_partitions == 1:
-            return super().call(inputs)
         if inputs.dtype not in (tf.int32, tf.int64):
             inputs = tf.cast(inputs, tf.int64)
-        return tf.nn.embedding_lookup(self.partitions, inputs)
+        checks = [tf.debugging.assert_non_negative(
+                      inputs, message=f"{self.name}: a token id is negative; the embedding's "
+                                      f"rows are 0-{self.input_dim - 1}"),
+                  tf.debugging.assert_less(
+                      inputs, tf.cast(self.input_dim, inputs.dtype),
+                      message=f"{self.name}: a token id is not a row of the embedding "
+                              f"(0-{self.input_dim - 1}); are the ids the TransformGraph "
+                              f"gives the ones EmbeddingGen checked?")]
+        with tf.control_dependencies(checks):
+            inputs = tf.identity(inputs)
+        if self.num_partitions == 1:
+            return super().call(inputs)
+        return tf.nn.embedding_lookup([_tf_variable(p) for p in self.partitions], inputs)
 
     def get_config(self):
         return {**super().get_config(), "num_partitions": self.num_partitions}
 
 
+def _tf_variable(variable):
+    """The tf.Variable behind a Keras variable (Keras 3 wraps one; tf_keras's is one)."""
+    return variable if isinstance(variable, tf.Variable) else variable.value
+
+
+def _tf_variables(variable):
+    """The tf.Variables holding a Keras variable's rows: a strategy's sharded variable is
+    several."""
+    variable = _tf_variable(variable)
+    return list(getattr(variable, "variables", [variable]))
+
+
+@tf_keras.saving.register_keras_serializable(package="tfx_embeddings")
+class PartitionedEmbedding(_Partitions, tf_keras.layers.Embedding):
+    """_Partitions for tf_keras."""
+    KERAS = keras_versions.TF_KERAS
+
+    def _single_variable(self):
+        return self.embeddings
+
+    def _add_partition(self, index, shape, initializer):
+        return self.add_weight(name=f"embeddings/part_{index}", shape=shape,
+                               initializer=initializer, experimental_autocast=False)
+
+
+@keras.saving.register_keras_serializable(package="tfx_embeddings")
+class Keras3PartitionedEmbedding(_Partitions, keras.layers.Embedding):
+    """_Partitions for Keras 3."""
+    KERAS = keras_versions.KERAS_3
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.supports_jit = False  # The id checks and LazyAdam's row updates run outside XLA.
+
+    def _single_variable(self):
+        return self._embeddings
+
+    def _add_partition(self, index, shape, initializer):
+        return self.add_weight(name=f"embeddings_part_{index}", shape=shape,
+                               initializer=initializer, autocast=False)
+
+    def call(self, inputs):
+        return tf.cast(super().call(inputs), self.compute_dtype)
+
+
+_CLASSES = {keras_versions.TF_KERAS: (PartitionedEmbedding, CheckpointInitializer),
+            keras_versions.KERAS_3: (Keras3PartitionedEmbedding, Keras3CheckpointInitializer)}
+
+
 def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name=None,
-                         trainable=True, num_partitions=None, base_model=None, name="embedding"):
+                         trainable=True, num_partitions=None, base_model=None, mask_zero=None,
+                         keras=None, name="embedding"):
     """A Keras Embedding layer initialized from a published embedding artifact, in the graph.
 
     Args:
@@ -141,17 +217,22 @@ def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name
         variable_partitioner, pass 1: each of the strategy's partitions restores its own rows.
       base_model: the previous model's serving directory (Trainer's fn_args.base_model): tokens
         it knew start from their trained rows, new tokens from this artifact (see warmstart).
+      mask_zero: whether id 0 is masked (Keras's mask_zero); by default, where id 0 is the
+        padded layout's padding row, as EmbeddingGen found the TransformGraph's ids. Logged.
+      keras: "tf_keras" or "keras3", the Keras of the model the layer goes in; by default the
+        one `tf.keras` is (Keras 3 unless TF_USE_LEGACY_KERAS is set), as in the user's module.
       name: the layer's name.
 
     Returns:
-      A tf_keras Embedding (PartitionedEmbedding) of the artifact's shape. mask_zero is on for
-      the padded layout (row 0 is padding) and off for tft's. Its `warm_start` attribute
-      (embedding_artifact.WarmStart) tells how many rows come from each source.
+      An Embedding layer of that Keras (PartitionedEmbedding, Keras3PartitionedEmbedding) of
+      the artifact's shape. Its `warm_start` attribute (embedding_artifact.WarmStart) tells how
+      many rows come from each source, `partitions` holds its variables once built.
 
     Raises:
       CheckpointError: the artifact is unpublished or damaged, built for another vocabulary,
         or (when the layer is built) the model asks for another shape.
-      ValueError: transform_output without vocabulary_name.
+      ValueError: transform_output without vocabulary_name; an unknown keras.
+      TypeError: (when called) the model's tensors are of the other Keras, naming both.
 
     Example:
       def run_fn(fn_args):
@@ -160,8 +241,8 @@ def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name
               fn_args.custom_config[tfx_embeddings.EMBEDDING_URI_KEY],
               transform_output=tft_output, vocabulary_name="tokens",
               base_model=fn_args.base_model)
-          token_ids = tf_keras.Input(shape=(None,), dtype=tf.int64)
-          x = tf_keras.layers.GlobalAveragePooling1D()(embedding(token_ids))
+          token_ids = keras.Input(shape=(None,), dtype="int64")
+          x = keras.layers.GlobalAveragePooling1D()(embedding(token_ids))
     """
     artifact = embedding_artifact.EmbeddingArtifact(artifact_dir)
     if transform_output is not None:
@@ -171,15 +252,28 @@ def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name
         artifact.check_vocabulary(transform_output.vocabulary_file_by_name(vocabulary_name))
     artifact.check_files()
     manifest = artifact.manifest
+    layer_class, initializer_class = _CLASSES[keras_versions.resolve(keras)]
+    if mask_zero is None:
+        mask_zero = manifest.layout.padding_row == 0
     plan = warmstart.plan_warm_start(artifact, base_model)
     counts = plan.counts() if plan else warmstart.cold_start_counts(artifact)
-    logging.info("Embedding %s rows (%s layout): %s", list(manifest.shape), manifest.layout.name,
-                 counts)
-    layer = PartitionedEmbedding(
+    logging.info("Embedding %s rows (%s layout, %s), %s: %s", list(manifest.shape),
+                 manifest.layout.name, _mask_text(mask_zero, manifest),
+                 keras_versions.describe(layer_class.KERAS).split(" (")[0], counts)
+    layer = layer_class(
         manifest.shape[0], manifest.shape[1],
-        num_partitions=num_partitions or len(manifest.shards),
-        mask_zero=manifest.layout.padding_row == 0, trainable=trainable, name=name,
-        warm_start=plan,
-        embeddings_initializer=CheckpointInitializer(artifact.checkpoint_prefix, manifest.shape))
+        num_partitions=num_partitions or len(manifest.shards), mask_zero=mask_zero,
+        trainable=trainable, name=name, warm_start=plan,
+        embeddings_initializer=initializer_class(artifact.checkpoint_prefix, manifest.shape))
     layer.warm_start = counts
     return layer
+
+
+def _mask_text(mask_zero, manifest):
+    if not mask_zero:
+        return "mask_zero off: id 0 is " + ("a row like any other"
+                                            if manifest.layout.padding_row != 0
+                                            else "the padding row, not masked as asked")
+    padding = manifest.token_ids.padding_id if manifest.token_ids else None
+    return ("mask_zero on: id 0 is the padding row"
+            + (", the TransformGraph's padding" if padding == 0 else ""))

@@ -187,7 +187,8 @@ def export_trained_embedding(partitions, artifact_dir, model_dir, warm_start=Non
     embedding_artifact.publish(
         staging, out, layout=source.manifest.layout, vocabulary_path=source.vocabulary_path,
         vocabulary_has_counts=source.manifest.vocabulary_has_counts, shards=shards,
-        has_vector=source.has_vector(), trained_from=artifact_dir, warm_start=warm_start)
+        has_vector=source.has_vector(), trained_from=artifact_dir, warm_start=warm_start,
+        token_ids=source.manifest.token_ids)
     return out
 
 

@@ -30,9 +30,21 @@ import uuid
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
-import tensorflow as tf
 
-from tfx_embeddings.components import vocabulary_file
+from tfx_embeddings.components import filesystems, tensor_bundle, vocabulary_file
+
+
+class _TensorFlow:
+    """tensorflow, imported when first used: Beam workers use this module (names, layouts, shard
+    writing) without it."""
+
+    def __getattr__(self, name):
+        import tensorflow
+
+        return getattr(tensorflow, name)
+
+
+tf = _TensorFlow()
 
 FORMAT_VERSION = 2
 TENSOR_NAME = "embeddings"
@@ -305,16 +317,16 @@ def write_rows(prefix, shape, start, rows, sliced=False):
     Each of a checkpoint's row ranges can be written so, by different workers; `merge` then
     makes them one checkpoint. One stored slice (a restore of exactly these rows reads them with
     no copy), or sliced: stored slices of SLICE_BYTES starting at multiples of their rows.
+    Written by tensor_bundle (no TensorFlow in the process), as SaveV2 would write them.
     """
-    tf.io.gfile.makedirs(os.path.dirname(prefix))
+    rows = np.asarray(rows, np.float32)
     cuts = [start]
     if sliced:
         step = slice_rows(shape[1])
         cuts += range(start - start % step + step, start + len(rows), step)
     cuts.append(start + len(rows))
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=[TENSOR_NAME] * (len(cuts) - 1),
-                      shape_and_slices=[slice_spec(shape, a, b) for a, b in zip(cuts, cuts[1:])],
-                      tensors=[rows[a - start:b - start] for a, b in zip(cuts, cuts[1:])])
+    tensor_bundle.write_row_slices(prefix, TENSOR_NAME, shape, start, rows, cuts,
+                                   filesystems.open_write)
     return rows_sha256(rows)
 
 

@@ -21,7 +21,7 @@ def read_vocabulary(path, has_counts):
     """Reads a vocabulary file.
 
     Args:
-      path: any path tf.io.gfile opens.
+      path: a local path, or any path Beam's filesystems open (components.filesystems).
       has_counts: True for `count token` lines (tft.vocabulary(store_frequency=True),
         VocabularyGen), False for one token per line (tft's default).
 
@@ -34,10 +34,9 @@ def read_vocabulary(path, has_counts):
         no id would ever match), an empty token, or a token on two lines (its ids would be
         ambiguous); each names the line.
     """
-    import tensorflow as tf  # Here: VocabularyGen's Arrow-only workers never load it.
+    from tfx_embeddings.components import filesystems
 
-    with tf.io.gfile.GFile(path, "rb") as f:
-        lines = f.read().split(b"\n")
+    lines = filesystems.read_bytes(path).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     if not lines:

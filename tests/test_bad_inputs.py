@@ -146,7 +146,7 @@ def test_a_truncated_checkpoint(artifact):
 
 
 @pytest.mark.parametrize("extra, error", [
-    ("embedding: {num_shards: -1}\n", "embedding.num_shards: Input should be greater than 0"),
+    ("embedding: {num_shards: -1}\n", "embedding.num_shards: must be an int >= 1, got -1"),
     ("text: {max_tokens: many}\n", "text.max_tokens: Input should be a valid integer"),
     ("trainer: {epoch: 3}\n", "trainer.epoch: unknown key"),
     ("beam_pipeline_args: --runner=DirectRunner\n", "beam_pipeline_args: Input should be a valid list"),

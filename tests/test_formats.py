@@ -111,7 +111,7 @@ def test_binary_ranges_cut_at_record_boundaries(tmp_path, kind, range_bytes):
     ranges = vectors.split_ranges(source, range_bytes)
     assert ranges[0][0] == source.body_start and ranges[-1][1] == source.size
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
-    matcher = vectors.Matcher({t.encode(): i for i, t in enumerate(FILE_TOKENS)})
+    matcher = vectors.Matcher.for_vocabulary([t.encode() for t in FILE_TOKENS], lambda i: i)
     found = {}
     for start, end in ranges:
         for _, matched in vectors.parse_range(source, start, end, matcher, hashlib.sha256()):

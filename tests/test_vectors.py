@@ -12,7 +12,8 @@ from tests.conftest import write_glove
 
 def _parse_all(source, vocabulary, range_bytes):
     rows, offsets, values = [], [], []
-    matcher = vectors.Matcher(vocabulary)
+    tokens = list(vocabulary)
+    matcher = vectors.Matcher.for_vocabulary(tokens, lambda i: vocabulary[tokens[i]])
     for start, end in vectors.split_ranges(source, range_bytes):
         for _, matched in vectors.parse_range(source, start, end, matcher, hashlib.sha256()):
             rows += list(matched.rows)
@@ -93,3 +94,23 @@ def test_unusable_files(tmp_path):
     (tmp_path / "noheader.txt").write_text("a 1 2\n")
     with pytest.raises(vectors.VectorFileError, match="line 1: expected a header 'N D'"):
         vectors.inspect_source(str(tmp_path / "noheader.txt"), "word2vec_text")
+
+
+def test_values_are_python_floats_whatever_parser_reads_them(tmp_path):
+    """Arrow's parser reads the usual values; any it refuses, Python reads: a value is always
+    float(text) rounded to float32, as gensim reads it, and text Python refuses is an error."""
+    rng = np.random.default_rng(5)
+    tokens = ["a", "b", "c", "d"]
+    values = [["+1.5", "1_0", ".5", "5."], ["1e-45", "-0", "3.4028234e38", "0.1234567890123456789"],
+              [repr(x) for x in rng.uniform(-1e3, 1e3, 4)], ["1E-3", "2e+2", "-7", "0"]]
+    path = tmp_path / "v.txt"
+    path.write_text("".join(f"{t} {' '.join(v)}\n" for t, v in zip(tokens, values)))
+    source = vectors.inspect_source(str(path))
+    vocabulary = {t.encode(): i for i, t in enumerate(tokens)}
+    rows, _, parsed = _parse_all(source, vocabulary, 1 << 20)
+    for row, vector in zip(rows, parsed):
+        expected = np.array([float(v) for v in values[row]]).astype(np.float32)
+        assert vector.tobytes() == expected.tobytes()
+    path.write_text("a 1 2 3 4\nb 1 2 x 4\n")
+    with pytest.raises(vectors.VectorFileError, match="line 2 .*value 'x' is not a number"):
+        _parse_all(vectors.inspect_source(str(path)), vocabulary, 1 << 20)

@@ -21,9 +21,7 @@ from typing import List, Optional
 
 import apache_beam as beam
 import numpy as np
-import tensorflow as tf
-
-from tfx_embeddings.components import embedding_artifact, progress, vocabulary_file
+from tfx_embeddings.components import embedding_artifact, filesystems, progress, vocabulary_file
 from tfx_embeddings.components.embedding_gen import fasttext, vectors
 
 NAMESPACE = "embedding_gen"
@@ -169,15 +167,12 @@ class _ParseRange(_VocabularyDoFn):
 def _save_rows(path, matched):
     buffer = io.BytesIO()
     np.savez(buffer, **dataclasses.asdict(matched))
-    tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
-    with tf.io.gfile.GFile(path, "wb") as f:
-        f.write(buffer.getvalue())
+    filesystems.write_bytes(path, buffer.getvalue())
 
 
 def _load_rows(path):
-    with tf.io.gfile.GFile(path, "rb") as f:
-        arrays = np.load(io.BytesIO(f.read()))
-        return vectors.MatchedRows(**{name: arrays[name] for name in arrays.files})
+    arrays = np.load(io.BytesIO(filesystems.read_bytes(path)))
+    return vectors.MatchedRows(**{name: arrays[name] for name in arrays.files})
 
 
 @dataclasses.dataclass
@@ -291,11 +286,10 @@ class _WriteSubwordShard(_WriteShard):
 
     def setup(self):
         super().setup()
-        with tf.io.gfile.GFile(self._matches_path, "rb") as f:
-            matches = np.load(io.BytesIO(f.read()))
-            self._word_ids, self._folded = matches["word_ids"], matches["folded"]
-            self._folded_words = dict(zip(matches["folded_index"].tolist(),
-                                          matches["folded_words"].tolist()))
+        matches = np.load(io.BytesIO(filesystems.read_bytes(self._matches_path)))
+        self._word_ids, self._folded = matches["word_ids"], matches["folded"]
+        self._folded_words = dict(zip(matches["folded_index"].tolist(),
+                                      matches["folded_words"].tolist()))
 
     def process(self, shard, mean=None):
         vectors.check_unchanged(self._source)

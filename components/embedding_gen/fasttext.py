@@ -30,7 +30,8 @@ import hashlib
 import struct
 
 import numpy as np
-import tensorflow as tf
+
+from tfx_embeddings.components import filesystems
 
 MAGIC = 793712314
 FORMAT = "fasttext_bin"
@@ -183,7 +184,7 @@ def token_vectors(path, model, tokens, word_ids):
     has_vector = np.zeros(len(tokens), bool)
     subword = np.zeros(len(tokens), bool)
     digest = hashlib.sha256()
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with filesystems.open_read(path) as f:
         for first in range(0, len(tokens), ROWS_PER_READ):
             batch = range(first, min(first + ROWS_PER_READ, len(tokens)))
             refs = [([word_ids[i]] if word_ids[i] >= 0 else [])

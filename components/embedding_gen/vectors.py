@@ -1,6 +1,6 @@
 """Pretrained vector files: format detection and parsing of byte ranges in batches.
 
-Formats (plain, .gz or .bz2; any path tf.io.gfile opens):
+Formats (plain, .gz or .bz2; local, or any path Beam's filesystems open: components.filesystems):
 - glove: text without a header; a token may contain spaces (GloVe 840B): the vector is the last
   D fields of the line.
 - word2vec_text: text with an `N D` header line; fastText .vec is this format (it ends each row
@@ -33,12 +33,15 @@ import functools
 import gzip
 import hashlib
 import warnings
+import typing
 import zlib
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from tfx_embeddings.components import filesystems
 from tfx_embeddings.components.embedding_gen import fasttext, parameters
 
 GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY = "glove", "word2vec_text", "word2vec_binary"
@@ -78,11 +81,11 @@ class VectorSource:
 
 
 def open_vector_file(path):
-    """Opens a (possibly compressed) vector file for binary reading through tf.io.gfile.
+    """Opens a (possibly compressed) vector file for binary reading (components.filesystems).
 
     A compressed stream that is cut short or corrupt raises VectorFileError naming the file.
     """
-    raw = tf.io.gfile.GFile(path, "rb")
+    raw = filesystems.open_read(path)
     for ext, opener in _COMPRESSORS.items():
         if path.endswith(ext):
             return _CheckedStream(opener(raw), path)
@@ -121,23 +124,28 @@ class _CheckedStream:
 def check_unchanged(source):
     """Raises VectorFileError if the file is not the one inspected (replaced or rewritten while
     the job read it): a matrix would mix rows of two files."""
-    stat = tf.io.gfile.stat(source.path)
-    if stat.length != source.size or stat.mtime_nsec != source.modified:
+    stat = filesystems.stat(source.path)
+    if stat.size != source.size or stat.modified_ns != source.modified:
         raise VectorFileError(
             f"{source.path}: the file changed while the job read it ({source.size} bytes when "
-            f"it started, {stat.length} now); nothing was published, run again")
+            f"it started, {stat.size} now); nothing was published, run again")
 
 
 def inspect_source(path, fmt="auto"):
     """Detects the format and dimension from the first rows; raises VectorFileError."""
     if fmt not in FORMATS + ("auto",):
         raise VectorFileError(f"{path}: unknown vector format {fmt!r}; one of {FORMATS}")
-    if not tf.io.gfile.exists(path):
+    if not filesystems.exists(path):
         raise VectorFileError(f"{path}: pretrained vector file not found")
-    if tf.io.gfile.isdir(path):
+    stat = filesystems.stat(path)
+    if stat.is_dir:
         raise VectorFileError(f"{path}: is a directory, not a vector file")
-    stat = tf.io.gfile.stat(path)
-    described = dict(size=stat.length, modified=stat.mtime_nsec)
+    if not stat.is_regular:  # Opening a named pipe would wait for a writer, for ever.
+        raise VectorFileError(
+            f"{path}: is not a regular file (a named pipe, a socket or a device); the job "
+            f"reads a vector file in parallel byte ranges and seeks in it: write the stream "
+            f"to a file first (for instance curl -o vectors.txt.gz URL)")
+    described = dict(size=stat.size, modified=stat.modified_ns)
     with open_vector_file(path) as f:
         magic = fasttext.looks_like_fasttext(f.read(8))
     if fmt == FASTTEXT_BIN or (fmt == "auto" and magic):
@@ -180,7 +188,7 @@ def fasttext_dictionary(path, size, modified):
     if any(path.endswith(ext) for ext in _COMPRESSORS):
         raise VectorFileError(f"{path}: a fastText .bin model is read by seeking to the rows "
                               f"it needs; decompress it first")
-    with tf.io.gfile.GFile(path, "rb") as f:
+    with filesystems.open_read(path) as f:
         try:
             return fasttext.read_header(path, f, size)
         except fasttext.FastTextError as e:
@@ -232,8 +240,8 @@ def split_ranges(source, range_bytes):
         starts = range(source.body_start, source.size, range_bytes)
         return [(s, min(s + range_bytes, source.size)) for s in starts]
     cuts = [source.body_start]
-    for _, offsets, _, _ in _binary_blocks(source, source.body_start, -1):
-        for offset in offsets:
+    for block in _binary_blocks(source, source.body_start, -1):
+        for offset in block.offsets.tolist():
             if offset >= cuts[-1] + range_bytes:
                 cuts.append(offset)
     return list(zip(cuts, cuts[1:] + [source.size])) if source.body_start < source.size else []
@@ -252,23 +260,46 @@ class MatchedRows:
 class Matcher:
     """Which file tokens go to which checkpoint rows.
 
-    exact maps token bytes to a row. folded, when the case-folded fallback is on, maps a
-    case-folded token to the rows of the vocabulary tokens that fold to it. invalid_utf8 is
-    "error" or "replace" (the token is decoded with U+FFFD replacements before matching).
+    tokens (an Arrow binary array of the vocabulary) and rows: vocabulary token i goes to row
+    rows[i]; a block's tokens are matched against it at once (a hash join in C++). folded, when
+    the case-folded fallback is on, maps a case-folded token to the rows of the vocabulary
+    tokens that fold to it. invalid_utf8 is "error" or "replace" (the token is decoded with
+    U+FFFD replacements before matching).
     """
-    exact: dict
+    tokens: pa.Array
+    rows: np.ndarray
     folded: dict = None
     invalid_utf8: str = "error"
 
     @classmethod
     def for_vocabulary(cls, tokens, row_of_index, case_fold=False, invalid_utf8="error"):
-        exact = {t: row_of_index(i) for i, t in enumerate(tokens)}
+        rows = np.array([row_of_index(i) for i in range(len(tokens))], np.int64)
         folded = None
         if case_fold:
             folded = {}
             for i, t in enumerate(tokens):
-                folded.setdefault(casefold(t), []).append(row_of_index(i))
-        return cls(exact, folded, invalid_utf8)
+                folded.setdefault(casefold(t), []).append(int(rows[i]))
+        return cls(pa.array(tokens, pa.binary()), rows, folded, invalid_utf8)
+
+    def match(self, tokens):
+        """(indices of the tokens that have a row, their rows, whether each was case-folded),
+        for an Arrow binary array of a block's tokens, in block order."""
+        index = pc.fill_null(pc.index_in(tokens, value_set=self.tokens), -1).to_numpy()
+        picks = np.flatnonzero(index >= 0)
+        rows, folded = self.rows[index[picks]], np.zeros(len(picks), bool)
+        if self.folded is None:
+            return picks, rows, folded
+        exact = dict(zip(picks.tolist(), rows.tolist()))
+        extra = [(i, other) for i, token in enumerate(tokens.to_pylist())
+                 for other in self.folded.get(casefold(token), ())
+                 if other != exact.get(i)]  # Another vocabulary token that folds the same way.
+        if not extra:
+            return picks, rows, folded
+        picks = np.concatenate([picks, [i for i, _ in extra]]).astype(np.int64)
+        rows = np.concatenate([rows, [r for _, r in extra]]).astype(np.int64)
+        folded = np.concatenate([folded, np.ones(len(extra), bool)])
+        order = np.argsort(picks, kind="stable")  # Block order, the exact match first.
+        return picks[order], rows[order], folded[order]
 
 
 def casefold(token):
@@ -281,6 +312,15 @@ class BlockStats:
     invalid_utf8_replaced: int = 0
 
 
+@dataclasses.dataclass
+class _Block:
+    """A block of whole rows: their tokens (Arrow binary), byte offsets (int64), and a function
+    parsing the vectors of the rows at given indices into float32 [n, dimension]."""
+    tokens: pa.Array
+    offsets: np.ndarray
+    vectors: typing.Callable
+
+
 def parse_range(source, start, end, matcher, digest, total=None):
     """Yields (BlockStats, MatchedRows) for each block of the rows starting in [start, end).
 
@@ -290,83 +330,107 @@ def parse_range(source, start, end, matcher, digest, total=None):
     """
     check_unchanged(source)
     blocks = _binary_blocks if source.binary else _text_blocks
-    for tokens, offsets, buf_offset, items in blocks(source, start, end, digest):
+    for block in blocks(source, start, end, digest):
+        tokens = block.tokens
         stats = BlockStats(rows_read=len(tokens))
-        if not b"".join(tokens).isascii():
-            stats.invalid_utf8_replaced = _check_utf8(source, tokens, offsets, matcher.invalid_utf8)
-        picks, rows, folded = _match(tokens, matcher)
-        vectors = np.zeros((0, source.dimension), np.float32)
-        parse = _binary_vectors if source.binary else _text_vectors
-        if total is not None and tokens:
-            total += parse(source, items, offsets).sum(axis=0, dtype=np.float64)
-        if picks:
-            vectors = parse(source, [items[i] for i in picks], [offsets[i] for i in picks])
-        yield stats, MatchedRows(np.asarray(rows, np.int64),
-                                 np.asarray([offsets[i] for i in picks], np.int64),
-                                 np.asarray(folded, bool), vectors)
+        if not _is_ascii(tokens):
+            stats.invalid_utf8_replaced, tokens = _check_utf8(source, tokens, block.offsets,
+                                                              matcher.invalid_utf8)
+        picks, rows, folded = matcher.match(tokens)
+        if total is not None and len(tokens):
+            total += block.vectors(np.arange(len(tokens))).sum(axis=0, dtype=np.float64)
+        vectors = (block.vectors(picks) if len(picks)
+                   else np.zeros((0, source.dimension), np.float32))
+        yield stats, MatchedRows(rows, block.offsets[picks], folded, vectors)
 
 
-def _match(tokens, matcher):
-    """Indices of the tokens that have a row, with that row and whether it was case-folded."""
-    exact = list(map(matcher.exact.get, tokens))
-    if matcher.folded is None:
-        picks = [i for i, row in enumerate(exact) if row is not None]
-        return picks, [exact[i] for i in picks], [False] * len(picks)
-    picks, rows, folded = [], [], []
-    for i, (token, row) in enumerate(zip(tokens, exact)):
-        if row is not None:
-            picks.append(i), rows.append(row), folded.append(False)
-        for other in matcher.folded.get(casefold(token), ()):
-            if other != row:  # Another vocabulary token that folds the same way.
-                picks.append(i), rows.append(other), folded.append(True)
-    return picks, rows, folded
+def _is_ascii(tokens):
+    data = tokens.buffers()[2]
+    return data is None or not (np.frombuffer(data, np.uint8) & 0x80).any()
 
 
 def _check_utf8(source, tokens, offsets, policy):
-    """Fails on a token that is not UTF-8, or replaces it in tokens; returns the replacements."""
-    replaced = 0
-    for i, token in enumerate(tokens):
+    """Fails on a token that is not UTF-8, or replaces it; returns (the replacements, the
+    tokens)."""
+    try:
+        tokens.cast(pa.string())  # Validates in C++; the slow path only if something fails.
+        return 0, tokens
+    except pa.ArrowInvalid:
+        pass
+    replaced, decoded = 0, tokens.to_pylist()
+    for i, token in enumerate(decoded):
         try:
             token.decode("utf-8")
         except UnicodeDecodeError as e:
             if policy != "replace":
-                _fail(source, offsets[i], f"token {token[:80]!r} is not valid UTF-8 ({e.reason} "
-                      f"at byte {e.start}); set invalid_utf8 to 'replace' to accept it")
-            tokens[i] = token.decode("utf-8", "replace").encode("utf-8")
+                _fail(source, int(offsets[i]), f"token {token[:80]!r} is not valid UTF-8 "
+                      f"({e.reason} at byte {e.start}); set invalid_utf8 to 'replace' to "
+                      f"accept it")
+            decoded[i] = token.decode("utf-8", "replace").encode("utf-8")
             replaced += 1
-    return replaced
+    return replaced, pa.array(decoded, pa.binary())
 
 
 def _text_blocks(source, start, end, digest):
-    """Yields (tokens, line offsets, 0, (line, start of its values) each) per block of lines."""
-    dim, glove = source.dimension, source.format == GLOVE
-    for offset, lines in _lines_in_range(source, start, end):
-        digest.update(b"\n".join(lines) + b"\n")
-        tokens, offsets, values = [], [], []
-        for line in lines:
-            offsets.append(offset)
-            offset += len(line) + 1
-            if line[-1:] in b" \r\t":
-                line = line.rstrip()
-            if not line:
-                _fail(source, offsets[-1], "empty line")
-            spaces = line.count(b" ")
-            if spaces == dim:
-                cut = line.index(b" ")
-            elif spaces > dim and glove:  # A token with spaces in it: the last dim fields.
-                cut = len(line.rsplit(b" ", dim)[0])
-            else:
-                hint = (" (its fields are separated by tabs; the formats use spaces)"
-                        if b"\t" in line else "")
-                _fail(source, offsets[-1],
-                      f"expected {dim} values after the token, found {spaces}{hint}")
-            tokens.append(line[:cut])
-            values.append((line, cut + 1))
-        yield tokens, offsets, 0, values
+    """Yields a _Block per block of the lines that start in [start, end).
+
+    Each block is split in C++ and numpy, with no Python object per row or value: the line
+    ends and spaces are found at once, a row's field count is checked from them, the tokens are
+    gathered into an Arrow array, and only the rows asked for have their values parsed.
+    """
+    for offset, data in _lines_in_range(source, start, end):
+        digest.update(data)
+        yield _split_lines(source, offset, data)
+
+
+_WHITESPACE = np.frombuffer(b" \t\r\x0b\x0c", np.uint8)
+
+
+def _split_lines(source, offset, data):
+    """The _Block of data (whole lines, the last one ending in a newline or at the end of the
+    file) at byte offset `offset` of the file."""
+    dim = source.dimension
+    buf = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(buf == 10)
+    ends = newlines if len(data) and data[-1:] == b"\n" else np.append(newlines, len(buf))
+    starts = np.concatenate([[0], newlines[:len(ends) - 1] + 1]).astype(np.int64)
+    while True:  # Trailing whitespace (a space after the last value, a CR) is not a field.
+        trailing = (ends > starts) & np.isin(buf[np.maximum(ends - 1, 0)], _WHITESPACE)
+        if not trailing.any():
+            break
+        ends = ends - trailing
+    empty = np.flatnonzero(ends == starts)
+    if len(empty):
+        _fail(source, offset + int(starts[empty[0]]), "empty line")
+    spaces = np.flatnonzero(buf == 32)
+    first_space = np.searchsorted(spaces, starts)
+    counts = np.searchsorted(spaces, ends) - first_space
+    wrong = (counts < dim) if source.format == GLOVE else (counts != dim)
+    if wrong.any():  # GloVe's tokens may hold spaces: the vector is the last dim fields.
+        line = int(np.argmax(wrong))
+        text = data[starts[line]:ends[line]]
+        hint = (" (its fields are separated by tabs; the formats use spaces)"
+                if b"\t" in text else "")
+        _fail(source, offset + int(starts[line]),
+              f"expected {dim} values after the token, found {counts[line]}{hint}")
+    cut = spaces[first_space + counts - dim]  # The space before the values.
+    lengths = cut - starts
+    token_offsets = np.zeros(len(starts) + 1, np.int32)
+    np.cumsum(lengths, out=token_offsets[1:])
+    gather = np.repeat(starts - token_offsets[:-1], lengths) + np.arange(token_offsets[-1])
+    tokens = pa.BinaryArray.from_buffers(
+        pa.binary(), len(starts),
+        [None, pa.py_buffer(token_offsets), pa.py_buffer(buf[gather].tobytes())])
+
+    def vectors(indices):
+        return _text_vectors(source, data, offset + starts[indices], cut[indices] + 1,
+                             ends[indices])
+
+    return _Block(tokens, offset + starts, vectors)
 
 
 def _lines_in_range(source, start, end):
-    """Yields (offset of the block's first line, lines) for the lines that start in [start, end)."""
+    """Yields (byte offset, bytes) of blocks of the whole lines that start in [start, end)."""
     with open_vector_file(source.path) as f:
         if end < 0:  # Compressed: not seekable cheaply, read from the top.
             f.read(source.body_start)
@@ -380,55 +444,78 @@ def _lines_in_range(source, start, end):
             block = f.read(_BLOCK_BYTES)
             if not block:
                 if carry:
-                    yield offset, [carry]
+                    yield offset, carry
                 return
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop()
-            consumed = sum(map(len, lines)) + len(lines)
-            if 0 <= end < offset + consumed:  # Keep only lines that start before the end.
-                position, keep = offset, 0
-                while position < end:
-                    position += len(lines[keep]) + 1
-                    keep += 1
-                yield offset, lines[:keep]
+            data = carry + block
+            whole = data.rfind(b"\n") + 1
+            data, carry = data[:whole], data[whole:]
+            if not data:
+                continue
+            if 0 <= end < offset + len(data):  # Only the lines that start before the end.
+                yield offset, data[:data.find(b"\n", end - offset - 1) + 1]
                 return
-            yield offset, lines
-            offset += consumed
+            yield offset, data
+            offset += len(data)
 
 
-def _text_vectors(source, items, offsets):
-    """Parses the values of (line, start of values) items: float64, then float32 as gensim."""
-    text = b" ".join(line[cut:] for line, cut in items)
-    try:  # TensorFlow's parser is correctly rounded, like Python's float(), and twice as fast.
-        vectors = tf.strings.to_number(tf.strings.split(text), tf.float64).numpy()
-    except tf.errors.InvalidArgumentError:  # Some value it refuses: numpy decides.
-        with warnings.catch_warnings():  # A short parse is detected below, by its size.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            vectors = np.fromstring(text, dtype=np.float64, sep=" ")
+def _text_vectors(source, data, offsets, starts, ends):
+    """Parses the values data[starts[i]:ends[i]] of rows (at file offsets) into float32
+    [len(starts), dimension]: to float64 first, correctly rounded, then float32, as gensim."""
+    text = b" ".join([data[a:b] for a, b in zip(starts.tolist(), ends.tolist())])
+    buf = np.frombuffer(text, np.uint8)
+    separators = np.flatnonzero(buf == 32)
+    if len(separators) + 1 != len(starts) * source.dimension:
+        _find_bad_value(source, data, offsets, starts, ends)
+    field_ends = np.append(separators, len(buf))
+    field_offsets = np.zeros(len(field_ends) + 1, np.int32)
+    field_offsets[1:] = field_ends - np.arange(len(field_ends))  # Separators taken out.
+    fields = pa.StringArray.from_buffers(len(field_ends), pa.py_buffer(field_offsets),
+                                         pa.py_buffer(buf[buf != 32].tobytes()))
+    try:  # Arrow's parser (fast_float) is correctly rounded, like Python's float().
+        values = pc.cast(fields, pa.float64()).to_numpy()
+    except (pa.ArrowInvalid, UnicodeDecodeError):  # Some value it refuses: Python decides.
+        values = _python_floats(source, data, offsets, starts, ends)
     with np.errstate(over="ignore"):
-        vectors = vectors.astype(np.float32)
-    if vectors.size != len(items) * source.dimension or not np.isfinite(vectors).all():
-        _find_bad_value(source, offsets, [line[cut:] for line, cut in items])
-    return vectors.reshape(-1, source.dimension)
+        values = values.astype(np.float32)
+    if not np.isfinite(values).all():
+        _find_bad_value(source, data, offsets, starts, ends)
+    return values.reshape(-1, source.dimension)
 
 
-def _find_bad_value(source, offsets, values):
-    """Slow path: finds the row whose values are not dimension finite numbers, and fails."""
-    for offset, text in zip(offsets, values):
-        for field in text.split():
+def _python_floats(source, data, offsets, starts, ends):
+    """The values as Python's float() reads them (what gensim accepts), or the bad one named."""
+    values = []
+    for offset, a, b in zip(offsets.tolist(), starts.tolist(), ends.tolist()):
+        for field in data[a:b].split(b" "):
             try:
-                with np.errstate(over="ignore"):
-                    value = np.float32(float(field))
+                values.append(float(field))
             except ValueError:
-                _fail(source, offset, f"value {field.decode(errors='replace')!r} is not a number")
+                _fail(source, offset, f"value {field.decode(errors='replace')!r} is not a "
+                                      f"number")
+    return np.array(values, np.float64)
+
+
+def _find_bad_value(source, data, offsets, starts, ends):
+    """Slow path: finds the row whose values are not dimension finite numbers, and fails."""
+    values = _python_floats(source, data, offsets, starts, ends)
+    with np.errstate(over="ignore"):
+        values = values.astype(np.float32)
+    position = 0
+    for offset, a, b in zip(offsets.tolist(), starts.tolist(), ends.tolist()):
+        fields = data[a:b].split(b" ")
+        if len(fields) != source.dimension:
+            _fail(source, offset, f"expected {source.dimension} values after the token, found "
+                                  f"{len(fields)} (an empty value between two spaces)")
+        for field, value in zip(fields, values[position:position + len(fields)]):
             if not np.isfinite(value):
                 _fail(source, offset, f"value {field.decode()!r} is not a finite float32")
+        position += len(fields)
     raise AssertionError("a block failed to parse but no row is wrong")
 
 
 def _binary_blocks(source, start, end, digest=None):
-    """Yields (tokens, record offsets, offset of buf, [(record start in buf, buf, vector start)])
-    per block of whole records starting in [start, end) (end -1: to the end of the file)."""
+    """Yields a _Block per block of whole records starting in [start, end) (end -1: to the end
+    of the file)."""
     record = 4 * source.dimension
     with open_vector_file(source.path) as f:
         if end < 0:
@@ -439,7 +526,7 @@ def _binary_blocks(source, start, end, digest=None):
         while True:
             chunk = f.read(_BLOCK_BYTES)
             buf += chunk
-            pos, tokens, offsets, items = 0, [], [], []
+            pos, tokens, offsets, vector_starts = 0, [], [], []
             while end < 0 or base + pos < end:
                 space = buf.find(b" ", pos, pos + _MAX_TOKEN_BYTES)
                 if space < 0 or space + 1 + record > len(buf):
@@ -457,11 +544,14 @@ def _binary_blocks(source, start, end, digest=None):
                     _fail(source, base + pos, problem)
                 tokens.append(buf[pos:space].lstrip(b"\n"))
                 offsets.append(base + pos)
-                items.append((pos, buf, space + 1))
+                vector_starts.append(space + 1)
                 pos = space + 1 + record
             if digest is not None:
                 digest.update(buf[:pos])
-            yield tokens, offsets, base, items
+            yield _Block(pa.array(tokens, pa.binary()), np.array(offsets, np.int64),
+                         functools.partial(_binary_vectors, source, buf,
+                                           np.array(vector_starts, np.int64),
+                                           np.array(offsets, np.int64)))
             buf, base = buf[pos:], base + pos
             if not chunk or 0 <= end <= base:
                 if end >= 0 and base != end:
@@ -469,13 +559,17 @@ def _binary_blocks(source, start, end, digest=None):
                 return
 
 
-def _binary_vectors(source, items, offsets):
+def _binary_vectors(source, buf, vector_starts, offsets, indices):
+    """The float32 vectors of the records at indices, whose vectors start at vector_starts in
+    buf."""
     record = 4 * source.dimension
-    vectors = np.frombuffer(b"".join(buf[at:at + record] for _, buf, at in items), "<f4")
+    vectors = np.frombuffer(b"".join([buf[at:at + record]
+                                      for at in vector_starts[indices].tolist()]), "<f4")
     vectors = vectors.astype(np.float32).reshape(-1, source.dimension)
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
-        _fail(source, offsets[int(np.argmin(finite))], "a value is not a finite float32")
+        _fail(source, int(offsets[indices][np.argmin(finite)]), "a value is not a finite "
+                                                                "float32")
     return vectors
 
 
@@ -486,8 +580,8 @@ def head_tokens(source, count=5):
         return [w.decode("utf-8", "replace") for w in words[:count]]
     blocks = _binary_blocks if source.binary else _text_blocks
     end = -1 if source.compressed else source.size
-    for tokens, _, _, _ in blocks(source, source.body_start, end, hashlib.sha256()):
-        return [t.decode("utf-8", "replace") for t in tokens[:count]]
+    for block in blocks(source, source.body_start, end, hashlib.sha256()):
+        return [t.decode("utf-8", "replace") for t in block.tokens[:count].to_pylist()]
     return []
 
 

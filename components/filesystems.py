@@ -1,0 +1,95 @@
+"""Files as Beam workers open them: local paths with the operating system, any other scheme
+(gs://, s3://, hdfs://, ...) through Beam's FileSystems and its plugins.
+
+EmbeddingGen's Beam workers read the vector file and the vocabulary and write their shards
+through this module, and so does its driver for the vector file, so that every process sees the
+same size and modification time of a file. TensorFlow is not imported: loading it costs a Beam
+worker seconds. The TensorFlow side (merging and restoring checkpoints, the trainer) goes
+through tf.io.gfile, which reaches the same storage.
+"""
+
+import dataclasses
+import os
+import stat as stat_module
+
+
+@dataclasses.dataclass(frozen=True)
+class Stat:
+    size: int
+    modified_ns: int
+    is_dir: bool = False
+    is_regular: bool = True  # False for a named pipe, a socket, a device.
+
+
+def is_local(path):
+    return "://" not in path
+
+
+def _beam():
+    from apache_beam.io.filesystems import FileSystems  # Remote paths only.
+
+    return FileSystems
+
+
+def configure(pipeline_options):
+    """Gives Beam's filesystems the pipeline's options (an S3 endpoint, a project...), in a
+    process that reads remote files outside a Beam worker."""
+    if pipeline_options is not None:
+        _beam().set_options(pipeline_options)
+
+
+def open_read(path):
+    """A binary, seekable file object for reading."""
+    if is_local(path):
+        return open(path, "rb")
+    from apache_beam.io.filesystem import CompressionTypes
+
+    return _beam().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def open_write(path):
+    """A binary file object for writing (the file is replaced); local parent directories are
+    created."""
+    if is_local(path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return open(path, "wb")
+    from apache_beam.io.filesystem import CompressionTypes
+
+    return _beam().create(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def read_bytes(path):
+    with open_read(path) as f:
+        return f.read()
+
+
+def write_bytes(path, data):
+    with open_write(path) as f:
+        f.write(data)
+
+
+def exists(path):
+    if is_local(path):
+        return os.path.exists(path)
+    return _beam().exists(path) or isdir(path)
+
+
+def isdir(path):
+    if is_local(path):
+        return os.path.isdir(path)
+    matched = _beam().match([path.rstrip("/") + "/*"], limits=[1])[0].metadata_list
+    return bool(matched)
+
+
+def stat(path):
+    """The file's Stat; raises FileNotFoundError."""
+    if is_local(path):
+        info = os.stat(path)
+        return Stat(info.st_size, info.st_mtime_ns, stat_module.S_ISDIR(info.st_mode),
+                    stat_module.S_ISREG(info.st_mode))
+    if not _beam().exists(path):
+        if isdir(path):
+            return Stat(0, 0, is_dir=True, is_regular=False)
+        raise FileNotFoundError(path)
+    metadata = _beam().metadata(path)
+    return Stat(metadata.size_in_bytes, int(round(metadata.last_updated_in_seconds * 1e9)))

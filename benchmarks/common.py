@@ -89,8 +89,9 @@ def write_random_artifact(out, rows, dimension, num_shards, tokens=None):
         shards.append(embedding_artifact.Shard(start, stop, embedding_artifact.write_rows(
             prefixes[-1], shape, start, block)))
         del block
-    embedding_artifact.merge(prefixes, shards, shape,
-                             os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX))
+    prefix = os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX)
+    embedding_artifact.merge(prefixes, shards, shape, prefix)
+    embedding_artifact.verify_shards(prefix, shape, shards)
     has_vector = np.ones(layout.num_rows, bool)
     has_vector[[0, -1]] = False
     manifest = embedding_artifact.publish(

@@ -8,6 +8,8 @@ holds one token), and a vocabulary that would be empty holds a placeholder inste
 tables never initialize from an empty file. Line i is token id i.
 """
 
+import functools
+
 VOCABULARY_FILE = "vocabulary.txt"
 # tft's entry for a vocabulary without tokens (analyzers.get_empy_vocabulary_dummy_value).
 EMPTY_VOCABULARY_ENTRY = (1, b"49d0cd50-04bb-48c0-bc6f-5b575dce351a")
@@ -36,33 +38,54 @@ def read_vocabulary(path, has_counts):
     """
     from tfx_embeddings.components import filesystems
 
+    stat = filesystems.stat(path)
+    tokens, counts = _read_vocabulary(path, has_counts, stat.size, stat.modified_ns)
+    return list(tokens), counts and list(counts)  # Copies: the cached lists stay as read.
+
+
+@functools.lru_cache(maxsize=4)
+def _read_vocabulary(path, has_counts, size, modified):
+    """read_vocabulary, once per process and file version: each Beam worker's DoFns read the
+    same vocabulary. The checks run on the whole list, the line found only on failure."""
+    from tfx_embeddings.components import filesystems
+
     lines = filesystems.read_bytes(path).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     if not lines:
         raise VocabularyFileError(f"{path}: the vocabulary is empty")
-    tokens, counts, seen = [], [], {}
-    for number, line in enumerate(lines, 1):
-        token = line
-        if has_counts:
-            count, sep, token = line.partition(b" ")
-            if not sep or not count.lstrip(b"-").isdigit():
-                raise VocabularyFileError(f"{path} line {number}: expected 'count token', got "
-                                          f"{line[:80]!r}; is it a file of tokens only "
-                                          f"(vocabulary_has_counts false)?")
-            counts.append(int(count))
-        if b"\r" in token:
-            raise VocabularyFileError(
-                f"{path} line {number}: the token {token[:80]!r} holds a carriage return (CRLF "
-                f"line endings?); lookup tables would keep it in the token and match nothing")
-        if not token:
-            raise VocabularyFileError(f"{path} line {number}: empty token")
-        if token in seen:
-            raise VocabularyFileError(f"{path} line {number}: the token {token[:80]!r} is also "
-                                      f"on line {seen[token]}; each token must have one id")
-        seen[token] = number
-        tokens.append(token)
-    return tokens, (counts if has_counts else None)
+    if lines[0].startswith(b"\xef\xbb\xbf"):
+        raise VocabularyFileError(
+            f"{path} line 1: the file starts with a UTF-8 byte order mark, which tft never "
+            f"writes: the first token would begin with it and match no token of the text; "
+            f"remove the mark (the file must be the one Transform wrote)")
+    tokens, counts = lines, None
+    if has_counts:
+        parts = [line.partition(b" ") for line in lines]
+        well_formed = [bool(sep) and count.lstrip(b"-").isdigit() for count, sep, _ in parts]
+        if not all(well_formed):
+            number = well_formed.index(False) + 1
+            raise VocabularyFileError(f"{path} line {number}: expected 'count token', got "
+                                      f"{lines[number - 1][:80]!r}; is it a file of tokens "
+                                      f"only (vocabulary_has_counts false)?")
+        tokens = [token for _, _, token in parts]
+        counts = [int(count) for count, _, _ in parts]
+    bad = next((n for n, t in enumerate(tokens, 1) if not t or b"\r" in t), None)
+    if bad is not None:
+        token = tokens[bad - 1]
+        raise VocabularyFileError(f"{path} line {bad}: " + (
+            "empty token" if not token else
+            f"the token {token[:80]!r} holds a carriage return (CRLF line endings?); lookup "
+            f"tables would keep it in the token and match nothing"))
+    if len(set(tokens)) != len(tokens):
+        seen = {}
+        for number, token in enumerate(tokens, 1):
+            if token in seen:
+                raise VocabularyFileError(f"{path} line {number}: the token {token[:80]!r} is "
+                                          f"also on line {seen[token]}; each token must have "
+                                          f"one id")
+            seen[token] = number
+    return tokens, counts
 
 
 def vocabulary_lines(ranked, *, top_k=None, reserved_tokens=None, store_frequency=False):

@@ -17,12 +17,14 @@ import base64
 import hashlib
 import dataclasses
 import io
-from typing import List, Optional
+import json
+import time
+from typing import Dict, List, Optional
 
 import apache_beam as beam
 import numpy as np
 from tfx_embeddings.components import embedding_artifact, filesystems, progress, vocabulary_file
-from tfx_embeddings.components.embedding_gen import fasttext, vectors
+from tfx_embeddings.components.embedding_gen import coverage, fasttext, vectors
 
 NAMESPACE = "embedding_gen"
 # The Beam counters, one per field of the manifest's Counts: the same names everywhere.
@@ -44,6 +46,10 @@ class RangeReport:
     vector_rows_matched: int
     invalid_utf8_replaced: int
     vector_sum: Optional[List[float]] = None  # The sum of every row's vector (for "center").
+    seconds: Dict[str, float] = dataclasses.field(default_factory=dict)  # By vectors.STAGES.
+    # coverage.Hints' marks (packed, per change) and the punctuation the range's tokens hold.
+    hints: Dict[str, str] = dataclasses.field(default_factory=dict)
+    punctuation: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +69,7 @@ class ShardReport:
     corpus_tokens_with_vector: Optional[int]
     case_folded_examples: List[str]  # A few tokens that took a case-folded row,
     duplicate_examples: List[str]  # and a few with several rows in the file (for the report).
+    seconds: float = 0.0  # Finding and laying out the shard's rows, and writing them.
 
     @property
     def shard(self):
@@ -124,14 +131,19 @@ class _ParseRange(_VocabularyDoFn):
         super().setup()
         self._matcher = vectors.Matcher.for_vocabulary(
             self._tokens, self._layout.token_row, self._case_fold, self._invalid_utf8)
+        self._hints = coverage.Hints(self._tokens)
 
     def process(self, byte_range):
         start, end = byte_range
         digest = hashlib.sha256()
         pending, pending_bytes, saved, read, matched, replaced = [], 0, 0, 0, 0, 0
+        seconds = dict.fromkeys(vectors.STAGES, 0.0)
         total = np.zeros(self._source.dimension) if self._sum_rows else None
-        for stats, rows in vectors.parse_range(self._source, start, end, self._matcher, digest,
-                                               total):
+        marks, punctuation = self._hints.new_marks(), set()
+        for stats, rows in vectors.parse_range(
+                self._source, start, end, self._matcher, digest, total,
+                observe=lambda tokens: self._hints.mark(tokens, marks, punctuation)):
+            seconds = {stage: seconds[stage] + stats.seconds[stage] for stage in seconds}
             read += stats.rows_read
             matched += len(rows.rows)
             replaced += stats.invalid_utf8_replaced
@@ -147,7 +159,9 @@ class _ParseRange(_VocabularyDoFn):
         yield from self._save_by_shard(pending, f"{start:015d}-{saved:04d}")
         yield beam.pvalue.TaggedOutput("ranges", RangeReport(
             start, digest.hexdigest(), read, matched, replaced,
-            total.tolist() if total is not None else None))
+            total.tolist() if total is not None else None, seconds,
+            {name: coverage.pack(mask) for name, mask in marks.items()},
+            bytes(sorted(punctuation)).decode("ascii")))
         progress.report("%s bytes [%d, %s): %d rows read, %d matched",
                      self._source.path, start, end if end >= 0 else "end", read, matched)
 
@@ -162,6 +176,11 @@ class _ParseRange(_VocabularyDoFn):
             path = f"{self._work_dir}/matched/{name}-shard{shard:05d}.npz"
             _save_rows(path, vectors.MatchedRows(*(field[mask] for field in fields)))
             yield int(shard), path
+
+
+def write_reports(reports, path):
+    """Writes a list of RangeReports or ShardReports as JSON (in a worker: no TensorFlow)."""
+    filesystems.write_bytes(path, json.dumps([dataclasses.asdict(r) for r in reports]).encode())
 
 
 def _save_rows(path, matched):
@@ -198,10 +217,11 @@ class _WriteShard(_VocabularyDoFn):
         self._normalization = tuple(normalization)
 
     def process(self, element, mean=None):
+        clock = time.perf_counter()
         shard = element[0]
         start, stop = self._bounds[shard], self._bounds[shard + 1]
         found = self._find(element, start, stop)
-        yield from self._write(shard, start, stop, found, mean)
+        yield from self._write(shard, start, stop, found, mean, clock)
 
     def _find(self, element, start, stop):
         _, paths = element
@@ -221,7 +241,7 @@ class _WriteShard(_VocabularyDoFn):
                       duplicates=int((~folded).sum() - (~folded[first]).sum()),
                       duplicate_rows=exact[times > 1])
 
-    def _write(self, shard, start, stop, found, mean):
+    def _write(self, shard, start, stop, found, mean, clock):
         matrix = np.empty((stop - start, self._dimension), np.float32)
         matrix[found.rows - start] = normalize(found.values, self._normalization, mean)
         missing = np.setdiff1d(np.arange(start, stop), found.rows)  # Initializer rows only.
@@ -257,7 +277,8 @@ class _WriteShard(_VocabularyDoFn):
                                        if self._counts else None),
             case_folded_examples=[self._token_text(r)
                                   for r in found.rows[found.folded][:_EXAMPLES]],
-            duplicate_examples=[self._token_text(r) for r in found.duplicate_rows[:_EXAMPLES]])
+            duplicate_examples=[self._token_text(r) for r in found.duplicate_rows[:_EXAMPLES]],
+            seconds=time.perf_counter() - clock)
 
     def _token_text(self, row):
         return self._tokens[row - self._layout.first_token_row].decode("utf-8", "replace")
@@ -292,6 +313,7 @@ class _WriteSubwordShard(_WriteShard):
                                       matches["folded_words"].tolist()))
 
     def process(self, shard, mean=None):
+        clock = time.perf_counter()
         vectors.check_unchanged(self._source)
         start, stop = self._bounds[shard], self._bounds[shard + 1]
         first = self._layout.first_token_row
@@ -303,7 +325,7 @@ class _WriteSubwordShard(_WriteShard):
             self._source.path, self._source.fasttext_model, tokens, self._word_ids[indices])
         found = _Found(indices[has_vector] + first, values[has_vector],
                        self._folded[indices][has_vector], subword[has_vector])
-        yield from self._write(shard, start, stop, found, mean)
+        yield from self._write(shard, start, stop, found, mean, clock)
         yield beam.pvalue.TaggedOutput("ranges", RangeReport(
             int(start), digest, 0, int((self._word_ids[indices] >= 0).sum()), 0))
 

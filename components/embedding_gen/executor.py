@@ -10,6 +10,7 @@ from typing import Optional
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.dsl.components.base import base_beam_executor
@@ -17,7 +18,9 @@ from tfx.types import artifact_utils
 
 from tfx_embeddings.components import embedding_artifact, progress, vocabulary_file
 from tfx_embeddings.components.embedding_artifact import CheckpointError
-from tfx_embeddings.components.embedding_gen import beam_impl, token_ids, vectors
+from tfx_embeddings.components.embedding_gen import beam_impl
+from tfx_embeddings.components.embedding_gen import coverage as coverage_lib
+from tfx_embeddings.components.embedding_gen import token_ids, vectors
 from tfx_embeddings.components.embedding_gen.parameters import (EmbeddingGenParameters,
                                                                 ParameterError)
 from tfx_embeddings.components.embedding_gen import report as report_lib
@@ -114,19 +117,28 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=
     staging = embedding_artifact.staging_dir(output_dir)
     job = _Job(staging, output_dir, source, vocabulary_path, tokens, counts, layout, bounds,
                parameters, token_ids)
+    seconds = {"inspect": time.time() - started}
     try:
-        manifest = job.run(make_pipeline)
+        manifest = job.run(make_pipeline, seconds)
     except BaseException:
         tf.io.gfile.rmtree(staging)  # Nothing half-written stays behind.
         raise
     logging.info("EmbeddingGen: published %s in %.1fs", output_dir, time.time() - started)
-    progress.report("%d of %d tokens have a vector (%.1f%%)%s, %d shards published",
-                    manifest.coverage.tokens_with_vector, len(tokens),
-                    100 * manifest.coverage.vocabulary_share,
-                    f", {manifest.coverage.tokens_with_subword_vector} more from subwords"
-                    if manifest.coverage.tokens_with_subword_vector else "",
-                    len(manifest.shards))
+    STAGE_LOGGER.info("EmbeddingGen seconds by stage: %s", _stage_text(seconds),
+                      extra={"stage_seconds": seconds})
+    progress.report("%d shards published", len(manifest.shards))
     return manifest
+
+
+# Its records carry `stage_seconds`: {stage: seconds} (what benchmarks read).
+STAGE_LOGGER = logging.getLogger("tfx_embeddings.embedding_gen.stages")
+
+
+def _stage_text(seconds):
+    inside = ", ".join(f"{stage} {seconds[stage]:.2f}" for stage in vectors.STAGES + ("write",))
+    return (f"inspect {seconds['inspect']:.2f}, beam_job {seconds['beam_job']:.2f} (in the "
+            f"workers, summed: {inside}), merge {seconds['merge']:.2f}, verify "
+            f"{seconds['verify']:.2f}, publish {seconds['publish']:.2f}")
 
 
 def _num_shards(shape, num_shards, max_shard_mb):
@@ -154,26 +166,30 @@ class _Job:
     parameters: EmbeddingGenParameters
     token_ids: Optional[embedding_artifact.TokenIds]
 
-    def run(self, make_pipeline):
+    def run(self, make_pipeline, seconds):
         """Runs the Beam job, merges and verifies into staging, publishes; returns the
-        manifest."""
+        manifest. Fills seconds with the time of each stage."""
+        clock = time.perf_counter()
         work = os.path.join(self.staging, "work")
         tf.io.gfile.makedirs(work)
-        matches, word_found = None, None
+        matches, word_found, hint_marks = None, None, None
         if self.source.fasttext_model is not None:  # Its dictionary is matched here, once.
-            matches, word_found = self._match_fasttext(os.path.join(work, "matches.npz"))
+            matches, word_found, hint_marks = self._match_fasttext(
+                os.path.join(work, "matches.npz"))
+        seconds["inspect"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         try:
             with make_pipeline() as pipeline:
                 shards, ranges = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
                     self.source, self.vocabulary_path, self.parameters.vocabulary_has_counts,
-                    self.layout,
-                    self.bounds, self.parameters.init_scale, work, self.parameters.case_fold_fallback,
-                    self.parameters.invalid_utf8, self.parameters.normalization, matches)
+                    self.layout, self.bounds, self.parameters.init_scale, work,
+                    self.parameters.case_fold_fallback, self.parameters.invalid_utf8,
+                    self.parameters.normalization, matches)
                 for name, reports in (("shards", shards), ("ranges", ranges)):
                     _ = (reports
                          | f"Collect{name.title()}" >> beam.combiners.ToList()
                          | f"Write{name.title()}" >> beam.Map(
-                             _write_reports, os.path.join(work, f"{name}.json")))
+                             beam_impl.write_reports, os.path.join(work, f"{name}.json")))
         except Exception as e:  # Beam wraps a worker's error; surface ours as it was raised.
             _reraise_own_error(e)
             raise
@@ -184,6 +200,11 @@ class _Job:
         ranges = sorted((beam_impl.RangeReport(**r)
                          for r in _read_json(os.path.join(work, "ranges.json"))),
                         key=lambda r: r.start)
+        seconds["beam_job"] = time.perf_counter() - clock
+        for stage in vectors.STAGES:  # Inside the job, summed over the workers.
+            seconds[stage] = sum(r.seconds.get(stage, 0.0) for r in ranges)
+        seconds["write"] = sum(s.seconds for s in shards)
+        clock = time.perf_counter()
         vectors.check_unchanged(self.source)
         rows_read = (self.source.fasttext_model.nwords if self.source.fasttext_model
                      else sum(r.vector_rows_read for r in ranges))
@@ -192,13 +213,18 @@ class _Job:
                 f"{self.source.path} line 1: the header announces {self.source.header_rows} "
                 f"rows, the file has {rows_read}")
         shape = (self.layout.num_rows, self.source.dimension)
+        prefix = os.path.join(self.staging, embedding_artifact.CHECKPOINT_PREFIX)
         embedding_artifact.merge([s.prefix for s in shards], [s.shard for s in shards], shape,
-                                 os.path.join(self.staging,
-                                              embedding_artifact.CHECKPOINT_PREFIX))
+                                 prefix)
         tf.io.gfile.rmtree(work)
-        return self._publish(shards, ranges, rows_read, word_found)
+        seconds["merge"], clock = time.perf_counter() - clock, time.perf_counter()
+        embedding_artifact.verify_shards(prefix, shape, [s.shard for s in shards])
+        seconds["verify"], clock = time.perf_counter() - clock, time.perf_counter()
+        manifest = self._publish(shards, ranges, rows_read, word_found, hint_marks)
+        seconds["publish"] = time.perf_counter() - clock
+        return manifest
 
-    def _publish(self, shards, ranges, rows_read, word_found):
+    def _publish(self, shards, ranges, rows_read, word_found, hint_marks=None):
         source, layout, counts = self.source, self.layout, self.counts
         with_vector = sum(s.tokens_with_vector for s in shards)
         has_vector = np.concatenate([s.has_vector_bits() for s in shards])
@@ -223,7 +249,9 @@ class _Job:
             tokens_initialized=sum(s.tokens_initialized for s in shards),
             subword_vectors=sum(s.subword_vectors for s in shards),
             shards_written=len(shards))
-        _check_coverage(source, coverage, self.parameters.min_coverage, self.tokens, word_found)
+        line = self._coverage_report(ranges, word_found, coverage, hint_marks)
+        coverage_lib.log(line, self.parameters.coverage_warning)
+        coverage_lib.check(source, line, self.parameters.min_coverage, self.tokens, word_found)
         with tf.io.gfile.GFile(os.path.join(self.staging, report_lib.REPORT_FILE), "w") as f:
             f.write(report_lib.render(
                 self.tokens, counts, word_found, source=described, coverage=coverage,
@@ -236,10 +264,26 @@ class _Job:
             shards=[s.shard for s in shards], has_vector=has_vector, source=described,
             coverage=coverage, counts=totals, token_ids=self.token_ids)
 
+    def _coverage_report(self, ranges, word_found, coverage, hint_marks):
+        """The coverage line's figures: the hints the workers marked (or the driver, for a
+        fastText model's dictionary), joined."""
+        hints = coverage_lib.Hints(self.tokens)
+        marks, punctuation = hint_marks or (hints.new_marks(), set())
+        for report in ranges:
+            punctuation.update(report.punctuation.encode("ascii"))
+            for name, packed in report.hints.items():
+                marks[name] |= coverage_lib.unpack(packed, len(marks[name]))
+        return coverage_lib.report(
+            self.tokens, word_found, self.counts,
+            coverage.corpus_token_share * sum(self.counts) if self.counts else None,
+            hints.reachable(marks), punctuation, self.parameters.case_fold_fallback,
+            subwords=coverage.tokens_with_subword_vector)
+
     def _match_fasttext(self, path):
         """Matches the vocabulary with a fastText model's dictionary (exactly, then case-folded
         when asked); saves the word id of each token (-1: none) for the shard writers. Returns
-        (that file, a bool per token: found its word)."""
+        (that file, a bool per token: found its word, the coverage hints' marks and
+        punctuation of the dictionary)."""
         source = self.source
         words, _ = vectors.fasttext_dictionary(source.path, source.size, source.modified)
         if self.parameters.invalid_utf8 == "error":  # With "replace", bytes still match bytes.
@@ -274,28 +318,10 @@ class _Job:
                  folded_words=np.array(folded_words or [b""][:0], dtype=bytes))
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(buffer.getvalue())
-        return path, word_ids >= 0
-
-
-def _check_coverage(source, coverage, min_coverage, tokens, has_vector):
-    """Fails the job, with what a person needs to see the cause at once, when too few tokens
-    found a vector: a wrong file, or a right one read wrongly, must not train silently."""
-    shares = [coverage.vocabulary_share]
-    if coverage.corpus_token_share is not None:
-        shares.append(coverage.corpus_token_share)
-    if min(shares) >= min_coverage:
-        return
-    missing = [t.decode("utf-8", "replace") for t, found in zip(tokens, has_vector)
-               if not found][:5]
-    corpus = (f" ({100 * coverage.corpus_token_share:.1f}% of the corpus's tokens)"
-              if coverage.corpus_token_share is not None else "")
-    raise vectors.VectorFileError(
-        f"{source.path}: only {100 * coverage.vocabulary_share:.1f}% of the vocabulary's "
-        f"{len(tokens)} tokens have a vector{corpus}, below min_coverage "
-        f"{100 * min_coverage:.0f}%. Is it the right file, read in the right format? It was "
-        f"read as {source.format} of dimension {source.dimension}. Vocabulary tokens without a "
-        f"vector: {missing}; the file's first tokens: {vectors.head_tokens(source)}. Nothing "
-        f"was published (lower min_coverage to accept the file).")
+        hints = coverage_lib.Hints(self.tokens)
+        marks, punctuation = hints.new_marks(), set()
+        hints.mark(pa.array(words, pa.binary()), marks, punctuation)
+        return path, word_ids >= 0, (marks, punctuation)
 
 
 def _beam_counters(pipeline):
@@ -307,11 +333,6 @@ def _beam_counters(pipeline):
         beam_impl.NAMESPACE))
     return {c.key.metric.name: c.committed for c in sorted(
         query["counters"], key=lambda c: c.key.metric.name)}
-
-
-def _write_reports(reports, path):
-    with tf.io.gfile.GFile(path, "w") as f:
-        json.dump([dataclasses.asdict(r) for r in reports], f)
 
 
 def _read_json(path):

@@ -32,8 +32,9 @@ import dataclasses
 import functools
 import gzip
 import hashlib
-import warnings
+import time
 import typing
+import warnings
 import zlib
 from typing import Optional
 
@@ -256,37 +257,49 @@ class MatchedRows:
     vectors: np.ndarray  # float32 [n, dimension].
 
 
+_MAX_JOIN_WIDTH = 256  # Vocabulary tokens longer than this are joined through a dict.
+
+
 @dataclasses.dataclass
 class Matcher:
     """Which file tokens go to which checkpoint rows.
 
-    tokens (an Arrow binary array of the vocabulary) and rows: vocabulary token i goes to row
-    rows[i]; a block's tokens are matched against it at once (a hash join in C++). folded, when
-    the case-folded fallback is on, maps a case-folded token to the rows of the vocabulary
-    tokens that fold to it. invalid_utf8 is "error" or "replace" (the token is decoded with
-    U+FFFD replacements before matching).
+    exact maps a vocabulary token's bytes to its row. A block's tokens are joined with the
+    vocabulary in bulk: both as fixed-width byte strings, the vocabulary's sorted once, each
+    block's looked up by binary search in numpy (no Python object per token). A vocabulary
+    with a token holding a NUL byte, or one longer than _MAX_JOIN_WIDTH, is joined through the
+    dict. folded, when the case-folded fallback is on, maps a case-folded token to the rows of
+    the vocabulary tokens that fold to it. invalid_utf8 is "error" or "replace" (the token is
+    decoded with U+FFFD replacements before matching).
     """
-    tokens: pa.Array
-    rows: np.ndarray
+    exact: dict
     folded: dict = None
     invalid_utf8: str = "error"
+    sorted_tokens: Optional[np.ndarray] = None  # Fixed-width ("S<width>"), sorted.
+    sorted_rows: Optional[np.ndarray] = None  # The row of each of sorted_tokens.
 
     @classmethod
     def for_vocabulary(cls, tokens, row_of_index, case_fold=False, invalid_utf8="error"):
-        rows = np.array([row_of_index(i) for i in range(len(tokens))], np.int64)
+        exact = {t: row_of_index(i) for i, t in enumerate(tokens)}
         folded = None
         if case_fold:
             folded = {}
             for i, t in enumerate(tokens):
-                folded.setdefault(casefold(t), []).append(int(rows[i]))
-        return cls(pa.array(tokens, pa.binary()), rows, folded, invalid_utf8)
+                folded.setdefault(casefold(t), []).append(row_of_index(i))
+        matcher = cls(exact, folded, invalid_utf8)
+        width = max(map(len, tokens), default=1)
+        if width <= _MAX_JOIN_WIDTH and not any(b"\0" in t for t in tokens):
+            keys = np.array(tokens, dtype=f"S{width}")
+            order = np.argsort(keys, kind="stable")
+            matcher.sorted_tokens = keys[order]
+            matcher.sorted_rows = np.array([row_of_index(i) for i in order.tolist()], np.int64)
+        return matcher
 
     def match(self, tokens):
         """(indices of the tokens that have a row, their rows, whether each was case-folded),
         for an Arrow binary array of a block's tokens, in block order."""
-        index = pc.fill_null(pc.index_in(tokens, value_set=self.tokens), -1).to_numpy()
-        picks = np.flatnonzero(index >= 0)
-        rows, folded = self.rows[index[picks]], np.zeros(len(picks), bool)
+        picks, rows = self._exact(tokens)
+        folded = np.zeros(len(picks), bool)
         if self.folded is None:
             return picks, rows, folded
         exact = dict(zip(picks.tolist(), rows.tolist()))
@@ -301,15 +314,58 @@ class Matcher:
         order = np.argsort(picks, kind="stable")  # Block order, the exact match first.
         return picks[order], rows[order], folded[order]
 
+    def _exact(self, tokens):
+        """(indices, rows) of the tokens the vocabulary holds byte for byte."""
+        if self.sorted_tokens is None or _has_nul(tokens):
+            found = list(map(self.exact.get, tokens.to_pylist()))
+            picks = np.array([i for i, row in enumerate(found) if row is not None], np.int64)
+            return picks, np.array([found[i] for i in picks.tolist()], np.int64)
+        width = self.sorted_tokens.dtype.itemsize
+        keys, fits = fixed_width(tokens, width)
+        keys = keys.view(f"S{width}").ravel()
+        where = np.minimum(np.searchsorted(self.sorted_tokens, keys), len(self.sorted_tokens) - 1)
+        picks = np.flatnonzero((self.sorted_tokens[where] == keys) & fits)
+        return picks.astype(np.int64), self.sorted_rows[where[picks]]
+
 
 def casefold(token):
     return token.decode("utf-8", "replace").casefold().encode("utf-8")
+
+
+def fixed_width(tokens, width):
+    """An Arrow binary array as fixed-width byte strings (uint8 [n, width], NUL-padded; view
+    them as "S<width>") and a mask of those that fit (a longer token equals no string of that
+    width)."""
+    offsets = np.frombuffer(tokens.buffers()[1], np.int32)[
+        tokens.offset:tokens.offset + len(tokens) + 1]
+    data = np.frombuffer(tokens.buffers()[2] or b"", np.uint8)
+    lengths = np.diff(offsets)
+    fits = lengths <= width
+    kept = np.where(fits, lengths, 0)
+    keys = np.zeros((len(tokens), width), np.uint8)
+    rows = np.repeat(np.arange(len(tokens)), kept)
+    columns = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+    keys[rows, columns] = data[np.repeat(offsets[:-1], kept) + columns]
+    return keys, fits
+
+
+def _has_nul(tokens):
+    """Whether a token holds a NUL byte (fixed-width strings would drop it at their end)."""
+    offsets = np.frombuffer(tokens.buffers()[1], np.int32)[
+        tokens.offset:tokens.offset + len(tokens) + 1]
+    data = np.frombuffer(tokens.buffers()[2] or b"", np.uint8)
+    return bool((data[offsets[0]:offsets[-1]] == 0).any())
 
 
 @dataclasses.dataclass
 class BlockStats:
     rows_read: int = 0
     invalid_utf8_replaced: int = 0
+    # Seconds spent reading and splitting the block, matching its tokens, parsing its values.
+    seconds: dict = dataclasses.field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+
+STAGES = ("read", "join", "parse")
 
 
 @dataclasses.dataclass
@@ -321,26 +377,36 @@ class _Block:
     vectors: typing.Callable
 
 
-def parse_range(source, start, end, matcher, digest, total=None):
+def parse_range(source, start, end, matcher, digest, total=None, observe=None):
     """Yields (BlockStats, MatchedRows) for each block of the rows starting in [start, end).
 
     digest (a hashlib object) is updated with the bytes read, so the digests of all ranges, in
     order, fingerprint the file's body. With total (a float64 array of the dimension), every
-    row's values are parsed and checked too, and added to it.
+    row's values are parsed and checked too, and added to it. observe, if given, is called with
+    each block's tokens (an Arrow binary array).
     """
     check_unchanged(source)
-    blocks = _binary_blocks if source.binary else _text_blocks
-    for block in blocks(source, start, end, digest):
+    blocks = (_binary_blocks if source.binary else _text_blocks)(source, start, end, digest)
+    while True:
+        clock = time.perf_counter()
+        block = next(blocks, None)
+        if block is None:
+            return
         tokens = block.tokens
         stats = BlockStats(rows_read=len(tokens))
+        stats.seconds["read"], clock = time.perf_counter() - clock, time.perf_counter()
         if not _is_ascii(tokens):
             stats.invalid_utf8_replaced, tokens = _check_utf8(source, tokens, block.offsets,
                                                               matcher.invalid_utf8)
         picks, rows, folded = matcher.match(tokens)
+        if observe is not None:
+            observe(tokens)
+        stats.seconds["join"], clock = time.perf_counter() - clock, time.perf_counter()
         if total is not None and len(tokens):
             total += block.vectors(np.arange(len(tokens))).sum(axis=0, dtype=np.float64)
         vectors = (block.vectors(picks) if len(picks)
                    else np.zeros((0, source.dimension), np.float32))
+        stats.seconds["parse"] = time.perf_counter() - clock
         yield stats, MatchedRows(rows, block.offsets[picks], folded, vectors)
 
 
@@ -384,6 +450,7 @@ def _text_blocks(source, start, end, digest):
 
 
 _WHITESPACE = np.frombuffer(b" \t\r\x0b\x0c", np.uint8)
+_SPACE, _NEWLINE = 32, 10
 
 
 def _split_lines(source, offset, data):
@@ -391,29 +458,30 @@ def _split_lines(source, offset, data):
     file) at byte offset `offset` of the file."""
     dim = source.dimension
     buf = np.frombuffer(data, np.uint8)
-    newlines = np.flatnonzero(buf == 10)
-    ends = newlines if len(data) and data[-1:] == b"\n" else np.append(newlines, len(buf))
+    newlines = np.flatnonzero(buf == _NEWLINE)
+    ends = newlines if data[-1:] == b"\n" else np.append(newlines, len(buf))
     starts = np.concatenate([[0], newlines[:len(ends) - 1] + 1]).astype(np.int64)
+    spaces = np.add.reduceat((buf == _SPACE).view(np.uint8), starts, dtype=np.int32)
     while True:  # Trailing whitespace (a space after the last value, a CR) is not a field.
-        trailing = (ends > starts) & np.isin(buf[np.maximum(ends - 1, 0)], _WHITESPACE)
+        last = buf[np.maximum(ends - 1, 0)]
+        trailing = (ends > starts) & np.isin(last, _WHITESPACE)
         if not trailing.any():
             break
+        spaces -= trailing & (last == _SPACE)
         ends = ends - trailing
     empty = np.flatnonzero(ends == starts)
     if len(empty):
         _fail(source, offset + int(starts[empty[0]]), "empty line")
-    spaces = np.flatnonzero(buf == 32)
-    first_space = np.searchsorted(spaces, starts)
-    counts = np.searchsorted(spaces, ends) - first_space
-    wrong = (counts < dim) if source.format == GLOVE else (counts != dim)
-    if wrong.any():  # GloVe's tokens may hold spaces: the vector is the last dim fields.
+    wrong = (spaces < dim) if source.format == GLOVE else (spaces != dim)
+    if wrong.any():
         line = int(np.argmax(wrong))
-        text = data[starts[line]:ends[line]]
         hint = (" (its fields are separated by tabs; the formats use spaces)"
-                if b"\t" in text else "")
+                if b"\t" in data[starts[line]:ends[line]] else "")
         _fail(source, offset + int(starts[line]),
-              f"expected {dim} values after the token, found {counts[line]}{hint}")
-    cut = spaces[first_space + counts - dim]  # The space before the values.
+              f"expected {dim} values after the token, found {spaces[line]}{hint}")
+    cut = _first(buf, starts, _SPACE)  # The space after the token...
+    for line in np.flatnonzero(spaces > dim).tolist():  # ...unless it holds spaces (GloVe
+        cut[line] = starts[line] + len(data[starts[line]:ends[line]].rsplit(b" ", dim)[0])
     lengths = cut - starts
     token_offsets = np.zeros(len(starts) + 1, np.int32)
     np.cumsum(lengths, out=token_offsets[1:])
@@ -427,6 +495,17 @@ def _split_lines(source, offset, data):
                              ends[indices])
 
     return _Block(tokens, offset + starts, vectors)
+
+
+def _first(buf, starts, byte):
+    """Per start, the position of the first `byte` at or after it (there is one: the lines'
+    field counts were checked), found for all lines at once, one position a step."""
+    position = starts.copy()
+    pending = np.flatnonzero(buf[position] != byte)
+    while len(pending):
+        position[pending] += 1
+        pending = pending[buf[position[pending]] != byte]
+    return position
 
 
 def _lines_in_range(source, start, end):
@@ -446,11 +525,11 @@ def _lines_in_range(source, start, end):
                 if carry:
                     yield offset, carry
                 return
-            data = carry + block
-            whole = data.rfind(b"\n") + 1
-            data, carry = data[:whole], data[whole:]
-            if not data:
+            whole = block.rfind(b"\n") + 1
+            if not whole:  # No line ends in this block.
+                carry += block
                 continue
+            data, carry = (carry + block[:whole] if carry else block[:whole]), block[whole:]
             if 0 <= end < offset + len(data):  # Only the lines that start before the end.
                 yield offset, data[:data.find(b"\n", end - offset - 1) + 1]
                 return
@@ -461,16 +540,18 @@ def _lines_in_range(source, start, end):
 def _text_vectors(source, data, offsets, starts, ends):
     """Parses the values data[starts[i]:ends[i]] of rows (at file offsets) into float32
     [len(starts), dimension]: to float64 first, correctly rounded, then float32, as gensim."""
-    text = b" ".join([data[a:b] for a, b in zip(starts.tolist(), ends.tolist())])
-    buf = np.frombuffer(text, np.uint8)
-    separators = np.flatnonzero(buf == 32)
+    text = np.frombuffer(b" ".join([data[a:b] for a, b in zip(starts.tolist(), ends.tolist())]),
+                         np.uint8)
+    separator = text == _SPACE
+    separators = np.flatnonzero(separator)
     if len(separators) + 1 != len(starts) * source.dimension:
         _find_bad_value(source, data, offsets, starts, ends)
-    field_ends = np.append(separators, len(buf))
-    field_offsets = np.zeros(len(field_ends) + 1, np.int32)
-    field_offsets[1:] = field_ends - np.arange(len(field_ends))  # Separators taken out.
-    fields = pa.StringArray.from_buffers(len(field_ends), pa.py_buffer(field_offsets),
-                                         pa.py_buffer(buf[buf != 32].tobytes()))
+    # One Arrow string per value: the separators taken out, offsets where they were.
+    field_offsets = np.empty(len(separators) + 2, np.int32)
+    field_offsets[0], field_offsets[-1] = 0, len(text) - len(separators)
+    field_offsets[1:-1] = separators - np.arange(len(separators))
+    fields = pa.StringArray.from_buffers(len(separators) + 1, pa.py_buffer(field_offsets),
+                                         pa.py_buffer(text[~separator]))
     try:  # Arrow's parser (fast_float) is correctly rounded, like Python's float().
         values = pc.cast(fields, pa.float64()).to_numpy()
     except (pa.ArrowInvalid, UnicodeDecodeError):  # Some value it refuses: Python decides.

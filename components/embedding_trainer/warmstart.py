@@ -182,8 +182,9 @@ def export_trained_embedding(partitions, artifact_dir, model_dir, warm_start=Non
         sha256 = embedding_artifact.write_rows(prefixes[-1], shape, int(bounds[i]),
                                                tf.convert_to_tensor(part), sliced=True)
         shards.append(embedding_artifact.Shard(int(bounds[i]), int(bounds[i + 1]), sha256))
-    embedding_artifact.merge(prefixes, shards, shape,
-                             os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX))
+    prefix = os.path.join(staging, embedding_artifact.CHECKPOINT_PREFIX)
+    embedding_artifact.merge(prefixes, shards, shape, prefix)
+    embedding_artifact.verify_shards(prefix, shape, shards)
     embedding_artifact.publish(
         staging, out, layout=source.manifest.layout, vocabulary_path=source.vocabulary_path,
         vocabulary_has_counts=source.manifest.vocabulary_has_counts, shards=shards,

@@ -28,6 +28,7 @@ setuptools.setup(
         "pydantic>=2",
         "pyyaml",
         "matplotlib",  # The coverage report's plot.
+        "isal",  # Inflating compressed vector files at ISA-L's speed.
     ],
     extras_require={"test": ["pytest", "gensim", "pandas", "psutil"]},
     entry_points={"console_scripts": ["tfx-embeddings=tfx_embeddings.pipeline.__main__:main"]},

@@ -73,7 +73,7 @@ VECTOR_CASES = [
      "the compressed file is cut short or corrupt after"),
     ("a directory", {"name": "a_directory", "data": None}, None,
      ": is a directory, not a vector file"),
-    ("UTF-16", "a 1 2\nb 3 4\n".encode("utf-16"), None, "looks UTF-16 or UTF-32 encoded"),
+    ("UTF-16", "a 1 2\nb 3 4\n".encode("utf-16"), None, "is UTF-16 or UTF-32 encoded text"),
     ("tab-separated fields", "a\t1\t2\nb\t3\t4\n", None,
      "expected 2 values after the token, found 0 (its fields are separated by tabs"),
     ("a vector file of other words", "x 1 2\ny 3 4\n", None,

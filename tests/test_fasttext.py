@@ -119,7 +119,7 @@ def test_a_compressed_model_is_refused_with_the_reason(tmp_path, model_path):
     path = tmp_path / "model.bin.gz"
     with open(model_path, "rb") as f:
         path.write_bytes(gzip.compress(f.read()))
-    with pytest.raises(VectorFileError, match="decompress it first"):
+    with pytest.raises(VectorFileError, match="decompress or unzip it first"):
         _build(tmp_path, str(path), vector_format="fasttext_bin")
 
 

@@ -113,8 +113,8 @@ def test_binary_ranges_cut_at_record_boundaries(tmp_path, kind, range_bytes):
     assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
     matcher = vectors.Matcher.for_vocabulary([t.encode() for t in FILE_TOKENS], lambda i: i)
     found = {}
-    for start, end in ranges:
-        for _, matched in vectors.parse_range(source, start, end, matcher, hashlib.sha256()):
+    for byte_range in ranges:
+        for _, matched in vectors.parse_range(source, byte_range, matcher, hashlib.sha256()):
             for row, vector in zip(matched.rows, matched.vectors):
                 assert row not in found
                 found[row] = vector

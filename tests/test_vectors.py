@@ -10,12 +10,12 @@ from tfx_embeddings.components.embedding_gen import vectors
 from tests.conftest import write_glove
 
 
-def _parse_all(source, vocabulary, range_bytes):
+def _parse_all(source, vocabulary, range_bytes, work_dir=None):
     rows, offsets, values = [], [], []
     tokens = list(vocabulary)
     matcher = vectors.Matcher.for_vocabulary(tokens, lambda i: vocabulary[tokens[i]])
-    for start, end in vectors.split_ranges(source, range_bytes):
-        for _, matched in vectors.parse_range(source, start, end, matcher, hashlib.sha256()):
+    for byte_range in vectors.split_ranges(source, range_bytes, work_dir):
+        for _, matched in vectors.parse_range(source, byte_range, matcher, hashlib.sha256()):
             rows += list(matched.rows)
             offsets += list(matched.offsets)
             values += list(matched.vectors)
@@ -58,14 +58,25 @@ def test_glove_token_with_spaces(tmp_path):
     np.testing.assert_array_equal(values[0], [3, 4])
 
 
-def test_gzip_is_read_as_one_range(tmp_path, small_vectors):
+def test_gzip_is_inflated_into_chunks_of_whole_lines(tmp_path, small_vectors):
+    """A compressed stream cannot be cut into ranges: it is inflated once into chunk files of
+    whole rows, which are then read in parallel like ranges."""
     path, expected = small_vectors
     gz = tmp_path / "vectors.txt.gz"
     with open(path, "rb") as f, gzip.open(gz, "wb") as out:
-        out.write(f.read())
+        text = f.read()
+        out.write(text)
     source = vectors.inspect_source(str(gz))
-    assert vectors.split_ranges(source, 10) == [(0, -1)]
-    rows, _, values = _parse_all(source, {b"w5": 5}, 10)
+    ranges = vectors.split_ranges(source, 100, str(tmp_path / "work"))
+    assert len(ranges) > 3 and ranges[0].start == 0
+    assert all(a.end == b.start for a, b in zip(ranges, ranges[1:]))
+    for byte_range in ranges:  # Each chunk: the stream's bytes of whole lines, where they were.
+        with open(byte_range.chunk, "rb") as f:
+            chunk = f.read()
+        assert chunk == text[byte_range.start:byte_range.end] and chunk.endswith(b"\n")
+    rows, offsets, values = _parse_all(source, {b"w5": 5, b"w33": 33}, 100,
+                                       str(tmp_path / "work2"))
+    assert rows == [5, 33] and text[offsets[1]:].startswith(b"w33 ")
     np.testing.assert_array_equal(values[0], expected["w5"])
 
 

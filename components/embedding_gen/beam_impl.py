@@ -134,14 +134,14 @@ class _ParseRange(_VocabularyDoFn):
         self._hints = coverage.Hints(self._tokens)
 
     def process(self, byte_range):
-        start, end = byte_range
+        start, end, _ = byte_range
         digest = hashlib.sha256()
         pending, pending_bytes, saved, read, matched, replaced = [], 0, 0, 0, 0, 0
         seconds = dict.fromkeys(vectors.STAGES, 0.0)
         total = np.zeros(self._source.dimension) if self._sum_rows else None
         marks, punctuation = self._hints.new_marks(), set()
         for stats, rows in vectors.parse_range(
-                self._source, start, end, self._matcher, digest, total,
+                self._source, byte_range, self._matcher, digest, total,
                 observe=lambda tokens: self._hints.mark(tokens, marks, punctuation)):
             seconds = {stage: seconds[stage] + stats.seconds[stage] for stage in seconds}
             read += stats.rows_read
@@ -322,7 +322,8 @@ class _WriteSubwordShard(_WriteShard):
         # A case-folded match takes its file word's vector: that word's n-grams.
         tokens = [self._folded_words.get(i, self._tokens[i]) for i in indices.tolist()]
         values, has_vector, subword, digest = fasttext.token_vectors(
-            self._source.path, self._source.fasttext_model, tokens, self._word_ids[indices])
+            self._source.location.file, self._source.fasttext_model, tokens,
+            self._word_ids[indices])
         found = _Found(indices[has_vector] + first, values[has_vector],
                        self._folded[indices][has_vector], subword[has_vector])
         yield from self._write(shard, start, stop, found, mean, clock)
@@ -353,7 +354,7 @@ def WriteEmbeddingShards(pipeline, source, vocabulary_path, has_counts, layout, 
     parsed = (
         pipeline
         | "Source" >> beam.Create([source])
-        | "ByteRanges" >> beam.FlatMap(vectors.split_ranges, RANGE_BYTES)
+        | "ByteRanges" >> beam.FlatMap(vectors.split_ranges, RANGE_BYTES, work_dir)
         | "Distribute" >> beam.Reshuffle()
         | "ParseVectors" >> beam.ParDo(_ParseRange(
             source, vocabulary_path, has_counts, layout, bounds, case_fold, invalid_utf8,

@@ -285,7 +285,8 @@ class _Job:
         (that file, a bool per token: found its word, the coverage hints' marks and
         punctuation of the dictionary)."""
         source = self.source
-        words, _ = vectors.fasttext_dictionary(source.path, source.size, source.modified)
+        words, _ = vectors.fasttext_dictionary(source.location.file, source.size,
+                                               source.modified)
         if self.parameters.invalid_utf8 == "error":  # With "replace", bytes still match bytes.
             for index, word in enumerate(words):
                 if not word.isascii():

@@ -59,9 +59,39 @@ class FastTextModel:
     new_format: bool
 
 
+HEADER_BYTES = 8 + _ARGS.size  # Enough to recognise either format.
+
+
 def looks_like_fasttext(head):
-    """True if the first bytes are a new-format fastText model's (its magic number)."""
-    return len(head) >= 4 and struct.unpack("<i", head[:4])[0] == MAGIC
+    """True if the first HEADER_BYTES bytes are a fastText model's: the new format's magic
+    number, or the old format's arguments, each in the range fastText gives it (text, or any
+    other file, has other bytes there)."""
+    if len(head) >= 4 and struct.unpack("<i", head[:4])[0] == MAGIC:
+        return True
+    return _old_arguments(head) is not None
+
+
+def _old_arguments(head):
+    """The old format's (dim, ws, epoch, min_count, neg, word_ngrams, loss, model, bucket, minn,
+    maxn, lr_update_rate, t) if they are plausible, else None."""
+    if len(head) < 8 + _OLD_ARGS.size:
+        return None
+    values = struct.unpack("<2i", head[:8]) + _OLD_ARGS.unpack(head[8:8 + _OLD_ARGS.size])
+    dim, ws, epoch, min_count, neg, word_ngrams, loss, model, bucket, minn, maxn, rate, t = values
+    plausible = (0 < dim <= 1 << 16 and 0 < ws < 1000 and 0 < epoch < 1_000_000
+                 and 0 <= min_count and 0 <= neg <= 1000 and 0 < word_ngrams <= 100
+                 and 1 <= loss <= 4 and 1 <= model <= 3 and 0 <= bucket <= 1 << 30
+                 and 0 <= minn <= maxn <= 100 and 0 < rate and 0 < t < 1)
+    return values if plausible else None
+
+
+def describe_header(head):
+    """What the first bytes say as a fastText header, for a message about a file that is not."""
+    if len(head) < 8:
+        return f"{len(head)} bytes, too short for a model"
+    first, second = struct.unpack("<2i", head[:8])
+    return (f"no magic number {MAGIC}; read as an old-format header its dim would be {first} "
+            f"and ws {second}, not values fastText writes")
 
 
 def read_header(path, f, size):

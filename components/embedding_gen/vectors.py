@@ -27,15 +27,12 @@ parsed to floats, a block's rows at once; the others are only checked for their 
 gensim does (np.float32(str)), so the vectors are bit-identical to gensim's.
 """
 
-import bz2
 import dataclasses
 import functools
-import gzip
 import hashlib
 import time
 import typing
 import warnings
-import zlib
 from typing import Optional
 
 import numpy as np
@@ -43,7 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tfx_embeddings.components import filesystems
-from tfx_embeddings.components.embedding_gen import fasttext, parameters
+from tfx_embeddings.components.embedding_gen import fasttext, parameters, sources
+from tfx_embeddings.components.embedding_gen.sources import VectorFileError
 
 GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY = "glove", "word2vec_text", "word2vec_binary"
 FASTTEXT_BIN = fasttext.FORMAT
@@ -51,111 +49,72 @@ FORMATS = parameters.VECTOR_FORMATS  # GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY, FA
 _BLOCK_BYTES = 8 << 20
 _MAX_TOKEN_BYTES = 1 << 16  # A binary "token" longer than this means the file is not binary.
 _MAX_DIMENSION = 1 << 16  # A header announcing more is not a vector file's.
-_COMPRESSORS = {".gz": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
-                ".bz2": lambda f: bz2.BZ2File(f, mode="rb")}
 _TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
-
-
-class VectorFileError(ValueError):
-    """A vector file that cannot be used; the message names the file, the line and the problem."""
 
 
 @dataclasses.dataclass(frozen=True)
 class VectorSource:
     """What the workers need to know about a vector file, found once by the driver."""
-    path: str
+    location: sources.Location
     format: str
     dimension: int
-    size: int
-    body_start: int  # Byte offset of the first vector row (after the header, if any).
+    body_start: int  # Byte offset of the first vector row in the data (after the header).
     header_rows: int = -1  # Row count the header announces; -1 when there is no header.
-    modified: int = 0  # The file's modification time (ns) when it was inspected.
     fasttext_model: Optional[fasttext.FastTextModel] = None  # Of a fastText .bin file.
 
     @property
+    def path(self):
+        return self.location.path
+
+    @property
+    def size(self):
+        """The file's size in bytes."""
+        return self.location.size
+
+    @property
+    def modified(self):
+        return self.location.modified
+
+    @property
     def compressed(self):
-        return any(self.path.endswith(ext) for ext in _COMPRESSORS)
+        return self.location.compressed
 
     @property
     def binary(self):
         return self.format == WORD2VEC_BINARY
 
 
-def open_vector_file(path):
-    """Opens a (possibly compressed) vector file for binary reading (components.filesystems).
-
-    A compressed stream that is cut short or corrupt raises VectorFileError naming the file.
-    """
-    raw = filesystems.open_read(path)
-    for ext, opener in _COMPRESSORS.items():
-        if path.endswith(ext):
-            return _CheckedStream(opener(raw), path)
-    return raw
-
-
-class _CheckedStream:
-    """A decompressing stream whose read errors name the file and how far it got."""
-
-    def __init__(self, stream, path):
-        self._stream, self._path, self._read = stream, path, 0
-
-    def _call(self, method, *args):
-        try:
-            data = method(*args)
-        except (EOFError, OSError, zlib.error) as e:
-            raise VectorFileError(
-                f"{self._path}: the compressed file is cut short or corrupt after "
-                f"{self._read} bytes of data ({type(e).__name__}: {e})") from None
-        self._read += len(data)
-        return data
-
-    def read(self, size=-1):
-        return self._call(self._stream.read, size)
-
-    def readline(self):
-        return self._call(self._stream.readline)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self._stream.close()
-
-
 def check_unchanged(source):
-    """Raises VectorFileError if the file is not the one inspected (replaced or rewritten while
-    the job read it): a matrix would mix rows of two files."""
-    stat = filesystems.stat(source.path)
-    if stat.size != source.size or stat.modified_ns != source.modified:
-        raise VectorFileError(
-            f"{source.path}: the file changed while the job read it ({source.size} bytes when "
-            f"it started, {stat.size} now); nothing was published, run again")
+    """Raises VectorFileError if the file is not the one inspected: see sources."""
+    sources.check_unchanged(source.location)
 
 
 def inspect_source(path, fmt="auto"):
-    """Detects the format and dimension from the first rows; raises VectorFileError."""
+    """Detects the format and dimension from the first rows; raises VectorFileError.
+
+    "auto" recognises every format: a fastText model by its magic number (the new format) or
+    by a header of plausible arguments (the old one, from 2016); else text: no `N D` header is
+    GloVe, after a header a row of a token and D numbers is word2vec text, a record whose vector
+    bytes are not text word2vec binary. A file none of these fits is refused with what was
+    checked.
+    """
     if fmt not in FORMATS + ("auto",):
         raise VectorFileError(f"{path}: unknown vector format {fmt!r}; one of {FORMATS}")
-    if not filesystems.exists(path):
-        raise VectorFileError(f"{path}: pretrained vector file not found")
-    stat = filesystems.stat(path)
-    if stat.is_dir:
-        raise VectorFileError(f"{path}: is a directory, not a vector file")
-    if not stat.is_regular:  # Opening a named pipe would wait for a writer, for ever.
-        raise VectorFileError(
-            f"{path}: is not a regular file (a named pipe, a socket or a device); the job "
-            f"reads a vector file in parallel byte ranges and seeks in it: write the stream "
-            f"to a file first (for instance curl -o vectors.txt.gz URL)")
-    described = dict(size=stat.size, modified=stat.modified_ns)
-    with open_vector_file(path) as f:
-        magic = fasttext.looks_like_fasttext(f.read(8))
-    if fmt == FASTTEXT_BIN or (fmt == "auto" and magic):
-        _, model = fasttext_dictionary(path, **described)
-        return VectorSource(path, FASTTEXT_BIN, model.dimension, body_start=model.matrix_start,
-                            fasttext_model=model, **described)
-    with open_vector_file(path) as f:
+    location = sources.locate(path)
+    path = location.path
+    with sources.open_data(location) as f:
+        head = f.read(fasttext.HEADER_BYTES)
+    looks_fasttext = fasttext.looks_like_fasttext(head)
+    if fmt == FASTTEXT_BIN or (fmt == "auto" and looks_fasttext):
+        if location.compressed or location.member:
+            raise VectorFileError(f"{path}: a fastText .bin model is read by seeking to the "
+                                  f"rows it needs; decompress or unzip it first")
+        _, model = fasttext_dictionary(location.file, location.size, location.modified)
+        return VectorSource(location, FASTTEXT_BIN, model.dimension,
+                            body_start=model.matrix_start, fasttext_model=model)
+    with sources.open_data(location) as f:
         first = f.readline()
-        bom = _byte_order_mark(path, first)
+        bom = _byte_order_mark(path, first, head)
         if not first[bom:].strip():
             raise VectorFileError(f"{path}: the vector file is empty" if not first.strip(b"\n")
                                   else f"{path} line 1: empty first line, expected a vector row")
@@ -167,7 +126,9 @@ def inspect_source(path, fmt="auto"):
                     f"{path} line 1: the header {first[bom:].strip()[:80]!r} announces "
                     f"{rows} rows of dimension {dim}; a word2vec header is 'N D' with N >= 0 "
                     f"and 0 < D <= {_MAX_DIMENSION}")
-            head = f.read(4 * dim + _MAX_TOKEN_BYTES)
+            body = f.read(4 * dim + _MAX_TOKEN_BYTES)
+        elif fmt == "auto" and not set(first[:200]) <= _TEXT_BYTES | _UTF8_BYTES:
+            raise VectorFileError(_unrecognised(path, head))
         elif fmt not in ("auto", GLOVE):
             raise VectorFileError(f"{path} line 1: expected a header 'N D' for {fmt}, got "
                                   f"{first[:80]!r}")
@@ -175,20 +136,30 @@ def inspect_source(path, fmt="auto"):
             raise VectorFileError(
                 f"{path} line 1: expected a token and its values, got {first[:80]!r}")
         else:
-            return VectorSource(path, GLOVE, len(fields) - 1, body_start=bom, **described)
+            return VectorSource(location, GLOVE, len(fields) - 1, body_start=bom)
     if fmt == GLOVE:
         raise VectorFileError(f"{path} line 1: GloVe has no header, found {first[:80]!r}")
-    if fmt == "auto" and head:
-        fmt = _guess_body(path, head, dim)
-    return VectorSource(path, fmt, dim, body_start=len(first), header_rows=rows, **described)
+    if fmt == "auto" and body:
+        fmt = _guess_body(path, body, dim)
+    return VectorSource(location, fmt, dim, body_start=len(first), header_rows=rows)
+
+
+_UTF8_BYTES = frozenset(range(0x80, 0x100)) - {0xC0, 0xC1} - set(range(0xF5, 0x100))
+
+
+def _unrecognised(path, head):
+    """The message for a file no format fits: what each check found."""
+    return (f"{path}: not a vector file this reader knows. Its first bytes {head[:16]!r} are "
+            f"not text (GloVe, word2vec text, or a word2vec binary file's 'N D' header line), "
+            f"not a fastText model ({fasttext.describe_header(head)}), and not gzip, bzip2 or "
+            f"zip data (no magic number of theirs). If it is one of these formats, set it "
+            f"(vector_format); a fastText model of the old format is recognised by its header")
 
 
 @functools.lru_cache(maxsize=1)
 def fasttext_dictionary(path, size, modified):
-    """(the words, the FastTextModel) of a .bin model, parsed once per process and file."""
-    if any(path.endswith(ext) for ext in _COMPRESSORS):
-        raise VectorFileError(f"{path}: a fastText .bin model is read by seeking to the rows "
-                              f"it needs; decompress it first")
+    """(the words, the FastTextModel) of a .bin model (a plain file), parsed once per process
+    and file."""
     with filesystems.open_read(path) as f:
         try:
             return fasttext.read_header(path, f, size)
@@ -200,16 +171,27 @@ def _is_integer(field):
     return field.lstrip(b"+-").isdigit()
 
 
-def _byte_order_mark(path, first):
+def _byte_order_mark(path, first, head):
     """The length of a UTF-8 byte order mark at the start of the file (skipped: it marks the
-    encoding, it is not part of the first token), 0 without one. UTF-16 and UTF-32 files are
-    refused: the formats are UTF-8."""
+    encoding, it is not part of the first token), 0 without one. UTF-16 and UTF-32 text is
+    refused: the formats are UTF-8. It is recognised by its byte order mark, or by ASCII
+    characters each followed (or preceded) by one or three NUL bytes."""
     if first.startswith(b"\xef\xbb\xbf"):
         return 3
-    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or first[:200].count(b"\0") > 10:
-        raise VectorFileError(f"{path}: the file looks UTF-16 or UTF-32 encoded (a byte order "
-                              f"mark or NUL bytes in line 1); vector files are UTF-8: re-encode "
-                              f"it (iconv -f UTF-16 -t UTF-8)")
+    sample = head[:64]
+    for width in (2, 4):
+        for at in range(width):
+            lanes = [sample[i:i + width] for i in range(0, len(sample) - width + 1, width)]
+            if len(lanes) >= 4 and all(
+                    lane[at] in _TEXT_BYTES and lane.count(0) == width - 1 for lane in lanes):
+                sample = None
+                break
+        if sample is None:
+            break
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")) or sample is None:
+        raise VectorFileError(f"{path}: the file is UTF-16 or UTF-32 encoded text (a byte "
+                              f"order mark, or NUL bytes between its characters); vector files "
+                              f"are UTF-8: re-encode it (iconv -f UTF-16 -t UTF-8)")
     return 0
 
 
@@ -229,23 +211,77 @@ def _guess_body(path, head, dim):
         f"{len(values)}) nor a binary record; set the format explicitly")
 
 
-def split_ranges(source, range_bytes):
-    """Half-open [start, end) byte ranges covering the body; one range if compressed.
+class ByteRange(typing.NamedTuple):
+    """Rows of the data stream whose first byte is in [start, end) (end -1: to the end). With
+    chunk, a file that holds exactly the stream's bytes [start, end), whole rows."""
+    start: int
+    end: int
+    chunk: Optional[str] = None
+
+
+def split_ranges(source, range_bytes, work_dir=None):
+    """ByteRanges covering the body, about range_bytes each.
 
     Text ranges are cut anywhere. Binary ranges are cut at record boundaries, found by one
-    sequential pass over the records (only the token ends are searched for).
+    sequential pass over the records (only the token ends are searched for). A compressed
+    stream is inflated once, into chunk files of whole rows under work_dir.
     """
     if source.compressed:
-        return [(source.body_start, -1)]
+        return _stage_chunks(source, range_bytes, work_dir)
+    size = source.location.data_size
     if not source.binary:
-        starts = range(source.body_start, source.size, range_bytes)
-        return [(s, min(s + range_bytes, source.size)) for s in starts]
+        return [ByteRange(s, min(s + range_bytes, size))
+                for s in range(source.body_start, size, range_bytes)]
     cuts = [source.body_start]
     for block in _binary_blocks(source, source.body_start, -1):
         for offset in block.offsets.tolist():
             if offset >= cuts[-1] + range_bytes:
                 cuts.append(offset)
-    return list(zip(cuts, cuts[1:] + [source.size])) if source.body_start < source.size else []
+    return ([ByteRange(a, b) for a, b in zip(cuts, cuts[1:] + [size])]
+            if source.body_start < size else [])
+
+
+def _stage_chunks(source, range_bytes, work_dir):
+    """Inflates a compressed stream into chunk files of about range_bytes of whole rows."""
+    if work_dir is None:
+        raise ValueError(f"{source.path}: a compressed file needs a work directory to be "
+                         f"read in parallel")
+    ranges, parts, start = [], [], source.body_start
+
+    def flush(end):
+        path = f"{work_dir}/chunks/{start:015d}"
+        with filesystems.open_write(path) as f:
+            for part in parts:
+                f.write(part)
+        ranges.append(ByteRange(start, end, path))
+
+    for offset, data, row_starts in _stream_blocks(source):
+        cut = 0  # Within the block: cut at the first row start past range_bytes.
+        while True:
+            wanted = start + range_bytes - offset
+            after = row_starts[np.searchsorted(row_starts, max(wanted, cut + 1))] if (
+                len(row_starts) and max(wanted, cut + 1) <= row_starts[-1]) else None
+            if after is None:
+                parts.append(data[cut:])
+                break
+            parts.append(data[cut:after])
+            flush(offset + int(after))
+            parts, start, cut = [], offset + int(after), int(after)
+    if parts and sum(map(len, parts)):
+        flush(start + sum(map(len, parts)))
+    return ranges
+
+
+def _stream_blocks(source):
+    """Yields (offset, bytes, row starts within them) of the whole stream's body, in blocks."""
+    if source.binary:
+        for block in _binary_blocks(source, source.body_start, -1):
+            if len(block.offsets):
+                yield int(block.offsets[0]), block.data, block.offsets - block.offsets[0]
+        return
+    for offset, data in _lines_in_range(source, source.body_start, -1):
+        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1
+        yield offset, data, ends[ends < len(data)]
 
 
 @dataclasses.dataclass
@@ -375,10 +411,11 @@ class _Block:
     tokens: pa.Array
     offsets: np.ndarray
     vectors: typing.Callable
+    data: bytes = b""  # The block's bytes (binary blocks: whole records).
 
 
-def parse_range(source, start, end, matcher, digest, total=None, observe=None):
-    """Yields (BlockStats, MatchedRows) for each block of the rows starting in [start, end).
+def parse_range(source, byte_range, matcher, digest, total=None, observe=None):
+    """Yields (BlockStats, MatchedRows) for each block of the rows of a ByteRange.
 
     digest (a hashlib object) is updated with the bytes read, so the digests of all ranges, in
     order, fingerprint the file's body. With total (a float64 array of the dimension), every
@@ -386,7 +423,8 @@ def parse_range(source, start, end, matcher, digest, total=None, observe=None):
     each block's tokens (an Arrow binary array).
     """
     check_unchanged(source)
-    blocks = (_binary_blocks if source.binary else _text_blocks)(source, start, end, digest)
+    blocks = (_binary_blocks if source.binary else _text_blocks)(source, *byte_range[:2],
+                                                                 digest, chunk=byte_range[2])
     while True:
         clock = time.perf_counter()
         block = next(blocks, None)
@@ -437,14 +475,14 @@ def _check_utf8(source, tokens, offsets, policy):
     return replaced, pa.array(decoded, pa.binary())
 
 
-def _text_blocks(source, start, end, digest):
+def _text_blocks(source, start, end, digest, chunk=None):
     """Yields a _Block per block of the lines that start in [start, end).
 
     Each block is split in C++ and numpy, with no Python object per row or value: the line
     ends and spaces are found at once, a row's field count is checked from them, the tokens are
     gathered into an Arrow array, and only the rows asked for have their values parsed.
     """
-    for offset, data in _lines_in_range(source, start, end):
+    for offset, data in _lines_in_range(source, start, end, chunk):
         digest.update(data)
         yield _split_lines(source, offset, data)
 
@@ -508,10 +546,12 @@ def _first(buf, starts, byte):
     return position
 
 
-def _lines_in_range(source, start, end):
+def _lines_in_range(source, start, end, chunk=None):
     """Yields (byte offset, bytes) of blocks of the whole lines that start in [start, end)."""
-    with open_vector_file(source.path) as f:
-        if end < 0:  # Compressed: not seekable cheaply, read from the top.
+    with _open_range(source, start, end, chunk) as f:
+        if chunk is not None:
+            end = -1  # The chunk holds exactly its lines.
+        elif end < 0:  # Compressed: not seekable cheaply, read from the top.
             f.read(source.body_start)
         elif start > source.body_start:
             f.seek(start - 1)
@@ -535,6 +575,12 @@ def _lines_in_range(source, start, end):
                 return
             yield offset, data
             offset += len(data)
+
+
+def _open_range(source, start, end, chunk):
+    """The file a range's bytes are read from: its chunk, or the data stream."""
+    return filesystems.open_read(chunk) if chunk is not None else sources.open_data(
+        source.location)
 
 
 def _text_vectors(source, data, offsets, starts, ends):
@@ -594,12 +640,14 @@ def _find_bad_value(source, data, offsets, starts, ends):
     raise AssertionError("a block failed to parse but no row is wrong")
 
 
-def _binary_blocks(source, start, end, digest=None):
+def _binary_blocks(source, start, end, digest=None, chunk=None):
     """Yields a _Block per block of whole records starting in [start, end) (end -1: to the end
     of the file)."""
     record = 4 * source.dimension
-    with open_vector_file(source.path) as f:
-        if end < 0:
+    with _open_range(source, start, end, chunk) as f:
+        if chunk is not None:
+            end = -1  # The chunk holds exactly its records.
+        elif end < 0:
             f.read(source.body_start)
         else:
             f.seek(start)
@@ -632,7 +680,7 @@ def _binary_blocks(source, start, end, digest=None):
             yield _Block(pa.array(tokens, pa.binary()), np.array(offsets, np.int64),
                          functools.partial(_binary_vectors, source, buf,
                                            np.array(vector_starts, np.int64),
-                                           np.array(offsets, np.int64)))
+                                           np.array(offsets, np.int64)), buf[:pos])
             buf, base = buf[pos:], base + pos
             if not chunk or 0 <= end <= base:
                 if end >= 0 and base != end:
@@ -657,10 +705,10 @@ def _binary_vectors(source, buf, vector_starts, offsets, indices):
 def head_tokens(source, count=5):
     """The first tokens of the file (for messages about what the file holds)."""
     if source.fasttext_model:
-        words, _ = fasttext_dictionary(source.path, source.size, source.modified)
+        words, _ = fasttext_dictionary(source.location.file, source.size, source.modified)
         return [w.decode("utf-8", "replace") for w in words[:count]]
     blocks = _binary_blocks if source.binary else _text_blocks
-    end = -1 if source.compressed else source.size
+    end = -1 if source.compressed else source.location.data_size
     for block in blocks(source, source.body_start, end, hashlib.sha256()):
         return [t.decode("utf-8", "replace") for t in block.tokens[:count].to_pylist()]
     return []
@@ -669,20 +717,20 @@ def head_tokens(source, count=5):
 def fingerprint(source, range_digests):
     """sha256 of the header and of the body ranges' digests, in file order."""
     digest = hashlib.sha256()
-    with open_vector_file(source.path) as f:
+    with sources.open_data(source.location) as f:
         digest.update(f.read(source.body_start))
     for range_digest in range_digests:
         digest.update(range_digest.encode())
     return digest.hexdigest()
 
 
-def line_number(path, offset):
+def line_number(source, offset):
     """The 1-based line number of the line at a byte offset, for error messages."""
-    with open_vector_file(path) as f:
+    with sources.open_data(source.location) as f:
         return f.read(offset).count(b"\n") + 1
 
 
 def _fail(source, offset, problem):
     where = (f"byte offset {offset}" if source.binary else
-             f"line {line_number(source.path, offset)} (byte offset {offset})")
+             f"line {line_number(source, offset)} (byte offset {offset})")
     raise VectorFileError(f"{source.path} {where}: {problem}")

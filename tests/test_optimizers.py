@@ -6,11 +6,12 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tfx_embeddings.components.embedding_trainer.optimizers import Keras3LazyAdam, LazyAdam
+from tfx_embeddings.components.embedding_trainer.optimizers import (Keras3LazyAdam, LazyAdam,
+                                                                  TfKerasLazyAdam)
 
 # tf_keras and Keras 3: LazyAdam against each Keras's own Adam.
 KERASES = pytest.mark.parametrize("lazy_adam, adam", [
-    (LazyAdam, tf_keras.optimizers.Adam), (Keras3LazyAdam, keras.optimizers.Adam)],
+    (TfKerasLazyAdam, tf_keras.optimizers.Adam), (Keras3LazyAdam, keras.optimizers.Adam)],
     ids=["tf_keras", "keras3"])
 
 
@@ -67,3 +68,10 @@ def test_dense_gradients_get_keras_adam(lazy_adam, adam):
 def test_amsgrad_is_refused(lazy_adam, adam):
     with pytest.raises(ValueError, match="does not support amsgrad"):
         lazy_adam(amsgrad=True)
+
+
+def test_lazy_adam_builds_the_optimizer_of_the_models_keras():
+    assert isinstance(LazyAdam(0.1, keras="keras3"), keras.optimizers.Adam)
+    assert isinstance(LazyAdam(0.1, keras="tf_keras"), tf_keras.optimizers.Adam)
+    with pytest.raises(ValueError, match="keras must be one of"):
+        LazyAdam(0.1, keras="keras2")

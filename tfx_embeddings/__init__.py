@@ -67,9 +67,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'tfx_embeddings' has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-    # LazyAdam is the one for the Keras tf.keras is, as tf.keras.optimizers.Adam is.
-    value = module.lazy_adam_class() if name == "LazyAdam" else getattr(module, name)
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
     globals()[name] = value
     return value
 

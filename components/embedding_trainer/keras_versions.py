@@ -1,15 +1,19 @@
 """Which Keras a trainer module uses: tf_keras (Keras 2) or Keras 3.
 
-Under TensorFlow 2.16, `tf.keras` (and `from tensorflow import keras`) is Keras 3 unless
-TF_USE_LEGACY_KERAS is set, in which case it is tf_keras. The restore layer and LazyAdam exist
-for both; by default they follow `tf.keras`, as the user's own module does. A layer of one Keras
-called on a tensor of the other fails deep in Keras with "A KerasTensor cannot be used as input to
-a TensorFlow function"; `check_same_keras` says instead which Keras each side is.
+Under TensorFlow 2.16, `tf.keras` (and `from tensorflow import keras`) is Keras 3, unless
+TF_USE_LEGACY_KERAS was set when it was first used, in which case it is tf_keras. Which one a
+process gets depends on import order: tensorflow-transform sets TF_USE_LEGACY_KERAS when it is
+imported, which changes `tf.keras` only if nothing used it before. So the environment variable
+does not say which Keras a module got; `tf.keras` itself does (its `version()`).
+
+The restore layer and LazyAdam exist for both; by default they follow `tf.keras`, as the user's
+own module does. A layer of one Keras called on a tensor of the other fails deep in Keras with "A
+KerasTensor cannot be used as input to a TensorFlow function"; `check_same_keras` says instead
+which Keras each side is.
 """
 
 import functools
 import importlib
-import os
 
 TF_KERAS, KERAS_3 = "tf_keras", "keras3"
 NAMES = (TF_KERAS, KERAS_3)
@@ -22,8 +26,10 @@ def resolve(keras=None):
             raise ValueError(f"keras must be one of {NAMES} or None (the Keras tf.keras is), "
                              f"got {keras!r}")
         return keras
-    legacy = os.environ.get("TF_USE_LEGACY_KERAS", "").lower() in ("1", "true", "yes")
-    return TF_KERAS if legacy else KERAS_3
+    import tensorflow as tf
+
+    version = getattr(tf.keras, "version", None)  # Keras 3's; tf_keras has none.
+    return KERAS_3 if version is not None and version().startswith("3.") else TF_KERAS
 
 
 @functools.lru_cache(maxsize=None)
@@ -55,5 +61,5 @@ def check_same_keras(layer_keras, inputs, what):
             raise TypeError(
                 f"{what} is a {describe(layer_keras)} layer, called on a {describe(other)} "
                 f"tensor. Build it for the model's Keras: pretrained_embedding(..., "
-                f"keras={other!r}), or let the environment decide for both (tf.keras follows "
-                f"TF_USE_LEGACY_KERAS).")
+                f"keras={other!r}), or build the model with `from tensorflow import keras`, "
+                f"which the default follows.")

@@ -39,24 +39,37 @@ def _powers(optimizer, dtype):
             tf.pow(tf.cast(optimizer.beta_2, dtype), step))
 
 
-@tf_keras.saving.register_keras_serializable(package="tfx_embeddings")
-class LazyAdam(tf_keras.optimizers.Adam):
+class LazyAdam:
     """Adam with lazy (row-wise) updates for sparse gradients; Keras's Adam for dense ones.
 
-    For tf_keras; `Keras3LazyAdam` is the same for Keras 3, and `tfx_embeddings.LazyAdam` is
-    the one for the Keras `tf.keras` is (as `tf.keras.optimizers.Adam` is).
+    Builds the optimizer of the model's Keras: TfKerasLazyAdam or Keras3LazyAdam.
 
     Args:
-      learning_rate, beta_1, beta_2, epsilon, name, **kwargs: as tf_keras.optimizers.Adam
-        (amsgrad is not supported). jit_compile defaults to False: XLA would densify the
-        sparse update.
+      learning_rate, beta_1, beta_2, epsilon, name, **kwargs: as Keras's Adam (amsgrad is not
+        supported).
+      keras: "tf_keras" or "keras3"; by default the Keras `tf.keras` is, as for
+        pretrained_embedding.
+
+    Returns:
+      A TfKerasLazyAdam or a Keras3LazyAdam.
 
     Raises:
-      ValueError: amsgrad=True.
+      ValueError: amsgrad=True, or an unknown keras.
 
     Example:
       model.compile(optimizer=tfx_embeddings.LazyAdam(1e-3), loss=...)
     """
+
+    def __new__(cls, *args, keras=None, **kwargs):
+        optimizer = (Keras3LazyAdam if keras_versions.resolve(keras) == keras_versions.KERAS_3
+                     else TfKerasLazyAdam)
+        return optimizer(*args, **kwargs)
+
+
+@tf_keras.saving.register_keras_serializable(package="tfx_embeddings")
+class TfKerasLazyAdam(tf_keras.optimizers.Adam):
+    """LazyAdam for tf_keras. jit_compile defaults to False: XLA would densify the sparse
+    update."""
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  jit_compile=False, name="LazyAdam", **kwargs):
@@ -85,15 +98,7 @@ class LazyAdam(tf_keras.optimizers.Adam):
 @keras.saving.register_keras_serializable(package="tfx_embeddings")
 class Keras3LazyAdam(keras.optimizers.Adam):
     """LazyAdam for Keras 3: the same arithmetic on the rows a sparse gradient touches, Keras
-    3's Adam for dense gradients.
-
-    Args:
-      learning_rate, beta_1, beta_2, epsilon, name, **kwargs: as keras.optimizers.Adam
-        (amsgrad is not supported).
-
-    Raises:
-      ValueError: amsgrad=True.
-    """
+    3's Adam for dense gradients."""
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  name="LazyAdam", **kwargs):
@@ -115,9 +120,3 @@ class Keras3LazyAdam(keras.optimizers.Adam):
         self.assign(v, tf.IndexedSlices(v_rows, rows))
         self.assign_sub(variable, tf.IndexedSlices(
             (m_rows * alpha) / (tf.sqrt(v_rows) + self.epsilon), rows))
-
-
-def lazy_adam_class(keras_name=None):
-    """LazyAdam or Keras3LazyAdam: the one for keras_name (keras_versions.resolve)."""
-    return (Keras3LazyAdam if keras_versions.resolve(keras_name) == keras_versions.KERAS_3
-            else LazyAdam)

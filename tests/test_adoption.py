@@ -11,6 +11,7 @@ the file, bit for bit, reached through the user's own token ids.
 import glob
 import json
 import os
+import re
 import subprocess
 import textwrap
 import zipfile
@@ -226,3 +227,208 @@ def test_a_user_pipeline_restores_rows_that_line_up(image, project, run, layout)
     if run == 2:  # Warm-started across the layout change: rows remapped by token, not shifted.
         assert manifest["warm_start"]["previous_model"] == len(vocabulary) + 1
         assert manifest["warm_start"]["initializer"] == 1  # The new padding row.
+
+
+# A second user's project, written as TFX's own IMDB example (imdb_utils_native_keras.py) is:
+# `from tensorflow import keras` (Keras 3 in TFX's trainer), MirroredStrategy, a BiLSTM, unknown
+# tokens by `default_value` (no OOV bucket), ids plus one with padding 0, saved with
+# tf.saved_model.save and a serving signature that parses tf.Examples, and an Evaluator. Only the
+# README's steps are applied: EmbeddingGen and EmbeddingTrainer in the pipeline,
+# pretrained_embedding and LazyAdam in the module.
+
+KERAS3_PREPROCESSING = """
+import tensorflow as tf
+import tensorflow_transform as tft
+
+MAX_LEN = 16
+
+
+def preprocessing_fn(inputs):
+    text = tf.strings.regex_replace(tf.strings.lower(inputs["text"]), r"<br />|[^a-z ]", " ")
+    tokens = tf.strings.split(text)
+    # Unknown tokens get default_value -1; with ids + 1 they and the padding share row 0.
+    ids = tft.compute_and_apply_vocabulary(tokens, default_value=-1, vocab_filename="words")
+    dense = (ids + 1)[:, :MAX_LEN].to_tensor(default_value=0, shape=[None, MAX_LEN])
+    return {"text_xf": dense, "label_xf": inputs["label"]}
+"""
+
+KERAS3_TRAINER = """
+import os
+
+import tensorflow as tf
+from tensorflow import keras
+import tensorflow_transform as tft
+from tfx_bsl.public import tfxio
+
+import tfx_embeddings
+
+MAX_LEN = 16
+
+
+def _dataset(fn_args, files, tft_output):
+    return fn_args.data_accessor.tf_dataset_factory(
+        files, tfxio.TensorFlowDatasetOptions(batch_size=8, label_key="label_xf"),
+        tft_output.transformed_metadata.schema).repeat()
+
+
+def run_fn(fn_args):
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    uri = fn_args.custom_config[tfx_embeddings.EMBEDDING_URI_KEY]
+    strategy = tf.distribute.MirroredStrategy()
+    with strategy.scope():
+        embedding = tfx_embeddings.pretrained_embedding(
+            uri, transform_output=tft_output, vocabulary_name="words", trainable=False)
+        ids = keras.layers.Input(shape=(MAX_LEN,), dtype="int64", name="text_xf")
+        lstm = keras.layers.Bidirectional(keras.layers.LSTM(8))(embedding(ids))
+        model = keras.Model({"text_xf": ids}, keras.layers.Dense(1)(
+            keras.layers.Dense(8, activation="relu")(lstm)))
+        model.compile(optimizer=tfx_embeddings.LazyAdam(1e-2),
+                      loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+    model.fit(_dataset(fn_args, fn_args.train_files, tft_output), steps_per_epoch=10, epochs=2,
+              validation_data=_dataset(fn_args, fn_args.eval_files, tft_output),
+              validation_steps=2, verbose=0)
+
+    model.tft_layer = tft_output.transform_features_layer()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_examples_fn(serialized):
+        spec = tft_output.raw_feature_spec()
+        spec.pop("label")
+        transformed = model.tft_layer(tf.io.parse_example(serialized, spec))
+        return {"outputs": tf.sigmoid(model({"text_xf": transformed["text_xf"]}))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def ids_of(text):
+        raw = {"text": text, "label": tf.zeros_like(text, tf.int64)}
+        return {"text_xf": model.tft_layer(raw)["text_xf"]}
+
+    tf.saved_model.save(model, fn_args.serving_model_dir,
+                        signatures={"serving_default": serve_tf_examples_fn, "ids_of": ids_of})
+    with open(os.path.join(fn_args.model_run_dir, "keras.txt"), "w") as f:
+        f.write(type(embedding).__name__ + " " + type(model.optimizer).__name__)
+"""
+
+KERAS3_PIPELINE = """
+import sys
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+import tfx_embeddings
+
+layout, root = sys.argv[1], sys.argv[2]
+example_gen = tfx.components.CsvExampleGen(input_base="data", input_config=tfx.proto.Input(
+    splits=[tfx.proto.Input.Split(name="train", pattern="train/*"),
+            tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
+schema_gen = tfx.components.ImportSchemaGen(schema_file="schema.pbtxt")
+transform = tfx.components.Transform(examples=example_gen.outputs["examples"],
+                                     schema=schema_gen.outputs["schema"],
+                                     module_file="preprocessing.py")
+embedding_gen = tfx_embeddings.EmbeddingGen(
+    transform_graph=transform.outputs["transform_graph"], vectors_path="vectors.txt",
+    vocabulary_name="words", vocabulary_has_counts=False, num_oov_buckets=0,
+    **({} if layout == "auto" else {"row_layout": layout}))
+trainer = tfx_embeddings.EmbeddingTrainer(
+    examples=transform.outputs["transformed_examples"],
+    transform_graph=transform.outputs["transform_graph"],
+    embedding=embedding_gen.outputs["embedding"], module_file="trainer.py",
+    train_args=tfx.proto.TrainArgs(num_steps=20), eval_args=tfx.proto.EvalArgs(num_steps=2))
+evaluator = tfx.components.Evaluator(
+    examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+    eval_config=tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(label_key="label")], slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
+            class_name="BinaryAccuracy", threshold=tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 0.0})))])]))
+pusher = tfx.components.Pusher(
+    model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+    push_destination=tfx.proto.PushDestination(
+        filesystem=tfx.proto.PushDestination.Filesystem(base_directory="serving")))
+tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+    pipeline_name="imdb-keras3", pipeline_root=root, enable_cache=True,
+    metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+        root + "/metadata.sqlite"),
+    components=[example_gen, schema_gen, transform, embedding_gen, trainer, evaluator, pusher],
+    beam_pipeline_args=["--runner=FnApiRunner", "--direct_running_mode=in_memory"]))
+"""
+
+KERAS3_SERVE = """
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+print(json.dumps(model.signatures["ids_of"](tf.constant(sys.argv[2:]))["text_xf"].numpy()
+                 .tolist()))
+"""
+
+
+@pytest.fixture(scope="module")
+def keras3_project(tmp_path_factory):
+    path = tmp_path_factory.mktemp("keras3_project")
+    sample_data.write_sample(str(path / "sample"), n_train=120, n_eval=40)
+    os.rename(path / "sample" / "corpus", path / "data")
+    os.rename(path / "sample" / "vectors" / "glove.sample.50d.txt", path / "vectors.txt")
+    with open(os.path.join(ROOT, "schemas", "schema.pbtxt")) as f:
+        (path / "schema.pbtxt").write_text(f.read())
+    for name, text in (("preprocessing.py", KERAS3_PREPROCESSING),
+                       ("trainer.py", KERAS3_TRAINER), ("pipeline.py", KERAS3_PIPELINE)):
+        (path / name).write_text(textwrap.dedent(text))
+    return path
+
+
+def _user_environment():
+    """The user's shell: TF_USE_LEGACY_KERAS unset, so TFX's trainer gives modules Keras 3."""
+    return {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+
+
+def test_a_keras3_module_trains_evaluates_and_pushes_the_vector_rows(image, keras3_project):
+    result = subprocess.run([image, "pipeline.py", "auto", str(keras3_project / "root")],
+                            cwd=keras3_project, capture_output=True, text=True,
+                            env=_user_environment())
+    assert result.returncode == 0, result.stderr[-5000:]
+    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(
+        str(keras3_project / "root" / "metadata.sqlite")))
+    model_run = _latest(store, "ModelRun")
+    with open(os.path.join(model_run.uri, "keras.txt")) as f:
+        assert f.read() == "Keras3PartitionedEmbedding Keras3LazyAdam"  # Keras 3 all along.
+    assert _latest(store, "ModelBlessing").custom_properties["blessed"].int_value == 1
+    with open(os.path.join(_latest(store, "tfx_embeddings.PretrainedEmbedding").uri,
+                           "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["layout"]["name"] == "padded" and manifest["layout"]["num_oov_buckets"] == 0
+    assert manifest["token_ids"] == {"feature": "text_xf", "offset": 1, "oov_ids": [0],
+                                     "padding_id": 0}
+
+    tft_output = tft.TFTransformOutput(_latest(store, "TransformGraph").uri)
+    with open(tft_output.vocabulary_file_by_name("words"), "rb") as f:
+        vocabulary = f.read().decode().splitlines()
+    vectors = _vectors(keras3_project / "vectors.txt")
+    known = [token for token in vocabulary if token in vectors]
+    assert len(known) > 30
+    [pushed] = sorted(glob.glob(str(keras3_project / "serving" / "*")))[-1:]
+    served = json.loads(subprocess.run(
+        [image, "-c", KERAS3_SERVE, pushed, *known, "qzxwv"], cwd="/", capture_output=True,
+        text=True, check=True, env=_user_environment()).stdout.splitlines()[-1])
+    ids = np.array(served)[:, 0]
+    np.testing.assert_array_equal(ids[:-1], [vocabulary.index(t) + 1 for t in known])
+    assert ids[-1] == 0  # An unknown token: default_value -1, plus one.
+    saved = tf.train.load_checkpoint(os.path.join(pushed, "variables", "variables"))
+    parts = sorted((name for name in saved.get_variable_to_shape_map()
+                    if re.search(r"/partitions/\d+/", name) and not name.startswith("optimizer")),
+                   key=lambda name: int(re.search(r"/partitions/(\d+)/", name).group(1)))
+    matrix = np.concatenate([saved.get_tensor(name) for name in parts])
+    assert matrix.shape == (len(vocabulary) + 1, 50)
+    np.testing.assert_array_equal(matrix[ids[:-1]], np.stack([vectors[t] for t in known]))
+    np.testing.assert_array_equal(matrix[0], np.zeros(50))  # Padding, and unknown tokens.
+
+
+def test_the_wrong_layout_fails_before_training(image, keras3_project):
+    result = subprocess.run([image, "pipeline.py", "tft", str(keras3_project / "wrong")],
+                            cwd=keras3_project, capture_output=True, text=True,
+                            env=_user_environment())
+    assert result.returncode != 0
+    assert ("row_layout is 'tft' but the TransformGraph's 'words' ids (feature 'text_xf') are "
+            "token index + 1: the 'padded' layout" in result.stderr)
+    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(
+        str(keras3_project / "wrong" / "metadata.sqlite")))
+    assert not store.get_artifacts_by_type("Model")  # The trainer never ran.

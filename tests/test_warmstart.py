@@ -33,16 +33,23 @@ def _previous_model(tmp_path, vectors, tokens, num_shards, num_oov_buckets, layo
 
 
 @pytest.mark.parametrize(
-    "old_shards, new_shards, old_oov, new_oov, old_layout, new_layout, rows_per_slice", [
-        (3, 5, 1, 2, "padded", "padded", None), (1, 2, 2, 1, "padded", "padded", None),
-        (4, 4, 1, 1, "padded", "padded", None), (2, 3, 1, 1, "tft", "tft", None),
-        (3, 2, 2, 1, "tft", "padded", None), (2, 2, 1, 0, "padded", "tft", None),
-        (3, 5, 1, 2, "padded", "padded", 3), (2, 3, 1, 1, "tft", "padded", 2)])
+    "old_shards, new_shards, old_oov, new_oov, old_layout, new_layout, rows_per_slice, keras", [
+        (3, 5, 1, 2, "padded", "padded", None, "tf_keras"),
+        (1, 2, 2, 1, "padded", "padded", None, "tf_keras"),
+        (4, 4, 1, 1, "padded", "padded", None, "tf_keras"),
+        (2, 3, 1, 1, "tft", "tft", None, "tf_keras"),
+        (3, 2, 2, 1, "tft", "padded", None, "tf_keras"),
+        (2, 2, 1, 0, "padded", "tft", None, "tf_keras"),
+        (3, 5, 1, 2, "padded", "padded", 3, "tf_keras"),
+        (2, 3, 1, 1, "tft", "padded", 2, "tf_keras"),
+        (3, 5, 1, 2, "padded", "padded", None, "keras3"),
+        (3, 2, 2, 1, "tft", "padded", 3, "keras3")])
 def test_rows_come_from_the_right_source(tmp_path, monkeypatch, old_shards, new_shards, old_oov,
-                                         new_oov, old_layout, new_layout, rows_per_slice):
+                                         new_oov, old_layout, new_layout, rows_per_slice, keras):
     """Rows are joined by their keys: a change of shards, OOV buckets or row layout between
     runs remaps the trained rows, never shifts them; with rows_per_slice, the export is stored
-    in slices of that many rows, read several per RestoreV2 call."""
+    in slices of that many rows, read several per RestoreV2 call. The same in a Keras 3 layer
+    warm-started from a tf_keras model's export."""
     if rows_per_slice:
         monkeypatch.setattr(embedding_artifact, "SLICE_BYTES", 4 * 4 * rows_per_slice)
     rng = np.random.default_rng(5)
@@ -62,7 +69,7 @@ def test_rows_come_from_the_right_source(tmp_path, monkeypatch, old_shards, new_
     old = embedding_artifact.RowLayout(old_layout, len(old_tokens), old_oov)
     new = embedding_artifact.RowLayout(new_layout, len(new_tokens), new_oov)
 
-    layer = restore.pretrained_embedding(new_artifact, base_model=base_model)
+    layer = restore.pretrained_embedding(new_artifact, base_model=base_model, keras=keras)
     assert layer.mask_zero == (new_layout == "padded")
     warm = layer(tf.constant([np.arange(len(pretrained))])).numpy()[0]
 

@@ -208,31 +208,131 @@ def token_vectors(path, model, tokens, word_ids):
     bool [n]: from n-grams alone), and the sha256 of the matrix rows read.
 
     word_ids: per token, its word's id in the dictionary, or -1. A token without a word row
-    and without n-grams (bucket 0, or too short for minn) has no vector.
+    and without n-grams (bucket 0, or too short for minn) has no vector. ROWS_PER_READ tokens
+    at a time: their rows' references worked out in bulk (`_references`), the rows read once
+    each, and each token's rows added in order, for all tokens at once.
     """
     vectors = np.zeros((len(tokens), model.dimension), np.float32)
-    has_vector = np.zeros(len(tokens), bool)
-    subword = np.zeros(len(tokens), bool)
+    counts = np.zeros(len(tokens), np.int64)
     digest = hashlib.sha256()
-    with filesystems.open_read(path) as f:
+    with _MatrixReader(path, model) as reader:
         for first in range(0, len(tokens), ROWS_PER_READ):
-            batch = range(first, min(first + ROWS_PER_READ, len(tokens)))
-            refs = [([word_ids[i]] if word_ids[i] >= 0 else [])
-                    + [model.nwords + h for h in ngram_hashes(tokens[i], model.minn, model.maxn,
-                                                              model.bucket)] for i in batch]
-            needed = np.unique(np.fromiter((r for rows in refs for r in rows), np.int64))
-            rows = _read_rows(f, path, model, needed, digest)
-            for i, token_refs in zip(batch, refs):
-                if not token_refs:
-                    continue
-                at = np.searchsorted(needed, token_refs)
-                total = rows[at[0]].copy()
-                for k in at[1:]:  # float32, in n-gram order, as gensim adds them.
-                    total += rows[k]
-                vectors[i] = total / np.float32(len(token_refs))
-                has_vector[i] = True
-                subword[i] = word_ids[i] < 0
-    return vectors, has_vector, subword, digest.hexdigest()
+            last = min(first + ROWS_PER_READ, len(tokens))
+            refs, lengths = _references(tokens[first:last], word_ids[first:last], model)
+            needed, at = np.unique(refs, return_inverse=True)
+            rows = reader.read(needed, digest)
+            starts = np.cumsum(lengths) - lengths
+            for k in range(int(lengths.max(initial=0))):  # The k-th row of each token, in
+                mine = np.flatnonzero(lengths > k)  # order: float32 sums as gensim adds them.
+                rows_k = rows[at[starts[mine] + k]]
+                if k == 0:
+                    vectors[first + mine] = rows_k
+                else:
+                    vectors[first + mine] += rows_k
+            counts[first:last] = lengths
+    has_vector = counts > 0
+    vectors[has_vector] /= counts[has_vector, None].astype(np.float32)
+    return vectors, has_vector, has_vector & (np.asarray(word_ids) < 0), digest.hexdigest()
+
+
+def _references(tokens, word_ids, model):
+    """The matrix rows each token adds, in order (its word's row, then its n-grams' rows), all
+    tokens' concatenated, and the number per token. ASCII tokens are hashed in numpy, a step
+    of each n-gram's FNV-1a at a time for all of them; others by ngram_hashes."""
+    lengths = np.zeros(len(tokens), np.int64)
+    parts = [None] * len(tokens)
+    ascii_tokens = [i for i, t in enumerate(tokens) if t.isascii()]
+    if ascii_tokens:
+        hashes, owners = _ascii_ngram_hashes([tokens[i] for i in ascii_tokens], model)
+        split = np.searchsorted(owners, np.arange(len(ascii_tokens) + 1))
+        for j, i in enumerate(ascii_tokens):
+            parts[i] = model.nwords + hashes[split[j]:split[j + 1]]
+    for i, token in enumerate(tokens):
+        if parts[i] is None:
+            parts[i] = np.array([model.nwords + h for h in ngram_hashes(
+                token, model.minn, model.maxn, model.bucket)], np.int64)
+        if word_ids[i] >= 0:
+            parts[i] = np.concatenate([[word_ids[i]], parts[i]])
+        lengths[i] = len(parts[i])
+    refs = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    return refs, lengths
+
+
+def _ascii_ngram_hashes(tokens, model):
+    """(bucket numbers, owner token index) of the n-grams of ASCII tokens, in each token's
+    n-gram order (start position, then length), as ngram_hashes gives them."""
+    if model.bucket == 0 or model.maxn == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    words = [b"<" + t + b">" for t in tokens]
+    lengths = np.array([len(w) for w in words])
+    width = int(lengths.max())
+    chars = np.zeros((len(words), width), np.uint32)
+    flat = np.frombuffer(b"".join(words), np.uint8)
+    rows = np.repeat(np.arange(len(words)), lengths)
+    columns = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    chars[rows, columns] = flat
+    owner, start = np.nonzero(np.arange(width)[None, :] < lengths[:, None])  # Token, then start.
+    hashes = np.full(len(owner), 2166136261, np.uint32)
+    found = []
+    for n in range(1, model.maxn + 1):
+        end = start + n
+        alive = end <= lengths[owner]
+        if not alive.any():
+            break
+        hashes = hashes[alive] ^ chars[owner[alive], end[alive] - 1]
+        hashes = hashes * np.uint32(16777619)
+        owner, start = owner[alive], start[alive]
+        if n >= model.minn:
+            end = start + n
+            keep = ~((n == 1) & ((start == 0) | (end == lengths[owner])))
+            found.append((owner[keep], start[keep], np.full(keep.sum(), n), hashes[keep]))
+    owners, starts, ns, values = (np.concatenate(column) for column in zip(*found))
+    order = np.lexsort((ns, starts, owners))
+    return (values[order] % np.uint32(model.bucket)).astype(np.int64), owners[order]
+
+
+class _MatrixReader:
+    """Reads rows of a model's input matrix: memory-mapped for a local file (a gather in C),
+    run by run of consecutive rows through the filesystem otherwise."""
+
+    def __init__(self, path, model):
+        self._path, self._model = path, model
+        self._file = self._map = None
+
+    def __enter__(self):
+        if filesystems.is_local(self._path):
+            rows = self._model.nwords + self._model.bucket
+            size = filesystems.stat(self._path).size
+            if size < self._model.matrix_start + 4 * rows * self._model.dimension:
+                raise FastTextError(f"{self._path}: truncated: the input matrix is past the "
+                                    f"end of the file")
+            self._map = np.memmap(self._path, "<f4", "r", self._model.matrix_start,
+                                  (rows, self._model.dimension))
+        else:
+            self._file = filesystems.open_read(self._path)
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._file is not None:
+            self._file.close()
+        self._map = None
+
+    def read(self, rows, digest):
+        """The rows (sorted, unique) as float32 [len(rows), dimension]; digest is updated
+        with their bytes in order."""
+        if self._map is not None:
+            out = np.ascontiguousarray(self._map[rows], np.float32)
+            digest.update(out.tobytes())
+            _check_finite(self._path, rows, out)
+            return out
+        return _read_rows(self._file, self._path, self._model, rows, digest)
+
+
+def _check_finite(path, rows, out):
+    if not np.isfinite(out).all():
+        bad = int(rows[np.flatnonzero(~np.isfinite(out).all(axis=1))[0]])
+        raise FastTextError(f"{path}: row {bad} of the input matrix holds a value that is not a "
+                            f"finite float32")
 
 
 def _read_rows(f, path, model, rows, digest):
@@ -250,8 +350,5 @@ def _read_rows(f, path, model, rows, digest):
                                 f"matrix is past the end of the file")
         digest.update(data)
         out[run] = np.frombuffer(data, "<f4").reshape(len(run), model.dimension)
-    if not np.isfinite(out).all():
-        bad = int(rows[np.flatnonzero(~np.isfinite(out).all(axis=1))[0]])
-        raise FastTextError(f"{path}: row {bad} of the input matrix holds a value that is not a "
-                            f"finite float32")
+    _check_finite(path, rows, out)
     return out

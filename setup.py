@@ -27,7 +27,6 @@ setuptools.setup(
         "dill",
         "pydantic>=2",
         "pyyaml",
-        "matplotlib",  # The coverage report's plot.
         "isal",  # Inflating compressed vector files at ISA-L's speed.
     ],
     extras_require={"test": ["pytest", "gensim", "pandas", "psutil"]},

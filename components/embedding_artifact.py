@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 import uuid
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 

@@ -1,8 +1,6 @@
 """EmbeddingGen's Beam job on the real DirectRunner: alignment, shards, determinism, failures."""
 
-import base64
 import html.parser
-import io
 import json
 import os
 import re
@@ -171,15 +169,18 @@ def test_arguments_are_checked_by_the_library_and_the_component(tmp_path, small_
 
 
 class _Page(html.parser.HTMLParser):
-    """What a browser would need of the page: its images and its text."""
+    """What a browser would need of the page: its pictures (inline SVG) and its text."""
 
     def __init__(self):
         super().__init__()
-        self.images, self.text = [], []
+        self.svgs, self.lines, self.text = [], [], []
 
     def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.images.append(dict(attrs)["src"])
+        if tag == "svg":
+            self.svgs.append(dict(attrs))
+        if tag == "polyline":
+            self.lines.append([tuple(map(float, point.split(",")))
+                               for point in dict(attrs)["points"].split()])
 
     def handle_data(self, data):
         self.text.append(data)
@@ -197,12 +198,13 @@ def test_the_coverage_report_renders(tmp_path):
     page = _Page()
     with open(tmp_path / "out" / "report.html") as f:
         page.feed(f.read())
-    [image] = page.images
-    assert image.startswith("data:image/png;base64,")
-    from PIL import Image
-    picture = Image.open(io.BytesIO(base64.b64decode(image.split(",", 1)[1])))
-    picture.load()
-    assert picture.size[0] > 300 and picture.size[1] > 200
+    [svg] = page.svgs
+    assert int(svg["width"]) > 300 and int(svg["height"]) > 200
+    tokens_line, corpus_line = page.lines  # Two curves, each point inside the picture.
+    for line in page.lines:
+        assert all(0 <= x <= 700 and 0 <= y <= 360 for x, y in line)
+    # 3 of 5 tokens have a vector: the tokens curve ends at 60%, below its start (w1 has one).
+    assert tokens_line[-1][1] > tokens_line[0][1]
     text = " ".join(" ".join(page.text).split())
     assert "3 of 5 vocabulary tokens have a pretrained vector (60.0%)" in text
     assert text.index("zz_missing 40") < text.index("rare_missing 10")  # By count.

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from tfx_embeddings.components.embedding_gen import vectors
-from tests.conftest import write_glove
 
 
 def _parse_all(source, vocabulary, range_bytes, work_dir=None):

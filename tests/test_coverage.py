@@ -35,6 +35,8 @@ def test_the_line_names_what_would_raise_coverage(tmp_path, vectors_file, caplog
     with caplog.at_level(logging.INFO):
         _build(tmp_path, vectors_file)
     [record] = [r for r in caplog.records if "EmbeddingGen coverage" in r.getMessage()]
+    assert any("shards published; 4 of the vocabulary's" in r.getMessage()
+               for r in caplog.records)  # The last progress line too.
     assert record.levelno == logging.WARNING and record.name == "tfx_embeddings.embedding_gen"
     assert record.getMessage() == (
         "EmbeddingGen coverage: 4 of the vocabulary's 10 tokens have a vector (40.0%), 61.8% "
@@ -47,19 +49,20 @@ def test_case_folding_already_on_is_not_suggested(tmp_path, vectors_file, caplog
     with caplog.at_level(logging.INFO):
         manifest = _build(tmp_path, vectors_file, case_fold_fallback=True)
     assert manifest.coverage.tokens_with_vector == 7
-    [line] = [r.getMessage() for r in caplog.records if "coverage" in r.getMessage()
-              and "have a vector" in r.getMessage()]
+    [line] = [r.getMessage() for r in caplog.records if "EmbeddingGen coverage" in
+              r.getMessage()]
     assert "7 of the vocabulary's 10 tokens have a vector (70.0%)" in line
     assert "case folding" not in line
 
 
-def test_good_coverage_is_a_progress_line(tmp_path, caplog):
+def test_good_coverage_is_in_the_last_progress_line(tmp_path, caplog):
     path = write_glove(tmp_path / "v.txt", [(t, np.ones(3)) for t in VOCABULARY])
     with caplog.at_level(logging.INFO):
         _build(tmp_path, str(path))
     [record] = [r for r in caplog.records if "have a vector" in r.getMessage()]
-    assert record.levelno == logging.INFO and "progress: coverage: 10 of" in record.getMessage()
-    assert ";" not in record.getMessage()  # No hint.
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == ("progress: 4 shards published; 10 of the vocabulary's 10 "
+                                   "tokens have a vector (100.0%), 100.0% of the corpus's tokens")
 
 
 def test_hints_fold_non_ascii_tokens_as_str_casefold():

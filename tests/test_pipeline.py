@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -90,7 +91,9 @@ def test_a_run_prints_what_a_person_reads_and_logs_the_rest(pipeline_run):
         assert any(line.startswith(component) and "complete" in line for line in lines)
     assert any("LatestBlessedModelResolver: no previous model to start from (a first run, or "
                "none blessed yet)" in line for line in lines)
-    assert any("EmbeddingGen: " in line and " tokens have a vector" in line for line in lines)
+    assert any(re.search(r"EmbeddingGen: \d shards published; \d+ of the vocabulary's \d+ "
+                         r"tokens have a vector \(\d+\.\d%\), \d+\.\d% of the corpus's tokens",
+                         line) for line in lines)
     with open(log_path) as f:
         full = f.read()
     for text in ("Component EmbeddingGen is running.", "FutureWarning",

@@ -220,5 +220,6 @@ def test_executor_counts_the_text_of_the_chosen_splits(tmp_path):
 
 def test_executor_names_a_missing_text_feature(tmp_path):
     examples = _examples(tmp_path, {"train": [{"body": "no text here"}]})
-    with pytest.raises(Exception, match="Split-train/\\*: an example has no bytes feature 'text'"):
+    with pytest.raises(Exception, match="Split-train/data.gz: an example has no bytes feature "
+                                        "'text'"):
         _run_executor(tmp_path, examples)

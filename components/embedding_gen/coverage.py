@@ -14,7 +14,6 @@ from typing import Optional
 
 import numpy as np
 
-from tfx_embeddings.components import progress
 from tfx_embeddings.components.embedding_gen.vectors import (VectorFileError, casefold,
                                                               fixed_width, head_tokens)
 
@@ -161,15 +160,15 @@ def report(tokens, found, counts=None, corpus_tokens_found=None, reachable=None,
         subwords=subwords)
 
 
-def log(line_report, warning_below):
-    """Logs the coverage line: a WARNING below warning_below (of the vocabulary's tokens or of
-    the corpus's), a progress line otherwise."""
+def warn(line_report, warning_below):
+    """Logs the coverage line as a WARNING if the coverage is below warning_below (of the
+    vocabulary's tokens or of the corpus's); returns whether it did."""
     shares = [line_report.share] + ([line_report.corpus_share]
                                     if line_report.corpus_share is not None else [])
     if min(shares) < warning_below:
         LOGGER.warning("EmbeddingGen coverage: %s", line_report.line())
-    else:
-        progress.report("coverage: %s", line_report.line())
+        return True
+    return False
 
 
 def check(source, line_report, min_coverage, tokens, found):

@@ -123,10 +123,11 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=
     except BaseException:
         tf.io.gfile.rmtree(staging)  # Nothing half-written stays behind.
         raise
+    coverage_lib.warn(job.coverage_report, parameters.coverage_warning)
     logging.info("EmbeddingGen: published %s in %.1fs", output_dir, time.time() - started)
     STAGE_LOGGER.info("EmbeddingGen seconds by stage: %s", _stage_text(seconds),
                       extra={"stage_seconds": seconds})
-    progress.report("%d shards published", len(manifest.shards))
+    progress.report("%d shards published; %s", len(manifest.shards), job.coverage_report.line())
     return manifest
 
 
@@ -249,9 +250,9 @@ class _Job:
             tokens_initialized=sum(s.tokens_initialized for s in shards),
             subword_vectors=sum(s.subword_vectors for s in shards),
             shards_written=len(shards))
-        line = self._coverage_report(ranges, word_found, coverage, hint_marks)
-        coverage_lib.log(line, self.parameters.coverage_warning)
-        coverage_lib.check(source, line, self.parameters.min_coverage, self.tokens, word_found)
+        self.coverage_report = self._coverage_report(ranges, word_found, coverage, hint_marks)
+        coverage_lib.check(source, self.coverage_report, self.parameters.min_coverage,
+                           self.tokens, word_found)
         with tf.io.gfile.GFile(os.path.join(self.staging, report_lib.REPORT_FILE), "w") as f:
             f.write(report_lib.render(
                 self.tokens, counts, word_found, source=described, coverage=coverage,

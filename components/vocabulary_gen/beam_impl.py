@@ -14,18 +14,21 @@ bundle's counts, a shard's sum, and top_k entries (or the whole vocabulary witho
 the ranked shards meet to be written. TensorFlow is imported only by a worker that needs it.
 """
 
+import struct
 import zlib
 
 import apache_beam as beam
+import google_crc32c
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms import window
+from isal import igzip
 from tfx_bsl.coders import example_coder
 
-from tfx_embeddings.components import progress, vocabulary_file
+from tfx_embeddings.components import filesystems, progress, vocabulary_file
 from tfx_embeddings.components.vocabulary_gen import tokenizer
 
 NAMESPACE = "vocabulary_gen"
@@ -77,13 +80,19 @@ class _CountTokens(beam.DoFn):
         self._batch, self._batch_bytes, self._counts = [], 0, _Counts()
         self._bundle_documents = self._bundle_tokens = 0
 
-    def process(self, document):
-        if isinstance(document, str):
-            document = document.encode()
-        self._batch.append(document)
-        self._batch_bytes += len(document)
-        if len(self._batch) >= self._batch_size or self._batch_bytes >= BATCH_BYTES:
+    def process(self, element):
+        """A document (str or bytes), or a batch of them (an Arrow array or a list)."""
+        if isinstance(element, pa.Array):
             self._count_batch()
+            self._count_arrow(element)
+            return
+        for document in element if isinstance(element, list) else [element]:
+            if isinstance(document, str):
+                document = document.encode()
+            self._batch.append(document)
+            self._batch_bytes += len(document)
+            if len(self._batch) >= self._batch_size or self._batch_bytes >= BATCH_BYTES:
+                self._count_batch()
 
     def finish_bundle(self):
         self._count_batch()
@@ -111,6 +120,25 @@ class _CountTokens(beam.DoFn):
         if plain:
             self._add(self._tokenize_fn.tokenize_ascii(_large_strings(plain), self._max_tokens))
         if other:
+            self._add(_tensorflow_tokens(self._tokenize_fn, other, self._max_tokens))
+            self._tensorflow_documents.inc(len(other))
+        self._documents.inc(len(documents))
+        self._bundle_documents += len(documents)
+
+    def _count_arrow(self, documents):
+        """A batch of documents as an Arrow binary array, split plain ASCII / other in C++."""
+        documents = documents.cast(pa.large_binary())
+        if not len(documents):
+            return
+        if isinstance(self._tokenize_fn, tokenizer.Tokenizer):
+            plain = tokenizer.plain_ascii_mask(documents)
+        else:
+            plain = np.zeros(len(documents), bool)
+        if plain.any():
+            self._add(self._tokenize_fn.tokenize_ascii(
+                documents.filter(pa.array(plain)).cast(pa.large_string()), self._max_tokens))
+        if not plain.all():
+            other = documents.filter(pa.array(~plain)).to_pylist()
             self._add(_tensorflow_tokens(self._tokenize_fn, other, self._max_tokens))
             self._tensorflow_documents.inc(len(other))
         self._documents.inc(len(documents))
@@ -202,35 +230,97 @@ def _write(ranked, path, top_k, reserved_tokens, store_frequency):
     return len(lines)
 
 
-class _DecodeDocuments(beam.DoFn):
-    """Batches of serialized tf.Examples to the values of their bytes feature, one per element.
+class _ReadExampleFile(beam.DoFn):
+    """A TFRecord file of tf.Examples (gzip or not) to batches of the values of their bytes
+    feature (Arrow arrays, one element per batch of BATCH_SIZE examples).
 
-    Decoded by tfx_bsl's Arrow decoder (as TFX's own TFXIO does), so no TensorFlow is needed.
+    The file is read whole, by one worker, with no Beam element per record: records are found
+    by their length prefixes, checked against their CRC-32C (as TensorFlow's reader does), and
+    decoded in batches by tfx_bsl's Arrow decoder, so no TensorFlow is needed.
     """
 
-    def __init__(self, feature, source):
-        self._feature, self._source = feature, source
+    def __init__(self, feature):
+        self._feature = feature
 
     def setup(self):
         self._decoder = example_coder.ExamplesToRecordBatchDecoder()
 
-    def process(self, records):
+    def process(self, path):
+        records = []
+        for record in _tfrecords(path):
+            records.append(record)
+            if len(records) == BATCH_SIZE:
+                yield self._values(records, path)
+                records = []
+        if records:
+            yield self._values(records, path)
+
+    def _values(self, records, path):
         batch = self._decoder.DecodeBatch(records)
         index = batch.schema.get_field_index(self._feature)
         values = batch.column(index) if index >= 0 else None
         if (values is None or values.null_count
                 or not pa.types.is_large_binary(values.type.value_type)):
-            raise ValueError(f"{self._source}: an example has no bytes feature {self._feature!r}")
-        return values.flatten().to_pylist()
+            raise ValueError(f"{path}: an example has no bytes feature {self._feature!r}")
+        return values.flatten()
+
+
+_LENGTH = struct.Struct("<QI")
+_MASK_DELTA = 0xA282EAD8
+
+
+def _masked_crc(data):
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def _tfrecords(path):
+    """The records of a TFRecord file (gzip-compressed or not, by its first bytes)."""
+    with filesystems.open_read(path) as raw:
+        head = raw.read(2)
+        raw.seek(0)
+        stream = igzip.IGzipFile(fileobj=raw, mode="rb") if head == b"\x1f\x8b" else raw
+        buffer, pos, offset = b"", 0, 0
+        while True:
+            if len(buffer) - pos < _LENGTH.size:
+                more = stream.read(8 << 20)
+                if not more:
+                    if len(buffer) > pos:
+                        raise ValueError(f"{path}: truncated TFRecord at byte {offset}")
+                    return
+                buffer, pos = buffer[pos:] + more, 0
+                continue
+            length, length_crc = _LENGTH.unpack_from(buffer, pos)
+            if _masked_crc(buffer[pos:pos + 8]) != length_crc:
+                raise ValueError(f"{path}: corrupt TFRecord length at byte {offset}")
+            end = pos + _LENGTH.size + length + 4
+            while len(buffer) < end:
+                more = stream.read(max(8 << 20, end - len(buffer)))
+                if not more:
+                    raise ValueError(f"{path}: truncated TFRecord at byte {offset}")
+                buffer, pos, end = buffer[pos:] + more, 0, end - pos
+            data = buffer[pos + _LENGTH.size:end - 4]
+            if _masked_crc(data) != struct.unpack_from("<I", buffer, end - 4)[0]:
+                raise ValueError(f"{path}: corrupt TFRecord data at byte {offset}")
+            yield data
+            offset += end - pos
+            pos = end
+
+
+def _matching_files(pattern):
+    matched = FileSystems.match([pattern])[0].metadata_list
+    return sorted(m.path for m in matched)
 
 
 @beam.ptransform_fn
 def ReadDocuments(pipeline, file_pattern, feature):
-    """The documents in TFRecord files of tf.Examples: each value of their bytes feature."""
+    """Batches of documents (Arrow arrays of bytes) from TFRecord files of tf.Examples: each
+    value of their bytes feature. The files are read in parallel, each by one worker."""
     return (pipeline
-            | "ReadExamples" >> beam.io.ReadFromTFRecord(file_pattern)
-            | "Batch" >> beam.BatchElements(min_batch_size=BATCH_SIZE, max_batch_size=BATCH_SIZE)
-            | "Decode" >> beam.ParDo(_DecodeDocuments(feature, file_pattern)))
+            | "Pattern" >> beam.Create([file_pattern])
+            | "Files" >> beam.FlatMap(_matching_files)
+            | "Distribute" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(_ReadExampleFile(feature)))
 
 
 @beam.ptransform_fn

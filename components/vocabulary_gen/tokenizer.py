@@ -64,6 +64,20 @@ def is_plain_ascii(document):
     return document.isascii() and b"\0" not in document
 
 
+def plain_ascii_mask(documents):
+    """is_plain_ascii of each document of an Arrow (large) binary array, as a numpy bool array,
+    computed on the array's bytes at once."""
+    offsets = np.frombuffer(documents.buffers()[1], np.int64)[
+        documents.offset:documents.offset + len(documents) + 1]
+    data = np.frombuffer(documents.buffers()[2] or b"", np.uint8)[offsets[0]:offsets[-1]]
+    bad = (data >= 0x80) | (data == 0)
+    if not bad.any():
+        return np.ones(len(documents), bool)
+    bad_before = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
+    relative = offsets - offsets[0]
+    return bad_before[relative[1:]] == bad_before[relative[:-1]]
+
+
 def _first(lists, n):
     """The first n values of each list of a ListArray, flattened."""
     offsets = np.asarray(lists.offsets)

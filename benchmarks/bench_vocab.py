@@ -6,15 +6,21 @@ decides).
   python benchmarks/bench_vocab.py            # all rows; writes benchmarks/results/vocab.json
   python benchmarks/bench_vocab.py --case NAME CORPUS OUT   # one measurement, in this process
 
+The Beam rows read what they read in a TFX pipeline: ExampleGen's output, gzipped TFRecord files
+of tf.Examples (4 files here, a `text` feature per document). The project's job is VocabularyGen's
+(`ReadDocuments` then `WriteVocabulary` with pipeline/text.py's tokenizer); tft's is Transform's:
+TFXIO's `TFExampleRecord` record batches into `tft_beam.AnalyzeDataset` with `tft.vocabulary`
+(the same tokenizer as a TensorFlow function, `store_frequency`). Keras's adapt and the Counter
+read the same documents as a text file, one per line.
+
 Each row runs in a process of its own, the 100k rows 3 times in turn. seconds: the fastest
 run's wall time, start to exit, imports included (as in the anchors of DESIGN.md). peak_rss_mb:
 the largest VmHWM among the process and its children (Beam's worker processes), polled while it
-runs, over the runs. beam_floor and beam_floor_tf are the
-same 2-worker Beam job doing nothing (read, len, sum), without and with TensorFlow imported in
-its workers: the fixed cost under every Beam row (the project's workers import no TensorFlow on
-this ASCII corpus, tft's must). The corpora (like
-../shared/anchors/gen_corpus.py: 20-200 tokens per document, Zipf 1.07 over 200k types) are
-generated once into benchmarks/work/.
+runs, over the runs. beam_floor and beam_floor_tf are the same 2-worker Beam job doing nothing
+with the examples (Beam's ReadFromTFRecord, len, sum), without and with TensorFlow imported in
+its workers: what any Beam job pays to read them (the project's workers import no TensorFlow on
+this ASCII corpus, tft's must). The corpora (like ../shared/anchors/gen_corpus.py: 20-200 tokens
+per document, Zipf 1.07 over 200k types) are generated once into benchmarks/work/.
 """
 
 import argparse
@@ -49,26 +55,49 @@ def generate_corpus(n_docs, path):
     os.rename(path + ".tmp", path)
 
 
-def run_project(corpus, out):
+def write_examples(corpus, directory, shards=4):
+    """The corpus as ExampleGen writes it: gzipped TFRecord files of tf.Examples."""
+    import tensorflow as tf
+    os.makedirs(directory + ".tmp", exist_ok=True)
+    writers = [tf.io.TFRecordWriter(os.path.join(directory + ".tmp", f"data_tfrecord-{i:05d}-of-"
+                                                 f"{shards:05d}.gz"), options="GZIP")
+               for i in range(shards)]
+    with open(corpus, "rb") as f:
+        for number, line in enumerate(f):
+            example = tf.train.Example(features=tf.train.Features(feature={
+                "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[line.rstrip(
+                    b"\n")]))}))
+            writers[number % shards].write(example.SerializeToString())
+    for writer in writers:
+        writer.close()
+    os.rename(directory + ".tmp", directory)
+
+
+def _pattern(examples):
+    return os.path.join(examples, "*.gz")
+
+
+def run_project(examples, out):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
     from tfx_embeddings.components.vocabulary_gen import beam_impl
     from tfx_embeddings.pipeline import text
     with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as pipeline:
         _ = (pipeline
-             | beam.io.ReadFromText(corpus, coder=beam.coders.BytesCoder())
+             | beam_impl.ReadDocuments(_pattern(examples), "text")
              | beam_impl.WriteVocabulary(out, text.tokenize, top_k=TOP_K,
                                          store_frequency=True))
 
 
-def run_tft(corpus, out):
+def run_tft(examples, out):
     import tempfile
     import apache_beam as beam
     import tensorflow as tf
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
     from apache_beam.options.pipeline_options import PipelineOptions
-    from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+    from tensorflow_transform.tf_metadata import schema_utils
+    from tfx_bsl.public import tfxio
     from tfx_embeddings.pipeline import text
 
     def preprocessing_fn(inputs):
@@ -76,24 +105,27 @@ def run_tft(corpus, out):
                        vocab_filename="vocab", store_frequency=True)
         return {"text": inputs["text"]}
 
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
-        {"text": tf.io.FixedLenFeature([], tf.string)}))
+    schema = schema_utils.schema_from_feature_spec({"text": tf.io.FixedLenFeature([], tf.string)})
+    source = tfxio.TFExampleRecord(_pattern(examples), schema=schema)  # As TFX's Transform.
     with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as pipeline, \
             tft_beam.Context(temp_dir=tempfile.mkdtemp(dir=WORK)):
-        data = pipeline | beam.io.ReadFromText(corpus) | beam.Map(lambda line: {"text": line})
-        graph_dir, _ = (data, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        data = pipeline | source.BeamSource()
+        graph_dir, _ = (data, source.TensorAdapterConfig()) | tft_beam.AnalyzeDataset(
+            preprocessing_fn)
         _ = graph_dir | beam.Map(lambda graph: tf.io.gfile.copy(
             os.path.join(graph, "assets", "vocab"), out, overwrite=True))
 
 
-def run_keras_adapt(corpus, out):
+def run_keras_adapt(examples, out):
+    corpus = examples[:-len("_examples")] + ".txt"
     import tensorflow as tf
     layer = tf.keras.layers.TextVectorization(max_tokens=TOP_K, standardize=None)
     layer.adapt(tf.data.TextLineDataset(corpus).batch(1024))
 
 
-def run_counter(corpus, out):
+def run_counter(examples, out):
     from collections import Counter
+    corpus = examples[:-len("_examples")] + ".txt"
     counts = Counter()
     with open(corpus) as f:
         for line in f:
@@ -101,7 +133,7 @@ def run_counter(corpus, out):
     _ = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:TOP_K]
 
 
-def run_beam_floor(corpus, out, import_tensorflow=False):
+def run_beam_floor(examples, out, import_tensorflow=False):
     """The same Beam job with no work: read, len, sum. What any 2-worker DirectRunner job costs."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
@@ -116,7 +148,7 @@ def run_beam_floor(corpus, out, import_tensorflow=False):
 
     with beam.Pipeline(options=PipelineOptions(BEAM_ARGS)) as pipeline:
         _ = (pipeline
-             | beam.io.ReadFromText(corpus, coder=beam.coders.BytesCoder())
+             | beam.io.ReadFromTFRecord(_pattern(examples))
              | beam.ParDo(Length())
              | beam.CombineGlobally(sum))
 
@@ -163,11 +195,16 @@ def measure(name, case, corpus, out):
 
 
 def corpus_of(n_docs):
+    """The directory of the corpus's examples (generated once, with the text file beside)."""
     path = os.path.join(WORK, f"corpus_{n_docs}.txt")
     if not os.path.exists(path):
         print(f"generating {path}", flush=True)
         generate_corpus(n_docs, path)
-    return path
+    examples = os.path.join(WORK, f"corpus_{n_docs}_examples")
+    if not os.path.exists(examples):
+        print(f"writing {examples}", flush=True)
+        write_examples(path, examples)
+    return examples
 
 
 def main():
@@ -219,7 +256,7 @@ def main():
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--case", nargs=3, metavar=("NAME", "CORPUS", "OUT"))
+    parser.add_argument("--case", nargs=3, metavar=("NAME", "EXAMPLES", "OUT"))
     args = parser.parse_args()
     if args.case:
         name, corpus, out = args.case

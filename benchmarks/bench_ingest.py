@@ -3,19 +3,21 @@
     python -m benchmarks.bench_ingest [--rows 400000] [--dim 300]
 
 Generates (once, in benchmarks/work/) a GloVe text file of rows x dim random vectors (about 1 GB
-for 400k x 300), one twice as large, a fastText model of the same words plus 2,000,000 n-gram
-buckets (2.9 GB), and a vocabulary (`count token` lines) of 100k of its tokens plus 11,111
-absent ones, 10% of the vocabulary (from the model, those take subword vectors). Each measurement runs in its own process; the harness polls that process
-tree with psutil for the peak RSS of its largest process. Writes benchmarks/results/ingest.json.
+for 400k x 300), one twice as large, the first zipped as GloVe ships (a deflated member), a
+fastText model of the same words plus 2,000,000 n-gram buckets (2.9 GB), and a vocabulary
+(`count token` lines) of 100k of its tokens plus 11,111 absent ones, 10% of the vocabulary (from
+the model, those take subword vectors). Each measurement runs in its own process; the harness
+polls that process tree with psutil for the peak RSS of its largest process. EmbeddingGen rows
+also give the job's seconds by stage. Writes benchmarks/results/ingest.json.
 """
 
 import argparse
 import json
 import os
 import struct
-import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 import psutil
@@ -24,8 +26,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, "work")
 RESULTS = os.path.join(HERE, "results", "ingest.json")
 BUCKETS = 2_000_000  # fastText's default, and its models'.
-BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
-             "--direct_num_workers=2"]
+# The Beam runner of each EmbeddingGen row: 2 worker processes (what the demo's config runs), or
+# 2 worker threads in the job's own process (no worker process to start; the parsing's numpy,
+# Arrow and hashing release the GIL).
+RUNNER_ARGS = {
+    "processes": ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+                  "--direct_num_workers=2"],
+    "threads": ["--runner=FnApiRunner", "--direct_running_mode=multi_threading",
+                "--direct_num_workers=2"],
+}
+STAGES = ("inspect", "beam_job", "read", "join", "parse", "write", "merge", "verify", "publish")
 
 
 def write_glove(path, rows, dim, seed):
@@ -83,6 +93,13 @@ def prepare(rows, dim):
             print(f"generating {path}", flush=True)
             write_glove(path, n, dim, seed=0)
         files[name] = path
+    archive = os.path.join(WORK, f"vectors_{rows}x{dim}.zip")
+    if not os.path.exists(archive):  # As GloVe ships: a deflated member.
+        print(f"generating {archive}", flush=True)
+        with zipfile.ZipFile(archive + ".tmp", "w", zipfile.ZIP_DEFLATED) as z:
+            z.write(files["vectors"], os.path.basename(files["vectors"]))
+        os.replace(archive + ".tmp", archive)
+    files["vectors_zip"] = archive
     vocabulary = os.path.join(WORK, f"vocabulary_{rows}.txt")
     if not os.path.exists(vocabulary):
         rng = np.random.default_rng(1)
@@ -96,7 +113,8 @@ def prepare(rows, dim):
 
 
 def run_measured(args):
-    """Runs `python -m benchmarks.bench_ingest --one ...`; returns (seconds, peak RSS MB)."""
+    """Runs `python -m benchmarks.bench_ingest --one ...`; returns (seconds, peak RSS MB, the
+    process's wall seconds, EmbeddingGen's seconds by stage or None)."""
     started = time.time()
     process = psutil.Popen([sys.executable, "-m", "benchmarks.bench_ingest", "--one", *args],
                            cwd=os.path.dirname(HERE))
@@ -111,23 +129,32 @@ def run_measured(args):
     if process.returncode:
         raise SystemExit(f"{args} failed with exit status {process.returncode}")
     with open(os.path.join(WORK, "last_seconds")) as f:
-        seconds = float(f.read())
-    return seconds, peak / 2 ** 20, time.time() - started
+        measured = json.load(f)
+    return measured["seconds"], peak / 2 ** 20, time.time() - started, measured.get("stages")
 
 
 def one(how, path, vocabulary):
     """The measured work, in this process; the time excludes interpreter start and imports."""
     import csv
+    import logging
     import tempfile
-    if how.startswith("embeddinggen"):
+    stages = None
+    if how in RUNNER_ARGS:  # EmbeddingGen, on that runner.
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
-        from tfx_embeddings.components.embedding_gen.executor import build_embedding
+        from tfx_embeddings.components.embedding_gen import executor
+
+        class Stages(logging.Handler):
+            def emit(self, record):
+                nonlocal stages
+                stages = getattr(record, "stage_seconds", stages)
+
+        executor.STAGE_LOGGER.addHandler(Stages())
         started = time.time()
         with tempfile.TemporaryDirectory(dir=WORK) as out:
-            build_embedding(vocabulary, path, os.path.join(out, "embedding"),
-                            row_layout="padded",
-                            make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(BEAM_ARGS)))
+            executor.build_embedding(
+                vocabulary, path, os.path.join(out, "embedding"), row_layout="padded",
+                make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(RUNNER_ARGS[how])))
     elif how == "gensim":
         from gensim.models import KeyedVectors
         started = time.time()
@@ -147,8 +174,9 @@ def one(how, path, vocabulary):
         frame = pd.read_csv(path, sep=" ", header=None, quoting=csv.QUOTE_NONE, engine="c",
                             na_filter=False, dtype={0: str})
         frame.iloc[:, 1:].to_numpy(np.float32)
+    seconds = time.time() - started
     with open(os.path.join(WORK, "last_seconds"), "w") as f:
-        f.write(str(time.time() - started))
+        json.dump({"seconds": seconds, "stages": stages}, f)
 
 
 def main():
@@ -161,22 +189,36 @@ def main():
     if args.one:
         return one(*args.one)
     files = prepare(args.rows, args.dim)
-    jobs = [("embeddinggen", "vectors"), ("gensim", "vectors"), ("tfhub_loop", "vectors"),
-            ("pandas", "vectors"), ("embeddinggen_2x", "vectors_2x"),
-            ("embeddinggen_fasttext_bin", "fasttext_bin")]
+    jobs = [("embeddinggen", "processes", "vectors"),
+            ("embeddinggen_threads", "threads", "vectors"),
+            ("gensim", "gensim", "vectors"), ("tfhub_loop", "tfhub_loop", "vectors"),
+            ("pandas", "pandas", "vectors"),
+            ("embeddinggen_2x", "processes", "vectors_2x"),
+            ("embeddinggen_zip", "processes", "vectors_zip"),
+            ("embeddinggen_fasttext_bin", "processes", "fasttext_bin")]
     rows = []
-    for name, data in jobs:
+    for name, how, data in jobs:
         if args.only and name not in args.only:
             continue
-        how = name.split("_")[0] if name.startswith("embeddinggen") else name
-        seconds, peak_mb, wall = run_measured([how, files[data], files["vocabulary"]])
-        print(f"{name:16s} {seconds:7.2f} s  {peak_mb:7.0f} MB  (process {wall:.1f} s)", flush=True)
-        rows.append({"name": name, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb)})
+        seconds, peak_mb, wall, stages = run_measured([how, files[data], files["vocabulary"]])
+        print(f"{name:26s} {seconds:7.2f} s  {peak_mb:7.0f} MB  (process {wall:.1f} s)",
+              flush=True)
+        rows.append({"name": name, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb),
+                     **({"stages": {k: round(v, 2) for k, v in stages.items()}}
+                        if stages else {})})
     base = next((r for r in rows if r["name"] == "embeddinggen"), None)
-    print(f"\n| job | seconds | peak RSS (MB) | time / EmbeddingGen |\n| --- | --- | --- | --- |")
+    print("\n| job | seconds | peak RSS (MB) | time / EmbeddingGen |\n| --- | --- | --- | --- |")
     for r in rows:
         ratio = f"{r['seconds'] / base['seconds']:.2f}x" if base else "-"
         print(f"| {r['name']} | {r['seconds']:.2f} | {r['peak_rss_mb']} | {ratio} |")
+    staged = [r for r in rows if "stages" in r]
+    if staged:  # Where EmbeddingGen's time goes: driver stages, and worker time summed.
+        print("\nEmbeddingGen seconds by stage (read, join, parse, write: summed over the "
+              "workers, inside beam_job)\n")
+        print("| job | " + " | ".join(STAGES) + " |\n|" + " --- |" * (len(STAGES) + 1))
+        for r in staged:
+            print(f"| {r['name']} | " + " | ".join(f"{r['stages'].get(s, 0):.2f}"
+                                                  for s in STAGES) + " |")
     if not args.only:
         os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
         with open(RESULTS, "w") as f:

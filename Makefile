@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo demo-retrain demo-kfp demo-portable test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline
+.PHONY: demo demo-retrain demo-kfp demo-portable demo-flink flink-jars test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline
 
 venv: $(STAMP)
 
@@ -71,6 +71,17 @@ demo-kfp: image
 # process of its own), then on the local runner; the vocabulary and checkpoint files must match.
 demo-portable: $(STAMP)
 	$(PY) -m tfx_embeddings.pipeline.portable_demo --config configs/demo.yaml
+
+# The Beam steps on a real Apache Flink cluster started here (a JobManager and 2 TaskManagers,
+# each a java process, and Beam's Flink job server), as configs/flink.yaml says; then the
+# vocabulary and checkpoint bytes compared with a local-runner run; everything stopped at the
+# end. The jars are built once with Maven (flink-jars: about 5 minutes the first time) into
+# ~/.cache/tfx-embeddings/flink.
+demo-flink: $(STAMP)
+	$(PY) -m tfx_embeddings.pipeline.flink_demo --config configs/flink.yaml
+
+flink-jars: $(STAMP)
+	$(PY) -m tfx_embeddings.pipeline.flink build
 
 test: $(STAMP)
 	$(PY) -m pytest tests -v --durations=10

@@ -26,7 +26,7 @@ from tests.conftest import write_vocabulary
         pipeline_options.PortableOptions: {
             "job_endpoint": "localhost:8099", "environment_type": "PROCESS",
             "environment_config": '{"command": "tfx-embeddings-beam-worker"}',
-            "environment_cache_millis": 30000}}),
+            "environment_cache_millis": "30000"}}),  # Beam parses it as a string.
     ("configs/spark.yaml", "SparkRunner", {
         pipeline_options.SparkRunnerOptions: {"spark_master_url": "spark://spark-master:7077"},
         pipeline_options.PortableOptions: {"environment_type": "DOCKER"}}),

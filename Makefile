@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo demo-retrain demo-kfp demo-portable demo-flink flink-jars test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline
+.PHONY: demo demo-retrain demo-kfp demo-portable demo-flink flink-jars test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline bench-flink
 
 venv: $(STAMP)
 
@@ -108,6 +108,12 @@ bench-ingest: $(STAMP)
 
 bench-warmstart: $(STAMP)
 	$(PY) -m benchmarks.bench_warmstart
+
+# EmbeddingGen on the ingest benchmark's 400,000 x 300 file (generated once if missing) on the
+# local runner, then on a Flink cluster started here with 1 and with 2 TaskManagers: seconds and
+# each TaskManager's peak RSS; writes benchmarks/results/flink.json. Run it on an idle machine.
+bench-flink: $(STAMP)
+	$(PY) -m benchmarks.bench_flink
 
 # The whole pipeline, the project's against the usual way, on an IMDB-sized generated corpus and
 # a 400,000 x 300 vector file; per component seconds and peak RSS, and the trainer's step time.

@@ -472,8 +472,9 @@ class FlinkCluster:
         except BaseException:
             self.stop()
             raise
-        self._report(f"Flink {FLINK_VERSION}: a JobManager and {self.task_managers} TaskManagers "
-                     f"({self.slots} slots each) and Beam's job server ready in "
+        self._report(f"Flink {FLINK_VERSION}: a JobManager, {self.task_managers} TaskManager"
+                     f"{'s' if self.task_managers > 1 else ''} ({self.slots} slots each) and "
+                     f"Beam's job server ready in "
                      f"{time.monotonic() - started:.0f}s; web UI {self.web_url}")
         return self
 

@@ -264,6 +264,8 @@ def _free_port():
 
 def _check_port_free(port, what, all_interfaces=False):
     with socket.socket() as s:
+        # As the servers do: connections of a stopped cluster in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("0.0.0.0" if all_interfaces else HOST, port))
         except OSError:

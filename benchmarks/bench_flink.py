@@ -18,7 +18,6 @@ Clusters are started before and stopped after their row (not timed).
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time

@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo demo-retrain demo-kfp demo-portable test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline
+.PHONY: demo demo-retrain demo-kfp demo-portable demo-flink flink-jars test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline bench-flink
 
 venv: $(STAMP)
 
@@ -72,6 +72,17 @@ demo-kfp: image
 demo-portable: $(STAMP)
 	$(PY) -m tfx_embeddings.pipeline.portable_demo --config configs/demo.yaml
 
+# The Beam steps on a real Apache Flink cluster started here (a JobManager and 2 TaskManagers,
+# each a java process, and Beam's Flink job server), as configs/flink.yaml says; then the
+# vocabulary and checkpoint bytes compared with a local-runner run; everything stopped at the
+# end. The jars are built once with Maven (flink-jars: about 5 minutes the first time) into
+# ~/.cache/tfx-embeddings/flink.
+demo-flink: $(STAMP)
+	$(PY) -m tfx_embeddings.pipeline.flink_demo --config configs/flink.yaml
+
+flink-jars: $(STAMP)
+	$(PY) -m tfx_embeddings.pipeline.flink build
+
 test: $(STAMP)
 	$(PY) -m pytest tests -v --durations=10
 
@@ -97,6 +108,12 @@ bench-ingest: $(STAMP)
 
 bench-warmstart: $(STAMP)
 	$(PY) -m benchmarks.bench_warmstart
+
+# EmbeddingGen on the ingest benchmark's 400,000 x 300 file (generated once if missing) on the
+# local runner, then on a Flink cluster started here with 1 and with 2 TaskManagers: seconds and
+# each TaskManager's peak RSS; writes benchmarks/results/flink.json. Run it on an idle machine.
+bench-flink: $(STAMP)
+	$(PY) -m benchmarks.bench_flink
 
 # The whole pipeline, the project's against the usual way, on an IMDB-sized generated corpus and
 # a 400,000 x 300 vector file; per component seconds and peak RSS, and the trainer's step time.

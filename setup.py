@@ -19,7 +19,9 @@ setuptools.setup(
     packages=[ROOT] + [f"{ROOT}.{package}" for package in setuptools.find_packages(
         include=[f"{name}{suffix}" for name in SUBPACKAGES for suffix in ("", ".*")])],
     package_dir={ROOT: ROOT, **{f"{ROOT}.{name}": name for name in SUBPACKAGES}},
-    package_data={f"{ROOT}.schemas": ["*.pbtxt"]},
+    package_data={f"{ROOT}.schemas": ["*.pbtxt"],
+                  # The Maven builds of Flink's runtime and Beam's Flink job server.
+                  f"{ROOT}.pipeline": ["maven/*/pom.xml", "maven/*.properties"]},
     install_requires=[
         "tfx==1.16.0",
         "kfp-pipeline-spec",  # For compiling the pipeline for Kubeflow Pipelines.
@@ -30,5 +32,8 @@ setuptools.setup(
         "isal",  # Inflating compressed vector files at ISA-L's speed.
     ],
     extras_require={"test": ["pytest", "gensim", "pandas", "psutil"]},
-    entry_points={"console_scripts": ["tfx-embeddings=tfx_embeddings.pipeline.__main__:main"]},
+    entry_points={"console_scripts": [
+        "tfx-embeddings=tfx_embeddings.pipeline.__main__:main",
+        # What a Flink or Spark task manager runs to start a Python SDK worker (PROCESS).
+        "tfx-embeddings-beam-worker=tfx_embeddings.pipeline.beam_worker:main"]},
 )

@@ -87,12 +87,8 @@ def prepare(rows, dim):
         print(f"generating {path}", flush=True)
         write_fasttext_bin(path, rows, dim, BUCKETS, seed=2)
     files["fasttext_bin"] = path
-    for name, n in (("vectors", rows), ("vectors_2x", 2 * rows)):
-        path = os.path.join(WORK, f"{name}_{n}x{dim}.txt")
-        if not os.path.exists(path):
-            print(f"generating {path}", flush=True)
-            write_glove(path, n, dim, seed=0)
-        files[name] = path
+    files["vectors"] = prepare_glove("vectors", rows, dim)
+    files["vectors_2x"] = prepare_glove("vectors_2x", 2 * rows, dim)
     archive = os.path.join(WORK, f"vectors_{rows}x{dim}.zip")
     if not os.path.exists(archive):  # As GloVe ships: a deflated member.
         print(f"generating {archive}", flush=True)
@@ -100,6 +96,24 @@ def prepare(rows, dim):
             z.write(files["vectors"], os.path.basename(files["vectors"]))
         os.replace(archive + ".tmp", archive)
     files["vectors_zip"] = archive
+    files["vocabulary"] = prepare_vocabulary(rows)
+    return files
+
+
+def prepare_glove(name, rows, dim):
+    """WORK/<name>_<rows>x<dim>.txt, generated if missing; returns its path."""
+    os.makedirs(WORK, exist_ok=True)
+    path = os.path.join(WORK, f"{name}_{rows}x{dim}.txt")
+    if not os.path.exists(path):
+        print(f"generating {path}", flush=True)
+        write_glove(path, rows, dim, seed=0)
+    return path
+
+
+def prepare_vocabulary(rows):
+    """WORK/vocabulary_<rows>.txt (100k of the file's tokens and 10% absent ones), generated if
+    missing; returns its path."""
+    os.makedirs(WORK, exist_ok=True)
     vocabulary = os.path.join(WORK, f"vocabulary_{rows}.txt")
     if not os.path.exists(vocabulary):
         rng = np.random.default_rng(1)
@@ -108,8 +122,7 @@ def prepare(rows, dim):
         rng.shuffle(tokens)
         with open(vocabulary, "w") as f:
             f.writelines(f"{len(tokens) - i} {t}\n" for i, t in enumerate(tokens))
-    files["vocabulary"] = vocabulary
-    return files
+    return vocabulary
 
 
 def run_measured(args):

@@ -86,31 +86,63 @@ def portable_services(log_dir):
                 process.kill()
 
 
+def run_in(config, root, beam_pipeline_args, component_beam_args=None):
+    """Runs the pipeline with LocalDagRunner, its pipeline root, metadata store and serving
+    directory under root (emptied first), Beam options beam_pipeline_args, and no random baseline
+    trainer.
+
+    Args:
+      config: a PipelineConfig.
+      root: the run's directory.
+      beam_pipeline_args: every Beam step's options.
+      component_beam_args: a function of a Beam component's id giving options added to that
+        component's (e.g. its --job_name), or None.
+
+    Returns:
+      The PipelineConfig the run used.
+    """
+    from tfx import v1 as tfx
+    from tfx.dsl.components.base import base_beam_component
+
+    from tfx_embeddings.pipeline import runners
+    from tfx_embeddings.pipeline.pipeline import create_pipeline
+
+    shutil.rmtree(root, ignore_errors=True)
+    run_config = config.model_copy(update={
+        "pipeline_root": root, "metadata_path": os.path.join(root, "metadata.sqlite"),
+        "serving_dir": os.path.join(root, "serving"), "beam_pipeline_args": beam_pipeline_args,
+        "trainer": config.trainer.model_copy(update={"train_random_baseline": False})})
+    pipeline = create_pipeline(run_config)
+    for component in pipeline.components:
+        if component_beam_args and isinstance(component, base_beam_component.BaseBeamComponent):
+            component.with_beam_pipeline_args(component_beam_args(component.id))
+    with runners.metadata_lock(run_config.metadata_path):
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    return run_config
+
+
+def compare_outputs(reference_root, other_root):
+    """{path relative to the roots: whether other_root's file has reference_root's bytes} for
+    the vocabulary file and the checkpoint's files (COMPARED)."""
+    identical = {}
+    for pattern in COMPARED:
+        for path in sorted(glob.glob(os.path.join(reference_root, pattern))):
+            relative = os.path.relpath(path, reference_root)
+            other = os.path.join(other_root, relative)
+            identical[relative] = os.path.exists(other) and filecmp.cmp(path, other,
+                                                                         shallow=False)
+    return identical
+
+
 def compare_runs(config, work_dir):
     """Runs the pipeline on the portable runner and on config's runner; returns
     ({relative path: identical}, the portable services' log directory)."""
-    from tfx_embeddings.pipeline import runners
-
-    roots = {}
     logs = os.path.join(work_dir, "services")
     with portable_services(logs) as portable_args:
-        for name, beam_args in (("portable", portable_args),
-                                ("local", config.beam_pipeline_args)):
-            root = os.path.join(work_dir, name)
-            shutil.rmtree(root, ignore_errors=True)
-            roots[name] = root
-            runners.run_local(config.model_copy(update={
-                "pipeline_root": root, "metadata_path": os.path.join(root, "metadata.sqlite"),
-                "serving_dir": os.path.join(root, "serving"), "beam_pipeline_args": beam_args,
-                "trainer": config.trainer.model_copy(update={"train_random_baseline": False})}))
-    identical = {}
-    for pattern in COMPARED:
-        for path in sorted(glob.glob(os.path.join(roots["local"], pattern))):
-            relative = os.path.relpath(path, roots["local"])
-            other = os.path.join(roots["portable"], relative)
-            identical[relative] = os.path.exists(other) and filecmp.cmp(path, other,
-                                                                         shallow=False)
-    return identical, logs
+        run_in(config, os.path.join(work_dir, "portable"), portable_args)
+        run_in(config, os.path.join(work_dir, "local"), config.beam_pipeline_args)
+    return compare_outputs(os.path.join(work_dir, "local"),
+                           os.path.join(work_dir, "portable")), logs
 
 
 def main():

@@ -20,10 +20,13 @@ from tests.conftest import write_vocabulary
                                               "temp_location": "gs://my-bucket/tmp"},
         pipeline_options.SetupOptions: {"setup_file": "./setup.py"},
         pipeline_options.WorkerOptions: {"max_num_workers": 32}}),
-    ("configs/flink.yaml", "FlinkRunner", {
-        pipeline_options.FlinkRunnerOptions: {"flink_master": "flink-jobmanager:8081",
-                                              "parallelism": 16},
-        pipeline_options.PortableOptions: {"environment_type": "EXTERNAL"}}),
+    ("configs/flink.yaml", "FlinkRunner", {  # The cluster make demo-flink starts here.
+        pipeline_options.FlinkRunnerOptions: {"flink_master": "127.0.0.1:8081",
+                                              "flink_version": "1.19", "parallelism": 2},
+        pipeline_options.PortableOptions: {
+            "job_endpoint": "localhost:8099", "environment_type": "PROCESS",
+            "environment_config": '{"command": "tfx-embeddings-beam-worker"}',
+            "environment_cache_millis": "30000"}}),  # Beam parses it as a string.
     ("configs/spark.yaml", "SparkRunner", {
         pipeline_options.SparkRunnerOptions: {"spark_master_url": "spark://spark-master:7077"},
         pipeline_options.PortableOptions: {"environment_type": "DOCKER"}}),
@@ -44,7 +47,8 @@ def test_runner_configs_give_beam_the_right_options(config_file, runner, options
     for view, expected in options.items():
         for name, value in expected.items():
             assert getattr(parsed.view_as(view), name) == value, name
-    if runner != "FnApiRunner" or "kubeflow" in config_file:  # A cluster reads no local path.
+    if runner not in ("FnApiRunner", "FlinkRunner") or "kubeflow" in config_file:
+        # A cluster reads no local path (flink.yaml's cluster is on this machine).
         assert all("://" in p for p in (config.pipeline_root, config.data.examples,
                                         config.data.vectors, config.serving_dir))
 

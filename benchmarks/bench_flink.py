@@ -104,7 +104,8 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     jars = flink.ensure_jars()
     rows = []
-    seconds, driver_mb, _ = run_driver(bench_ingest.BEAM_ARGS, vectors, vocabulary)
+    seconds, driver_mb, _ = run_driver(bench_ingest.RUNNER_ARGS["processes"], vectors,
+                                       vocabulary)
     rows.append({"runner": "local (FnApiRunner, 2 worker processes)", "seconds": round(seconds, 2),
                  "flink_job_seconds": "-", "state": "-",
                  "peak_rss_mb": f"{driver_mb:.0f} (the driver and its workers)",

@@ -55,7 +55,6 @@ def use(*paths):
     schemes = {scheme(p): os.fspath(p) for p in paths if p and not is_local(p)}
     if not schemes:
         return
-    _used.update(schemes)
     if "s3" in schemes:
         for module, reader in (("tensorflow_io", "TensorFlow reads s3:// paths through "
                                                  "tensorflow-io"),
@@ -65,6 +64,7 @@ def use(*paths):
             except ImportError as e:
                 raise ObjectStorageError(f"{schemes['s3']}: {reader}, which is not installed "
                                          f"({e}); install the s3 extra: {EXTRA}") from None
+    _used.update(schemes)
     import tensorflow as tf
 
     registered = set(tf.io.gfile.get_registered_schemes())

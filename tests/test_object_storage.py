@@ -228,3 +228,36 @@ def test_killed_publish_never_leaves_a_half_published_artifact_in_the_bucket(s3,
         tree = s3.tree(BUCKET, f"trial{index}")
         assert _published_files(tree) == references["a"]
         assert not [name for name in tree if name.startswith(".")], sorted(tree)
+
+
+@pytest.mark.parametrize("missing, says", [("tensorflow_io", "TensorFlow reads s3:// paths "
+                                                               "through tensorflow-io"),
+                                           ("boto3", "Beam reads s3:// paths with boto3")])
+def test_a_missing_s3_package_is_named_with_the_extra_to_install(monkeypatch, missing, says):
+    from tfx_embeddings.components import embedding_artifact, object_storage
+
+    monkeypatch.setitem(sys.modules, missing, None)  # As if not installed: import fails.
+    with pytest.raises(object_storage.ObjectStorageError) as error:
+        embedding_artifact.EmbeddingArtifact(f"s3://{BUCKET}/artifact")
+    assert str(error.value).startswith(f"s3://{BUCKET}/artifact: {says}, which is not installed")
+    assert "pip install 'tfx-pretrained-embeddings[s3]'" in str(error.value)
+    assert not object_storage.s3_used()
+
+
+def test_the_emulator_dies_with_the_process_that_started_it(tmp_path):
+    """A test process killed outright (SIGKILL: no teardown runs) leaves no emulator behind."""
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from tests.s3_emulator import S3Emulator; "
+                               "s3 = S3Emulator(log_dir=sys.argv[1]).start(); "
+                               "print(s3.process.pid, flush=True); time.sleep(600)",
+         str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    group = int(starter.stdout.readline())
+    assert S3Emulator.alive(group)
+    starter.kill()
+    starter.wait()
+    starter.stdout.close()
+    deadline = time.monotonic() + 10
+    while S3Emulator.alive(group) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not S3Emulator.alive(group)

@@ -159,7 +159,10 @@ def main():
     parser.add_argument("--one", nargs=3, metavar=("HOW", "PATH", "VOCABULARY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        return one(*args.one)
+        one(*args.one)
+        from tfx_embeddings.components import object_storage
+
+        return object_storage.finish(0)  # After s3:// (the _s3 row), tensorflow-io would abort.
     files = prepare(args.rows, args.dim)
     jobs = [("embeddinggen", "vectors"), ("gensim", "vectors"), ("tfhub_loop", "vectors"),
             ("pandas", "vectors"), ("embeddinggen_2x", "vectors_2x"),
@@ -172,6 +175,9 @@ def main():
         seconds, peak_mb, wall = run_measured([how, files[data], files["vocabulary"]])
         print(f"{name:16s} {seconds:7.2f} s  {peak_mb:7.0f} MB  (process {wall:.1f} s)", flush=True)
         rows.append({"name": name, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb)})
+    from benchmarks import s3_ingest
+
+    rows += s3_ingest.rows(args.only, files, run_measured)  # The vector file in a bucket.
     base = next((r for r in rows if r["name"] == "embeddinggen"), None)
     print(f"\n| job | seconds | peak RSS (MB) | time / EmbeddingGen |\n| --- | --- | --- | --- |")
     for r in rows:

@@ -14,6 +14,8 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 import numpy as np
@@ -146,9 +148,13 @@ def test_restore_and_warm_start_from_the_bucket_give_the_rows_from_disk(s3, inpu
 def _killed_writer(s3, arguments, mark, count, delay):
     """Starts an embed job and SIGKILLs it `delay` seconds after it prints its `count`th MARK
     `mark`; returns False if it had finished by then."""
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen([sys.executable, "-m", "tests.s3_jobs", "embed", *arguments,
                                 "--markers"], cwd=ROOT, env=_env(s3), stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
+                               stderr=log, text=True)
+    hung = []
+    watchdog = threading.Timer(900, lambda: (hung.append(True), process.kill()))
+    watchdog.start()
     try:
         for line in process.stdout:
             if line.startswith(f"MARK {mark} "):
@@ -160,6 +166,11 @@ def _killed_writer(s3, arguments, mark, count, delay):
     finally:
         process.stdout.close()
         process.wait()
+        watchdog.cancel()
+    assert not hung, f"the writer printed no MARK {mark} in 900 s"
+    log.seek(0)
+    assert process.returncode in (0, -signal.SIGKILL), log.read()[-5000:].decode(errors="replace")
+    log.close()
     return process.returncode == -signal.SIGKILL
 
 

@@ -31,7 +31,14 @@ setuptools.setup(
         "pyyaml",
         "isal",  # Inflating compressed vector files at ISA-L's speed.
     ],
-    extras_require={"test": ["pytest", "gensim", "pandas", "psutil"]},
+    extras_require={
+        # s3:// paths: tensorflow-io registers s3:// with tf.io.gfile (TensorFlow 2.16 has no S3
+        # filesystem of its own); Beam's S3 filesystem is boto3.
+        "s3": ["tensorflow-io", "boto3"],
+        # The tests run the s3 extra against moto's S3 server (flask and flask-cors serve it).
+        "test": ["pytest", "gensim", "pandas", "psutil",
+                 "tensorflow-io", "boto3", "moto[s3]", "flask", "flask-cors"],
+    },
     entry_points={"console_scripts": [
         "tfx-embeddings=tfx_embeddings.pipeline.__main__:main",
         # What a Flink or Spark task manager runs to start a Python SDK worker (PROCESS).

@@ -200,7 +200,10 @@ def main():
     parser.add_argument("--one", nargs=3, metavar=("HOW", "PATH", "VOCABULARY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        return one(*args.one)
+        one(*args.one)
+        from tfx_embeddings.components import object_storage
+
+        return object_storage.finish(0)  # After s3:// (the _s3 row), tensorflow-io would abort.
     files = prepare(args.rows, args.dim)
     jobs = [("embeddinggen", "processes", "vectors"),
             ("embeddinggen_threads", "threads", "vectors"),
@@ -219,6 +222,9 @@ def main():
         rows.append({"name": name, "seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb),
                      **({"stages": {k: round(v, 2) for k, v in stages.items()}}
                         if stages else {})})
+    from benchmarks import s3_ingest
+
+    rows += s3_ingest.rows(args.only, files, run_measured)  # The vector file in a bucket.
     base = next((r for r in rows if r["name"] == "embeddinggen"), None)
     print("\n| job | seconds | peak RSS (MB) | time / EmbeddingGen |\n| --- | --- | --- | --- |")
     for r in rows:

@@ -31,7 +31,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from tfx_embeddings.components import filesystems, tensor_bundle, vocabulary_file
+from tfx_embeddings.components import (filesystems, object_storage, tensor_bundle,
+                                        vocabulary_file)
 
 
 class _TensorFlow:
@@ -419,6 +420,7 @@ class EmbeddingArtifact:
 
     def __init__(self, uri):
         self.uri = uri
+        object_storage.use(uri)
         path = os.path.join(uri, MANIFEST_FILE)
         if not tf.io.gfile.exists(path):
             raise CheckpointError(f"{uri}: no {MANIFEST_FILE}; the embedding artifact was never "
@@ -473,6 +475,7 @@ class EmbeddingArtifact:
     def check_vocabulary(self, vocabulary_path):
         """Raises CheckpointError unless vocabulary_path is byte for byte the artifact's
         vocabulary: otherwise its rows would not line up with the ids the model looks up."""
+        object_storage.use(vocabulary_path)
         actual = file_sha256(vocabulary_path)
         expected = self.manifest.vocabulary_sha256
         if actual != expected:
@@ -493,11 +496,13 @@ def staging_dir(uri):
     The previous manifest (a rerun into the same place) and staging directories a killed run
     left are removed first, so nothing is ever taken for a whole artifact while it is rebuilt.
     """
+    object_storage.use(uri)
     tf.io.gfile.makedirs(uri)
     manifest = os.path.join(uri, MANIFEST_FILE)
     if tf.io.gfile.exists(manifest):
         tf.io.gfile.remove(manifest)
-    for name in tf.io.gfile.listdir(uri):
+    # An object store has no empty directories (makedirs may create nothing there).
+    for name in tf.io.gfile.listdir(uri) if tf.io.gfile.isdir(uri) else ():
         if name.startswith(_STAGING_PREFIX):
             tf.io.gfile.rmtree(os.path.join(uri, name.rstrip("/")))
     path = os.path.join(uri, f"{_STAGING_PREFIX}{uuid.uuid4().hex}")
@@ -541,8 +546,8 @@ def publish(staging, uri, *, layout, vocabulary_path, vocabulary_has_counts, sha
         destination = os.path.join(uri, name)
         if tf.io.gfile.isdir(destination):
             tf.io.gfile.rmtree(destination)
-        tf.io.gfile.rename(os.path.join(staging, name), destination, overwrite=True)
-    tf.io.gfile.rmtree(staging)
+        object_storage.move(os.path.join(staging, name), destination)  # Per object on s3://.
+    object_storage.remove_tree(staging)
     temporary = os.path.join(uri, f".{MANIFEST_FILE}.tmp")
     with tf.io.gfile.GFile(temporary, "w") as f:
         json.dump(manifest.to_json(), f, indent=2, sort_keys=True)

@@ -28,6 +28,13 @@ def is_local(path):
 def _beam():
     from apache_beam.io.filesystems import FileSystems  # Remote paths only.
 
+    if getattr(FileSystems, "_pipeline_options", None) is None:
+        # Outside a Beam worker and before `configure`: Beam's S3 filesystem refuses to work
+        # without options ("Must provide one of client or options"); the defaults take the
+        # endpoint and credentials from the environment (boto3's AWS_* variables).
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        FileSystems.set_options(PipelineOptions([]))
     return FileSystems
 
 
@@ -91,5 +98,5 @@ def stat(path):
         if isdir(path):
             return Stat(0, 0, is_dir=True, is_regular=False)
         raise FileNotFoundError(path)
-    metadata = _beam().metadata(path)
+    metadata = _beam().get_filesystem(path).metadata(path)  # FileSystems has no metadata().
     return Stat(metadata.size_in_bytes, int(round(metadata.last_updated_in_seconds * 1e9)))

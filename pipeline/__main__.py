@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 
+from tfx_embeddings.components import object_storage
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT and the model use Keras 2 (tf_keras).
 
 
@@ -27,6 +29,8 @@ def _run(args):
     try:
         with console:  # Before TFX is imported: its import warnings belong to the log.
             console.print(f"Running {config.pipeline_name}; the full log: {log_path}")
+            object_storage.use(config.pipeline_root, config.serving_dir, config.data.examples,
+                               config.data.vectors, config.data.schema_file)
             from tfx_embeddings.pipeline import report, runners
 
             runners.run_local(config)
@@ -37,7 +41,7 @@ def _run(args):
 
 
 _OWN_ERRORS = ("ConfigError", "CheckpointError", "VectorFileError", "VocabularyFileError",
-               "SpecRunError")
+               "SpecRunError", "ObjectStorageError")
 
 
 def _is_own_error(error):
@@ -81,6 +85,7 @@ def _name_value(text):
 def _predict(args):
     import tensorflow as tf
 
+    object_storage.use(args.model)
     model = tf.saved_model.load(args.model)
     probabilities = model.signatures["predict_text"](tf.constant(args.text))["probabilities"]
     for text, probability in zip(args.text, probabilities.numpy()):
@@ -101,6 +106,7 @@ def _inspect(args):
         print(f"coverage report:        {os.path.abspath(page)}")
 
 
+@object_storage.exits_cleanly  # tensorflow-io's s3:// would abort the process at exit.
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="tfx-embeddings", description=(
         "Pretrained word embeddings for TFX: vocabulary -> sharded checkpoint -> trainer."))

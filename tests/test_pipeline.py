@@ -208,3 +208,63 @@ def test_bad_config_key_is_named(tmp_path):
     result = _run(str(config))
     assert result.returncode != 0
     assert f"error: {config}: trainer.epoch: unknown key" in result.stderr
+
+
+def test_the_same_run_with_root_data_and_serving_in_a_bucket(pipeline_run):
+    """Object storage: the command line on this module's config with the pipeline root, the
+    serving directory, the examples and the vector file in an S3 bucket (moto's server,
+    tests/s3_emulator.py; the metadata store local): blessed and pushed there, with the same
+    vocabulary, embedding artifact and pushed model, byte for byte, as the run on local disk
+    (but for the local paths its manifest and projector config name)."""
+    from tests.s3_emulator import S3Emulator, differing, local_tree, renamed
+
+    tmp_path, local = pipeline_run
+    bucket = "pipeline"
+    with S3Emulator(buckets=[bucket]) as s3:
+        s3.upload_tree(tmp_path / "sample", bucket, "sample")
+        config = _config(tmp_path, f"s3://{bucket}/sample/vectors/glove.sample.50d.txt",
+                         "s3.yaml")
+        text = open(config).read()
+        for local_path, remote in ((f"{tmp_path}/root", f"s3://{bucket}/root"),
+                                   (f"{tmp_path}/serving", f"s3://{bucket}/serving"),
+                                   (f"{tmp_path}/sample", f"s3://{bucket}/sample")):
+            text = text.replace(local_path, remote)
+        with open(config, "w") as f:
+            f.write(text + f"metadata_path: {tmp_path}/s3/metadata.sqlite\n")
+        result = subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", "run",
+                                 "--config", config], capture_output=True, text=True,
+                                env={**os.environ, **s3.env()}, timeout=1800)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+        def summary(stdout, label):
+            [line] = [line for line in stdout.splitlines() if line.startswith(label)]
+            return line[len(label):].strip()
+
+        assert summary(result.stdout, "model:") == "blessed by the Evaluator"
+        embedding = summary(result.stdout, "embedding artifact:")
+        assert embedding.startswith(f"s3://{bucket}/root/EmbeddingGen/embedding/")
+        renames = [(tmp_path / "sample", f"s3://{bucket}/sample"),
+                   (tmp_path / "root", f"s3://{bucket}/root")]
+        prefix = len(f"s3://{bucket}/")
+        compared = [(summary(local.stdout, "embedding artifact:"), embedding)]
+        [vocabulary] = glob.glob(str(tmp_path / "root" / "VocabularyGen" / "vocabulary" / "*"))
+        compared.append((vocabulary, vocabulary.replace(str(tmp_path), f"s3://{bucket}")))
+        compared.append((summary(local.stdout, "pushed to:"),
+                         summary(result.stdout, "pushed to:")))
+        for local_dir, uri in compared:  # The same execution ids: the same directories.
+            assert uri.startswith(f"s3://{bucket}/"), uri
+            found, expected = s3.tree(bucket, uri[prefix:]), local_tree(local_dir)
+            assert differing(_comparable(found), renamed(_comparable(expected), renames)) == [], uri
+
+
+def _comparable(tree):
+    """A SavedModel's files as they can be compared across stores: its protobufs as text (they
+    hold the paths of the vocabulary asset and of the embedding's checkpoint, whose lengths
+    their encoding holds), without fingerprint.pb (their hash)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tf_keras.protobuf import saved_metadata_pb2
+
+    protos = {"saved_model.pb": saved_model_pb2.SavedModel,
+              "keras_metadata.pb": saved_metadata_pb2.SavedMetadata}
+    return {name: (str(protos[name].FromString(data)).encode() if name in protos else data)
+            for name, data in tree.items() if name != "fingerprint.pb"}

@@ -17,6 +17,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
 from tfx_embeddings.components import embedding_artifact, progress, vocabulary_file
+from tfx_embeddings.components import object_storage
 from tfx_embeddings.components.embedding_artifact import CheckpointError
 from tfx_embeddings.components.embedding_gen import beam_impl
 from tfx_embeddings.components.embedding_gen import coverage as coverage_lib
@@ -98,6 +99,7 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=
         raise ParameterError("row_layout", "'auto' is found from a TransformGraph's ids "
                              "(EmbeddingGen); without one, give 'padded' or 'tft'")
     started = time.time()
+    object_storage.use(vocabulary_path, vectors_path, output_dir)
     make_pipeline = make_pipeline or (lambda: beam.Pipeline(runner="FnApiRunner"))
     source = vectors.inspect_source(vectors_path, parameters.vector_format)
     if source.fasttext_model is not None and "center" in parameters.normalization:
@@ -121,7 +123,7 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=
     try:
         manifest = job.run(make_pipeline, seconds)
     except BaseException:
-        tf.io.gfile.rmtree(staging)  # Nothing half-written stays behind.
+        object_storage.remove_tree(staging)  # Nothing half-written stays behind.
         raise
     coverage_lib.warn(job.coverage_report, parameters.coverage_warning)
     logging.info("EmbeddingGen: published %s in %.1fs", output_dir, time.time() - started)

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import tensorflow as tf
 
 from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components import object_storage
 from tfx_embeddings.components.embedding_artifact import CheckpointError
 
 EMBEDDING_EXPORT_DIR = "Format-Embedding"
@@ -127,6 +128,7 @@ def plan_warm_start(current, base_model):
     if not base_model:
         return None
     export = os.path.join(os.path.dirname(base_model.rstrip("/")), EMBEDDING_EXPORT_DIR)
+    object_storage.use(export)
     if not tf.io.gfile.exists(export):
         logging.warning("Warm start: %s has no trained embedding export; starting from the "
                         "pretrained vectors alone", base_model)

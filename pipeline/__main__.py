@@ -74,10 +74,11 @@ def _run_spec(args):
                                  dict(args.env), metadata_path=args.metadata,
                                  publish_logs=not args.no_publish_logs)
     results = run.run(report=lambda line: print(line, flush=True))
-    print("outputs:")
+    print("outputs (each task's log is its executor-logs artifact):")
     for task, result in results.items():
         for key, uri in sorted(result.outputs.items()):
-            print(f"{task}.{key}: {uri}")
+            if key != kubeflow_local.LOGS_OUTPUT:
+                print(f"{task}.{key}: {uri}")
 
 
 def _name_value(text):

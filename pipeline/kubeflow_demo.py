@@ -18,6 +18,8 @@ import glob
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -72,8 +74,14 @@ def _state(execution):
     return mlmd.Execution.State.Name(execution.last_known_state)
 
 
-def describe_runs(metadata_path, first, second):
-    """Lines saying what the second run read, started from and was compared with."""
+def describe_runs(metadata_path, first, second, new_rows):
+    """What the second run read, started from and was compared with.
+
+    Returns:
+      (lines to print, problems): a problem is a way the second run is not the scheduled run
+      it should be (ExampleGen served from the cache, the new rows not read, no warm start from
+      the first run's blessed model, another baseline).
+    """
     store = open_store(metadata_path)
     one, two = run_tasks(store, first), run_tasks(store, second)
     fingerprint = f"{EXAMPLE_GEN}-input-fingerprint"
@@ -84,9 +92,10 @@ def describe_runs(metadata_path, first, second):
     previous = one[TRAINER_ID][1]["model"].uri
     first_base, base = (tasks[LATEST_MODEL_ID][1]["model"] for tasks in (one, two))
     blessing = two[EVALUATOR_ID][1]["blessing"]
+    baseline = blessing.custom_properties["baseline_model"].string_value
     with open(os.path.join(two[TRAINER_ID][1]["model_run"].uri, "metrics.json")) as f:
         warm_start = json.load(f)["warm_start"]
-    return [
+    lines = [
         f"run 2, {EXAMPLE_GEN}: {_state(two[EXAMPLE_GEN][0])} (run 1: "
         f"{_state(one[EXAMPLE_GEN][0])}); input fingerprint {old.split()[0][:19]}... -> "
         f"{new.split()[0][:19]}...",
@@ -96,11 +105,20 @@ def describe_runs(metadata_path, first, second):
         f"run 1's blessed model:  {previous}",
         f"run 2's base model:     {base.uri if _found(base) else 'none'}",
         f"run 2's warm start:     {warm_start}",
-        f"run 2's Evaluator:      baseline {blessing.custom_properties['baseline_model'].string_value}"
-        f", blessed {blessing.custom_properties['blessed'].double_value:.0f}",
-        f"run 2's task states:    " + ", ".join(f"{name} {_state(execution)}"
-                                                for name, (execution, _) in sorted(two.items())),
+        f"run 2's Evaluator:      baseline {baseline}, blessed "
+        f"{blessing.custom_properties['blessed'].double_value:.0f}",
+        "run 2's task states:    " + ", ".join(f"{name} {_state(execution)}"
+                                               for name, (execution, _) in sorted(two.items())),
     ]
+    problems = [problem for problem, wrong in (
+        ("run 2's ExampleGen was served from the cache",
+         _state(two[EXAMPLE_GEN][0]) != "COMPLETE"),
+        (f"run 2 did not read the {new_rows} new rows", examples[1] != examples[0] + new_rows),
+        ("run 1 started from a previous model", _found(first_base)),
+        ("run 2 did not start from run 1's blessed model",
+         not _found(base) or base.uri != previous or not warm_start["previous_model"]),
+        ("run 2's Evaluator had another baseline", baseline != previous)) if wrong]
+    return lines, problems
 
 
 def _run(spec, work, python, report):
@@ -123,18 +141,23 @@ def main(argv=None):
     parser.add_argument("--new-rows", type=int, default=200, help="train rows added for run 2")
     args = parser.parse_args(argv)
 
-    from tfx_embeddings.pipeline import runners
-    from tfx_embeddings.pipeline.config import load_config
-
     def report(line):
         print(line, flush=True)
 
     work = os.path.abspath(args.work)
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(args.sample, os.path.join(work, "data"))
-    spec = runners.compile_kubeflow(load_config(args.config), IMAGE,
-                                    os.path.join(work, "pipeline.yaml"))
-    report(f"compiled for open-source Kubeflow Pipelines: {spec}")
+    spec = os.path.join(work, "pipeline.yaml")
+    log_path = os.path.join(work, "compile.log")
+    with open(log_path, "w") as log:  # TFX's compiler is talkative: its output goes to a file.
+        compiled = subprocess.run(
+            [args.python, "-m", "tfx_embeddings.pipeline", "compile", "--config",
+             os.path.abspath(args.config), "--image", IMAGE, "--output", spec],
+            stdout=log, stderr=subprocess.STDOUT, cwd=work)
+    if compiled.returncode != 0:
+        with open(log_path) as log:
+            sys.exit(f"error: compile failed; its log: {log_path}\n{log.read()[-3000:]}")
+    report(f"compiled for open-source Kubeflow Pipelines: {spec} (log: {log_path})")
     report("-- run 1")
     first = _run(spec, work, args.python, report)
     added = sample_data.add_train_rows(os.path.join(work, "data"), args.new_rows)
@@ -142,8 +165,12 @@ def main(argv=None):
     report("-- run 2")
     second = _run(spec, work, args.python, report)
     report("--")
-    for line in describe_runs(second.metadata_path, first.run_id, second.run_id):
+    lines, problems = describe_runs(second.metadata_path, first.run_id, second.run_id,
+                                    args.new_rows)
+    for line in lines:
         report(line)
+    if problems:
+        sys.exit("error: " + "; ".join(problems))
     pushed = sorted(glob.glob(os.path.join(work, "serving", "*")))
     report(f"pushed models:          {len(pushed)}; scoring with {pushed[-1]}")
 

@@ -43,6 +43,7 @@ import time
 import uuid
 
 import yaml
+from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
 from tfx_embeddings.pipeline import kubeflow_metadata, kubeflow_spec
@@ -170,7 +171,7 @@ class SpecRun:
         if producer not in self._executions:
             raise SpecRunError(f"task {name}: its producer {producer} has not run")
         execution = self._metadata.execution(self._executions[producer])
-        parameters = json_format_outputs(execution)
+        parameters = recorded_outputs(execution)
         return self._metadata.output_artifacts(execution.id), parameters
 
     def _resolve_inputs(self, name, task, component):
@@ -273,7 +274,7 @@ class SpecRun:
         if missing:
             raise SpecRunError(f"task {name}: the cached execution {cached.id} has no output "
                                f"artifact {sorted(missing)}")
-        parameters = json_format_outputs(cached)
+        parameters = recorded_outputs(cached)
         keys = list(executor_input["outputs"]["artifacts"])
         self._metadata.publish(execution, self._contexts, mlmd.Execution.CACHED, parameters,
                                [(key, produced[key][0].id) for key in keys])
@@ -397,10 +398,8 @@ class SpecRun:
         return TaskRun(name, "COMPLETE", execution.id, {key: uri}, {}, 0.0)
 
 
-def json_format_outputs(execution):
+def recorded_outputs(execution):
     """An execution's output parameters (its `outputs` custom property) as JSON values."""
-    from google.protobuf import json_format
-
     if "outputs" not in execution.custom_properties:
         return {}
     return json_format.MessageToDict(execution.custom_properties["outputs"].struct_value)

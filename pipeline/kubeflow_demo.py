@@ -20,8 +20,12 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 
-from ml_metadata.metadata_store import metadata_store
+# Google's client libraries warn at import that Python 3.10 is old (the TFX 1.16 stack needs it).
+warnings.filterwarnings("ignore", "You are using a non-supported Python version", FutureWarning)
+
+from ml_metadata.metadata_store import metadata_store  # noqa: E402 (after the filter)
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
 from tfx_embeddings.components.latest_blessed_model import FOUND_PROPERTY, NO_PREVIOUS_MODEL

@@ -5,7 +5,7 @@
 #   docker build -t REGISTRY/tfx-pretrained-embeddings:VERSION .
 #   docker push REGISTRY/tfx-pretrained-embeddings:VERSION
 #   python -m tfx_embeddings.pipeline compile --config configs/kubeflow.yaml \
-#       --image REGISTRY/tfx-pretrained-embeddings:VERSION --output pipeline_spec.json
+#       --image REGISTRY/tfx-pretrained-embeddings:VERSION --output pipeline.yaml
 #
 # `make image` builds the local stand-in that `make demo-kfp` runs the compiled spec with.
 FROM python:3.10-slim

@@ -9,7 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo demo-retrain demo-kfp demo-portable demo-flink flink-jars test sample clean venv wheel image bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline bench-flink
+.PHONY: demo demo-retrain demo-kfp demo-portable demo-flink flink-jars test sample clean venv wheel image kfp-sdk bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline bench-flink
 
 venv: $(STAMP)
 
@@ -48,24 +48,30 @@ image: wheel
 	echo "$(SITE_PACKAGES)" > $(IMAGE)/lib/python3.10/site-packages/pinned-stack.pth
 	$(IMAGE)/bin/python -m pip install --quiet --no-deps --ignore-installed --no-index $(WHEEL_DIR)/*.whl
 
-# The compiled Kubeflow spec executed as Kubeflow would, without a cluster: compiled and run
-# from the image stand-in (only the wheel installed), in a directory outside the checkout; each
-# task's container command runs with the image's python. The run's inputs: the shipped sample.
+# Scheduled retraining on open-source Kubeflow Pipelines, without a cluster: the pipeline compiled
+# for it (compile --target kubeflow) and run twice by run-spec, as the open-source backend runs
+# a spec (its checks, ML Metadata served over gRPC, its cache key), with new train rows added
+# between the runs; all from the image stand-in (only the wheel installed), in a directory
+# outside the checkout. Prints what shows that run 2 read the new rows, warm-started from run 1's
+# blessed model and was evaluated against it, then scores raw strings with the pushed model.
 KFP := $(CURDIR)/build/kfp
 IMAGE_PY := $(CURDIR)/$(IMAGE)/bin/python
 demo-kfp: image
-	rm -rf $(KFP) && mkdir -p $(KFP)
-	cd $$(mktemp -d) && TF_USE_LEGACY_KERAS=1 $(IMAGE_PY) -m tfx_embeddings.pipeline compile \
-	    --config $(CURDIR)/configs/kubeflow-local.yaml --image tfx-pretrained-embeddings:local \
-	    --output $(KFP)/pipeline_spec.json
-	cd $$(mktemp -d) && $(IMAGE_PY) -m tfx_embeddings.pipeline run-spec $(KFP)/pipeline_spec.json \
-	    --python $(IMAGE_PY) --pipeline-root $(KFP)/root --env TF_USE_LEGACY_KERAS=1 \
-	    --param examples=$(CURDIR)/data/sample/corpus \
-	    --param vectors=$(CURDIR)/data/sample/vectors/glove.sample.50d.txt \
-	    --param push_destination='{"filesystem": {"baseDirectory": "$(KFP)/serving"}}'
-	cd $$(mktemp -d) && TF_USE_LEGACY_KERAS=1 $(IMAGE_PY) -m tfx_embeddings.pipeline predict \
-	    $$(ls -d $(KFP)/serving/* | tail -1) "The movie was brikalo and brimine!" \
-	    "the plot felt dulkaka. <br />Dulmine"
+	cd $$(mktemp -d) && TF_USE_LEGACY_KERAS=1 $(IMAGE_PY) -m tfx_embeddings.pipeline.kubeflow_demo \
+	    --config $(CURDIR)/configs/kubeflow-local.yaml --sample $(CURDIR)/data/sample \
+	    --work $(KFP) --python $(IMAGE_PY)
+
+# The kfp SDK 2.x (not installable with the pinned stack: see tests/kfp-sdk-requirements.txt), in
+# a virtualenv of its own; the tests load the open-source spec with it.
+KFP_SDK := build/kfp-sdk
+$(KFP_SDK)/.installed: tests/kfp-sdk-requirements.txt
+	@test -n "$(PYTHON310)" || { echo "error: python3.10 not found"; exit 1; }
+	rm -rf $(KFP_SDK)
+	$(PYTHON310) -m venv $(KFP_SDK)
+	$(KFP_SDK)/bin/python -m pip install --quiet --upgrade pip==26.3 setuptools==69.5.1 wheel==0.48.0
+	$(KFP_SDK)/bin/python -m pip install --quiet -r tests/kfp-sdk-requirements.txt
+	touch $@
+kfp-sdk: $(KFP_SDK)/.installed
 
 # The Beam steps on Beam's portable runner (a job service and an external worker pool, each in a
 # process of its own), then on the local runner; the vocabulary and checkpoint files must match.

@@ -2,7 +2,9 @@
 
     python -m tfx_embeddings.pipeline run --config configs/demo.yaml
     python -m tfx_embeddings.pipeline compile --config configs/kubeflow.yaml --image IMAGE \
-        --output spec.json
+        --output pipeline.yaml                       # open-source Kubeflow Pipelines 2.x
+    python -m tfx_embeddings.pipeline compile --target vertex ... --output pipeline_job.json
+    python -m tfx_embeddings.pipeline run-spec pipeline.yaml --python IMAGE_PYTHON ...
     python -m tfx_embeddings.pipeline inspect ARTIFACT_DIR
 
 (also installed as the `tfx-embeddings` command)
@@ -41,7 +43,7 @@ def _run(args):
 
 
 _OWN_ERRORS = ("ConfigError", "CheckpointError", "VectorFileError", "VocabularyFileError",
-               "SpecRunError", "ObjectStorageError")
+               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError")
 
 
 def _is_own_error(error):
@@ -59,20 +61,28 @@ def _compile(args):
     from tfx_embeddings.pipeline import runners
     from tfx_embeddings.pipeline.config import load_config
 
-    output = runners.compile_kubeflow(load_config(args.config), args.image, args.output)
-    print(f"Kubeflow pipeline spec written to {output}")
+    output = args.output or _DEFAULT_OUTPUT[args.target]
+    runners.compile_kubeflow(load_config(args.config), args.image, output, target=args.target)
+    what = {"kubeflow": "open-source Kubeflow Pipelines spec (PipelineSpec, schema 2.1.0)",
+            "vertex": "Vertex AI PipelineJob"}[args.target]
+    print(f"{what} written to {output}")
+
+
+_DEFAULT_OUTPUT = {"kubeflow": "pipeline.yaml", "vertex": "pipeline_job.json"}
 
 
 def _run_spec(args):
     from tfx_embeddings.pipeline import kubeflow_local
 
     run = kubeflow_local.SpecRun(args.spec, args.pipeline_root, args.python, dict(args.param),
-                                 dict(args.env))
-    outputs = run.run()
-    for task, artifacts in outputs.items():
-        for key, records in artifacts.items():
-            for record in records:
-                print(f"{task}.{key}: {record['uri']}")
+                                 dict(args.env), metadata_path=args.metadata,
+                                 publish_logs=not args.no_publish_logs)
+    results = run.run(report=lambda line: print(line, flush=True))
+    print("outputs (each task's log is its executor-logs artifact):")
+    for task, result in results.items():
+        for key, uri in sorted(result.outputs.items()):
+            if key != kubeflow_local.LOGS_OUTPUT:
+                print(f"{task}.{key}: {uri}")
 
 
 def _name_value(text):
@@ -122,12 +132,17 @@ def main(argv=None):
                      help="show the full log (TFX, Beam, TensorFlow) live; it always goes to a "
                           "file under the pipeline root")
     run.set_defaults(handler=_run)
-    compile_ = command("compile", "compile the pipeline for Kubeflow Pipelines (a v2 pipeline "
-                                  "spec JSON)")
+    compile_ = command("compile", "compile the pipeline for Kubeflow Pipelines: open source "
+                                  "(a PipelineSpec YAML, schema 2.1.0) or Vertex AI (a "
+                                  "PipelineJob JSON)")
     compile_.add_argument("--config", required=True, help="YAML config, e.g. configs/kubeflow.yaml")
     compile_.add_argument("--image", required=True,
                           help="container image with this project installed, run by every step")
-    compile_.add_argument("--output", default="pipeline_spec.json", help="spec file to write")
+    compile_.add_argument("--target", choices=sorted(_DEFAULT_OUTPUT), default="kubeflow",
+                          help="kubeflow: open-source Kubeflow Pipelines 2.x (default); vertex: "
+                               "Vertex AI Pipelines (TFX's PipelineJob, with resolvers)")
+    compile_.add_argument("--output", help="spec file to write (default: pipeline.yaml, or "
+                                           "pipeline_job.json for vertex)")
     compile_.set_defaults(handler=_compile)
     inspect = command("inspect", "print an embedding artifact's manifest: shape, shards, "
                                  "coverage, counts")
@@ -135,9 +150,10 @@ def main(argv=None):
                                           "model's Format-Embedding)")
     inspect.add_argument("--json", action="store_true", help="the whole manifest as JSON")
     inspect.set_defaults(handler=_inspect)
-    run_spec = command("run-spec", "run a compiled Kubeflow spec here, as Kubeflow would: each "
-                                   "task's container command with --python as the image")
-    run_spec.add_argument("spec", help="the compiled spec (compile's output)")
+    run_spec = command("run-spec", "run an open-source Kubeflow Pipelines spec here, as its "
+                                   "backend would: its checks, ML Metadata, cache; each task's "
+                                   "container command with --python as the image")
+    run_spec.add_argument("spec", help="the compiled spec (compile's YAML)")
     run_spec.add_argument("--python", required=True,
                           help="the interpreter that plays the image (a virtualenv with the "
                                "wheel installed: make image)")
@@ -149,6 +165,11 @@ def main(argv=None):
     run_spec.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                           type=_name_value,
                           help="an environment variable of the image (its Dockerfile's ENV)")
+    run_spec.add_argument("--metadata", help="the ML Metadata SQLite file (default: "
+                                             "kubeflow_metadata.sqlite in the pipeline root)")
+    run_spec.add_argument("--no-publish-logs", action="store_true",
+                          help="no executor-logs output per task (the backend's PUBLISH_LOGS "
+                               "false)")
     run_spec.set_defaults(handler=_run_spec)
     predict = command("predict", "score raw texts with a pushed model of the demo pipeline "
                                  "(its predict_text signature)")

@@ -23,6 +23,7 @@ import traceback
 import warnings
 
 from tfx_embeddings.components import progress
+from tfx_embeddings.components.latest_blessed_model import NO_PREVIOUS_MODEL
 
 PROGRESS_EVERY_SECONDS = 5.0
 _FORWARDED = re.compile(r'message: "((?:[^"\\]|\\.)*)"')  # A Beam worker's record, forwarded.
@@ -119,8 +120,7 @@ def _resolved(record):
     found = record.args[1] if record.msg.startswith("[%s] Resolved") else ()
     models = [artifact for inputs in found for artifact in inputs.get("model", [])]
     if not models:
-        return ("no previous model to start from (a first run, or none blessed yet); this run "
-                "starts from the pretrained vectors")
+        return NO_PREVIOUS_MODEL
     return f"the previous model to start from: {models[-1].uri}"
 
 

@@ -1,7 +1,13 @@
 """The TFX pipeline: ExampleGen -> StatisticsGen -> ImportSchemaGen -> VocabularyGen (unless
 text.vocabulary is tft) -> Transform -> EmbeddingGen -> Trainer (embedding restored in the graph,
 warm-started from the latest blessed model) -> Evaluator (blesses, or not) -> Pusher (blessed
-models only)."""
+models only).
+
+The latest blessed model is found by TFX's Resolver (LatestBlessedModelStrategy) where the
+orchestrator runs resolvers (the local runner, Vertex AI Pipelines), and by the
+LatestBlessedModel container step, which asks Kubeflow's ML Metadata store, where it does not
+(open-source Kubeflow Pipelines).
+"""
 
 import dataclasses
 
@@ -12,6 +18,8 @@ from tfx.dsl.components.base import executor_spec
 
 from tfx_embeddings.components.embedding_gen.component import EmbeddingGen
 from tfx_embeddings.components.embedding_trainer.component import EmbeddingTrainer
+from tfx_embeddings.components.latest_blessed_model import evaluator as blessed_evaluator
+from tfx_embeddings.components.latest_blessed_model.component import LatestBlessedModel
 from tfx_embeddings.components.vocabulary_gen.component import VocabularyGen
 from tfx_embeddings.components.vocabulary_transform.component import VocabularyTransform
 from tfx_embeddings.pipeline import preprocessing, schema
@@ -21,9 +29,13 @@ TRAINER_ID = "EmbeddingTrainer"
 BASELINE_TRAINER_ID = "RandomInitTrainer"
 COLD_START_TRAINER_ID = "ColdStartTrainer"
 LATEST_MODEL_RESOLVER_ID = "LatestBlessedModelResolver"
+LATEST_MODEL_ID = "LatestBlessedModel"
 EVALUATOR_ID = "Evaluator"
 ACCURACY_METRIC = "BinaryAccuracy"
 
+# How the latest blessed model is found: TFX's Resolver, or the LatestBlessedModel step.
+RESOLVER = "resolver"
+METADATA_QUERY = "metadata_query"
 
 _LOCAL_METADATA = object()
 
@@ -54,107 +66,169 @@ def pipeline_inputs(config):
             "push_destination": json_format.MessageToJson(push_destination)}
 
 
-def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_parameters=False):
+def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_parameters=False,
+                    latest_model=RESOLVER):
     """Builds the tfx Pipeline described by a validated PipelineConfig.
 
-    The metadata store is SQLite under the pipeline root unless another connection config is
-    given (None for orchestrators that bring their own, like Kubeflow). With runtime_parameters,
-    the examples, the vector file and the push destination (a PushDestination as JSON) are
-    pipeline inputs that a run sets, the config's values their defaults (Kubeflow).
+    Args:
+      config: a validated PipelineConfig.
+      metadata_connection_config: the metadata store: SQLite under the pipeline root by default,
+        None for orchestrators that bring their own (Kubeflow).
+      runtime_parameters: make the examples, the vector file and the push destination (a
+        PushDestination as JSON) pipeline inputs that a run sets, the config's values their
+        defaults (Kubeflow).
+      latest_model: how the latest blessed model (warm start, the Evaluator's baseline) is
+        found: RESOLVER (TFX's Resolver: the local runner, Vertex) or METADATA_QUERY (the
+        LatestBlessedModel step: open-source Kubeflow Pipelines, which runs no resolver).
+
+    Returns:
+      The tfx.dsl.Pipeline.
+
+    Raises:
+      ValueError: a local run whose pipeline root is remote (no local metadata path), or an
+        unknown latest_model.
     """
-    if metadata_connection_config is _LOCAL_METADATA:
-        if not config.metadata_path:
-            raise ValueError(f"a local run needs a local metadata_path (pipeline_root "
-                             f"{config.pipeline_root} is remote)")
-        metadata_connection_config = (
-            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path))
+    inputs = _inputs(config, runtime_parameters)
+    example_gen = _example_gen(inputs["examples"])
+    schema_gen = _schema_gen(config)
+    vocabulary_gen = _vocabulary_gen(config, example_gen)
+    transform = _transform(config, example_gen, schema_gen, vocabulary_gen)
+    embedding_gen = _embedding_gen(config, transform, inputs["vectors"])
+    latest = _latest_blessed_model(config, latest_model)
+    trainer = _trainer(config, transform, embedding_gen, "pretrained",
+                       latest.outputs["model"]).with_id(TRAINER_ID)
+    evaluator = _evaluator(config, example_gen, trainer, latest, latest_model)
+    pusher = tfx.components.Pusher(model=trainer.outputs["model"],
+                                   model_blessing=evaluator.outputs["blessing"],
+                                   push_destination=inputs["push_destination"])
+    components = [example_gen,
+                  tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]),
+                  schema_gen, vocabulary_gen, transform, embedding_gen, latest, trainer,
+                  evaluator, pusher]
+    if config.trainer.train_random_baseline:
+        components.append(_trainer(config, transform, embedding_gen, "random")
+                          .with_id(BASELINE_TRAINER_ID))
+    if config.trainer.train_cold_start_baseline:
+        components.append(_trainer(config, transform, embedding_gen, "pretrained")
+                          .with_id(COLD_START_TRAINER_ID))
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        metadata_connection_config=_metadata_connection(config, metadata_connection_config),
+        components=[component for component in components if component is not None],
+        enable_cache=config.enable_cache,
+        beam_pipeline_args=config.beam_pipeline_args)
+
+
+def _metadata_connection(config, metadata_connection_config):
+    if metadata_connection_config is not _LOCAL_METADATA:
+        return metadata_connection_config
+    if not config.metadata_path:
+        raise ValueError(f"a local run needs a local metadata_path (pipeline_root "
+                         f"{config.pipeline_root} is remote)")
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+
+
+def _inputs(config, runtime_parameters):
+    """{examples, vectors, push_destination}: the config's values, or runtime parameters whose
+    defaults they are."""
     inputs = pipeline_inputs(config)
-    if runtime_parameters:
-        inputs = {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str,
-                                                               default=default)
-                  for name, default in inputs.items()}
-    examples, vectors, push_destination = (inputs["examples"], inputs["vectors"],
-                                           inputs["push_destination"])
-    example_gen = tfx.components.CsvExampleGen(
+    if not runtime_parameters:
+        return inputs
+    return {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=default)
+            for name, default in inputs.items()}
+
+
+def _example_gen(examples):
+    return tfx.components.CsvExampleGen(
         input_base=examples,
         input_config=tfx.proto.Input(splits=[
             tfx.proto.Input.Split(name="train", pattern="train/*"),
             tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+
+
+def _schema_gen(config):
+    """ImportSchemaGen, its schema_file resolved where the step runs (a file shipped in the
+    package, or a path)."""
     schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema_file)
     schema_gen.executor_spec = executor_spec.ExecutorClassSpec(schema.Executor)
-    components = [example_gen, statistics_gen, schema_gen]
-    vocabulary = None
-    if config.text.vocabulary == "fast":
-        vocabulary_gen = VocabularyGen(
-            examples=example_gen.outputs["examples"],
-            tokenize_fn="tfx_embeddings.pipeline.text.tokenize",
-            splits=config.text.vocabulary_splits,
-            text_feature=preprocessing.TEXT_KEY,
-            top_k=config.text.top_k,
-            frequency_threshold=config.text.frequency_threshold,
-            max_tokens_per_document=config.text.max_tokens_per_document)
-        components.append(vocabulary_gen)
-        vocabulary = vocabulary_gen.outputs["vocabulary"]
-    transform = VocabularyTransform(
+    return schema_gen
+
+
+def _vocabulary_gen(config, example_gen):
+    """VocabularyGen, or None when the vocabulary is tft's (computed inside Transform)."""
+    if config.text.vocabulary != "fast":
+        return None
+    return VocabularyGen(
+        examples=example_gen.outputs["examples"],
+        tokenize_fn="tfx_embeddings.pipeline.text.tokenize",
+        splits=config.text.vocabulary_splits,
+        text_feature=preprocessing.TEXT_KEY,
+        top_k=config.text.top_k,
+        frequency_threshold=config.text.frequency_threshold,
+        max_tokens_per_document=config.text.max_tokens_per_document)
+
+
+def _transform(config, example_gen, schema_gen, vocabulary_gen):
+    return VocabularyTransform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        vocabulary=vocabulary,
+        vocabulary=vocabulary_gen and vocabulary_gen.outputs["vocabulary"],
         preprocessing_fn="tfx_embeddings.pipeline.preprocessing.preprocessing_fn",
         splits_config=tfx.proto.SplitsConfig(analyze=config.text.vocabulary_splits,
                                              transform=["train", "eval"]),
         custom_config=config.text.model_dump(exclude={"vocabulary_splits", "vocabulary"}),
     ).with_id("Transform")
-    embedding_gen = EmbeddingGen(
+
+
+def _embedding_gen(config, transform, vectors):
+    return EmbeddingGen(
         transform_graph=transform.outputs["transform_graph"],
         vectors_path=vectors,
         vocabulary_name=preprocessing.VOCABULARY_NAME,
         **dataclasses.asdict(embedding_parameters(config).replace(
             ids_feature=preprocessing.TOKEN_IDS_KEY)))
 
-    # Scheduled retraining: the latest model the Evaluator blessed is both the trainer's warm
-    # start and the Evaluator's baseline; a model that failed evaluation is never either.
-    # Nothing on the first run.
-    latest_model = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
-                              producer_component_id=TRAINER_ID, output_key="model"),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                       producer_component_id=EVALUATOR_ID,
-                                       output_key="blessing"),
-    ).with_id(LATEST_MODEL_RESOLVER_ID)
 
-    def trainer(embedding_init, base_model=None):
-        return EmbeddingTrainer(
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            embedding=embedding_gen.outputs["embedding"],
-            run_fn="tfx_embeddings.pipeline.model.run_fn",
-            base_model=base_model,
-            custom_config={**config.trainer.model_dump(exclude={"train_random_baseline",
-                                                                "train_cold_start_baseline"}),
-                           "max_tokens": config.text.max_tokens,
-                           "embedding_init": embedding_init})
+def _latest_blessed_model(config, latest_model):
+    """The latest model the Evaluator blessed: the trainer's warm start and the Evaluator's
+    baseline (a model that failed evaluation is never either); nothing on a first run."""
+    if latest_model == RESOLVER:
+        return tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                                  producer_component_id=TRAINER_ID, output_key="model"),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                           producer_component_id=EVALUATOR_ID,
+                                           output_key="blessing"),
+        ).with_id(LATEST_MODEL_RESOLVER_ID)
+    if latest_model == METADATA_QUERY:
+        return LatestBlessedModel(pipeline_name=config.pipeline_name, trainer_task=TRAINER_ID,
+                                  evaluator_task=EVALUATOR_ID).with_id(LATEST_MODEL_ID)
+    raise ValueError(f"latest_model: {latest_model!r} is neither {RESOLVER!r} nor "
+                     f"{METADATA_QUERY!r}")
 
-    trainer_pretrained = trainer("pretrained", latest_model.outputs["model"]).with_id(TRAINER_ID)
+
+def _trainer(config, transform, embedding_gen, embedding_init, base_model=None):
+    return EmbeddingTrainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        embedding=embedding_gen.outputs["embedding"],
+        run_fn="tfx_embeddings.pipeline.model.run_fn",
+        base_model=base_model,
+        custom_config={**config.trainer.model_dump(exclude={"train_random_baseline",
+                                                            "train_cold_start_baseline"}),
+                       "max_tokens": config.text.max_tokens,
+                       "embedding_init": embedding_init})
+
+
+def _evaluator(config, example_gen, trainer, latest, latest_model):
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
-        model=trainer_pretrained.outputs["model"],
-        baseline_model=latest_model.outputs["model"],
+        model=trainer.outputs["model"],
+        baseline_model=latest.outputs["model"],
         example_splits=["eval"],
         eval_config=eval_config(config.evaluation)).with_id(EVALUATOR_ID)
-    pusher = tfx.components.Pusher(model=trainer_pretrained.outputs["model"],
-                                   model_blessing=evaluator.outputs["blessing"],
-                                   push_destination=push_destination)
-    components += [transform, embedding_gen, latest_model, trainer_pretrained, evaluator, pusher]
-    if config.trainer.train_random_baseline:
-        components.append(trainer("random").with_id(BASELINE_TRAINER_ID))
-    if config.trainer.train_cold_start_baseline:
-        components.append(trainer("pretrained").with_id(COLD_START_TRAINER_ID))
-    return tfx.dsl.Pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
-        metadata_connection_config=metadata_connection_config,
-        components=components,
-        enable_cache=config.enable_cache,
-        beam_pipeline_args=config.beam_pipeline_args)
+    if latest_model == METADATA_QUERY:  # Its output may be a model it did not find.
+        evaluator.executor_spec = executor_spec.BeamExecutorSpec(blessed_evaluator.Executor)
+    return evaluator

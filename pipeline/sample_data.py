@@ -95,6 +95,22 @@ def write_sample(out_dir, n_train=2000, n_eval=1000, seed=7):
             f.write(word + " " + " ".join(f"{x:.5f}" for x in vector.astype(np.float32)) + "\n")
 
 
+def add_train_rows(out_dir, n, seed=8, name="more.csv"):
+    """Adds a file of n new train reviews (the train split's adjectives) next to the sample's
+    train split: new data for a scheduled run to read. Returns its path."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        label = int(rng.random() < 0.5)
+        rows.append((_review(rng, _words("bri", 6), _words("dul", 6), label, 2), label))
+    path = os.path.join(out_dir, "corpus", "train", name)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="data/sample")

@@ -1,62 +1,218 @@
-"""The Kubeflow path, executed: the compiled spec names nothing of the machine that compiled it,
-and runs, task by task, as Kubeflow's launcher runs it (tfx-embeddings run-spec), with only the
-wheel installed (build/image) and from directories outside the checkout."""
+"""The Kubeflow path. Open-source Kubeflow Pipelines 2.x: the compiled spec is one its backend
+takes (the kfp SDK loads it, schema 2.1.0, container executors only, nothing of the compiling
+machine) and runs as intended: `run-spec` runs it as the backend does (its checks, ML Metadata
+over gRPC, its cache key), three times, with new rows between the first two. Vertex AI: TFX's
+PipelineJob, resolvers and all.
 
+Everything runs from the image stand-in (build/image: only the wheel installed), from
+directories outside the checkout."""
+
+import copy
+import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import yaml
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2 as mlmd
 
 from tests.conftest import ROOT
-from tfx_embeddings.pipeline import sample_data
+from tfx_embeddings.components.latest_blessed_model import NO_PREVIOUS_MODEL
+from tfx_embeddings.components.latest_blessed_model import executor as latest_executor
+from tfx_embeddings.pipeline import (data_fingerprint, kubeflow_entrypoint, kubeflow_metadata,
+                                     kubeflow_spec, runners, sample_data)
 from tfx_embeddings.pipeline.config import ConfigError, load_config
-from tfx_embeddings.pipeline.kubeflow_local import METADATA_FILE
-from tfx_embeddings.pipeline.runners import compile_kubeflow
+from tfx_embeddings.pipeline.kubeflow_local import METADATA_FILE, SpecRun
 
 CONFIG = os.path.join(ROOT, "configs", "kubeflow-local.yaml")
+FINGERPRINT_TASK = "CsvExampleGen-input-fingerprint"
 
 
-def _cli(python, *args, cwd):
+def _cli(python, *args, cwd, check=True):
     result = subprocess.run([python, "-m", "tfx_embeddings.pipeline", *args], cwd=cwd,
                             capture_output=True, text=True,
                             env={**os.environ, "TF_USE_LEGACY_KERAS": "1"})
-    assert result.returncode == 0, result.stderr[-5000:]
-    return result.stdout
+    if check:
+        assert result.returncode == 0, result.stderr[-5000:]
+    return result
 
 
 @pytest.fixture(scope="module")
 def spec(image, tmp_path_factory):
-    """The spec compiled by the image's own python, in a directory outside the checkout."""
+    """The open-source spec, compiled by the image's own python outside the checkout."""
     work = tmp_path_factory.mktemp("compile")
-    _cli(image, "compile", "--config", CONFIG, "--image", "registry/embeddings:1", "--output",
-         str(work / "spec.json"), cwd=work)
-    return work / "spec.json"
+    out = _cli(image, "compile", "--config", CONFIG, "--image", "registry/embeddings:1",
+               "--output", str(work / "pipeline.yaml"), cwd=work).stdout
+    assert "open-source Kubeflow Pipelines spec (PipelineSpec, schema 2.1.0)" in out
+    return work / "pipeline.yaml"
+
+
+@pytest.fixture(scope="module")
+def vertex_spec(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vertex") / "pipeline_job.json"
+    return runners.compile_kubeflow(load_config(CONFIG), "registry/embeddings:1", str(path),
+                                    target=runners.VERTEX)
+
+
+@pytest.fixture(scope="module")
+def kfp_sdk():
+    """The python of build/kfp-sdk: kfp 2.5.0 (make kfp-sdk)."""
+    subprocess.run(["make", "-s", "kfp-sdk"], cwd=ROOT, check=True, capture_output=True)
+    return os.path.join(ROOT, "build", "kfp-sdk", "bin", "python")
+
+
+def _load(path):
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+# -- the compiled spec -----------------------------------------------------------------------
+
+def test_the_kfp_sdk_loads_the_spec(spec, kfp_sdk):
+    script = ("import json, sys, kfp; from kfp import components\n"
+              "c = components.load_component_from_file(sys.argv[1])\n"
+              "print(json.dumps({'kfp': kfp.__version__, 'name': c.name, 'inputs': {\n"
+              "    n: i.default for n, i in c.component_spec.inputs.items()}}))")
+    result = subprocess.run([kfp_sdk, "-c", script, str(spec)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout)
+    assert loaded["kfp"] == "2.5.0" and loaded["name"] == "pretrained-embeddings-kfp"
+    assert loaded["inputs"]["vectors"] == "gs://my-bucket/vectors/glove.6B.50d.txt"  # A default.
+
+
+def test_the_spec_is_one_the_open_source_backend_runs(spec):
+    compiled = kubeflow_spec.load_spec(str(spec))  # As the API server reads an upload.
+    kubeflow_spec.check_executors(compiled)
+    assert compiled["schemaVersion"] == "2.1.0" and "pipelineSpec" not in compiled
+    executors = compiled["deploymentSpec"]["executors"]
+    assert all(set(e) == {"container"} for e in executors.values())
+    assert not any("lifecycle" in e["container"] for e in executors.values())
+    tasks = compiled["root"]["dag"]["tasks"]
+    assert set(tasks) == {"CsvExampleGen", FINGERPRINT_TASK, "StatisticsGen", "ImportSchemaGen",
+                          "VocabularyGen", "Transform", "EmbeddingGen", "LatestBlessedModel",
+                          "EmbeddingTrainer", "Evaluator", "Pusher"}
+    # ExampleGen's cache key has the fingerprint of its input files; the steps whose answer
+    # changes between runs with the same inputs are never cached; the others are.
+    assert tasks["CsvExampleGen"]["inputs"]["parameters"]["input_fingerprint"] == {
+        "taskOutputParameter": {"producerTask": FINGERPRINT_TASK,
+                                "outputParameterKey": "input_fingerprint"}}
+    assert tasks[FINGERPRINT_TASK]["inputs"]["parameters"]["input_base"] == {
+        "componentInputParameter": "examples"}
+    uncached = {name for name, task in tasks.items()
+                if not task.get("cachingOptions", {}).get("enableCache")}
+    assert uncached == {FINGERPRINT_TASK, "LatestBlessedModel"}
+    # The latest blessed model feeds the trainer's warm start and the Evaluator's baseline.
+    for task, key in (("EmbeddingTrainer", "base_model"), ("Evaluator", "baseline_model")):
+        assert tasks[task]["inputs"]["artifacts"][key]["taskOutputArtifact"][
+            "producerTask"] == "LatestBlessedModel"
+    assert "tfx_embeddings.components.latest_blessed_model.evaluator.Executor" in \
+        executors["Evaluator_executor"]["container"]["args"]
+    # A run needs no input: the config's values are the defaults.
+    assert set(kubeflow_spec.run_parameters(compiled, {})) == {
+        "examples", "vectors", "push_destination"}
 
 
 def test_the_spec_has_no_path_of_the_compiling_machine(spec):
     text = spec.read_text()
     for path in (ROOT, str(spec.parent), os.path.expanduser("~"), sys.prefix, "/tmp/"):
         assert path not in text, path
-    compiled = json.loads(text)
-    assert set(compiled["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]) == {
-        "examples", "vectors", "push_destination"}
-    assert compiled["runtimeConfig"]["parameters"]["vectors"] == {
-        "stringValue": "gs://my-bucket/vectors/glove.6B.50d.txt"}  # The config's, a default.
-    executors = compiled["pipelineSpec"]["deploymentSpec"]["executors"]
-    assert executors["ImportSchemaGen_executor"]["container"]["args"][1] == \
-        "tfx_embeddings.pipeline.schema.Executor"
+    compiled = _load(spec)
+    assert compiled["root"]["inputDefinitions"]["parameters"]["examples"]["defaultValue"] == \
+        "gs://my-bucket/data/reviews"
+    assert compiled["deploymentSpec"]["executors"]["ImportSchemaGen_executor"]["container"][
+        "args"][1] == "tfx_embeddings.pipeline.schema.Executor"
 
 
 def test_compile_refuses_a_path_of_this_machine(tmp_path):
     with pytest.raises(ConfigError, match="data.examples: .*data/sample/corpus is a path of this "
                                           "machine, which Kubeflow's steps cannot read"):
-        compile_kubeflow(load_config(os.path.join(ROOT, "configs", "demo.yaml"))
-                         .model_copy(update={"pipeline_root": "gs://b/root",
-                                             "serving_dir": "gs://b/serving"}),
-                         "image", str(tmp_path / "spec.json"))
+        runners.compile_kubeflow(load_config(os.path.join(ROOT, "configs", "demo.yaml"))
+                                 .model_copy(update={"pipeline_root": "gs://b/root",
+                                                     "serving_dir": "gs://b/serving"}),
+                                 "image", str(tmp_path / "pipeline.yaml"))
 
+
+def test_the_vertex_target_is_tfx_pipeline_job_with_its_resolvers(vertex_spec):
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    with open(vertex_spec) as f:
+        job = json_format.Parse(f.read(), pipeline_spec_pb2.PipelineJob())
+    spec = json_format.MessageToDict(job.pipeline_spec)
+    assert job.display_name == "pretrained-embeddings-kfp"
+    assert spec["schemaVersion"] == "2.0.0"
+    assert job.runtime_config.parameters["vectors"].string_value == \
+        "gs://my-bucket/vectors/glove.6B.50d.txt"
+    resolvers = {name for name, e in spec["deploymentSpec"]["executors"].items()
+                 if "resolver" in e}
+    assert resolvers == {"LatestBlessedModelResolver-model-blessing-resolver_executor",
+                         "LatestBlessedModelResolver-model-resolver_executor"}
+    # The open-source backend takes none of it.
+    with pytest.raises(kubeflow_spec.SpecError, match="unknown template format"):
+        kubeflow_spec.load_spec(vertex_spec)
+
+
+# -- what run-spec refuses, as the backend does ----------------------------------------------
+
+def _write(tmp_path, spec, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def test_run_spec_refuses_what_the_open_source_backend_refuses(spec, vertex_spec, tmp_path):
+    compiled = _load(spec)
+    image = sys.executable
+
+    # A resolver (TFX's, from the Vertex target), as the open-source compiler refuses it.
+    with_resolver = copy.deepcopy(compiled)
+    with open(vertex_spec) as f:
+        resolver = json.load(f)["pipelineSpec"]["deploymentSpec"]["executors"][
+            "LatestBlessedModelResolver-model-resolver_executor"]
+    with_resolver["deploymentSpec"]["executors"]["LatestBlessedModel_executor"] = resolver
+    with pytest.raises(kubeflow_spec.SpecError, match=re.escape(
+            'error processing component name="LatestBlessedModel": executor(label='
+            '"LatestBlessedModel_executor"): non-container and non-importer executor not '
+            'implemented')):
+        SpecRun(_write(tmp_path, with_resolver), tmp_path / "root", image)
+    # Vertex's PipelineJob, as the API server refuses it.
+    with pytest.raises(kubeflow_spec.SpecError, match="unknown template format"):
+        SpecRun(vertex_spec, tmp_path / "root", image)
+    # A lifecycle hook: the backend would skip it (ExampleGen would read stale data).
+    with_hook = copy.deepcopy(compiled)
+    with_hook["deploymentSpec"]["executors"]["CsvExampleGen_executor"]["container"][
+        "lifecycle"] = {"preCacheCheck": {"command": ["python"], "args": []}}
+    with pytest.raises(kubeflow_spec.SpecError, match="lifecycle hooks .preCacheCheck. are never "
+                                                      "run by the open-source"):
+        SpecRun(_write(tmp_path, with_hook), tmp_path / "root", image)
+    # Schema 2.0.0, a name the API server refuses.
+    for change, message in (({"schemaVersion": "2.0.0"}, "KFP only supports schema version "
+                                                          "2.1.0, but the pipeline spec has "
+                                                          "version 2.0.0"),
+                            ({"pipelineInfo": {"name": "Pretrained_Embeddings"}},
+                             "pipeline's name must contain only lowercase")):
+        with pytest.raises(kubeflow_spec.SpecError, match=message):
+            SpecRun(_write(tmp_path, {**compiled, **change}), tmp_path / "root", image)
+    # Run inputs: unknown, of the wrong type, required without a default.
+    with pytest.raises(kubeflow_spec.SpecError, match="parameter.s. provided are not required "
+                                                      "by pipeline: epochs"):
+        SpecRun(str(spec), tmp_path / "root", image, parameters={"epochs": "3"})
+    without_default = copy.deepcopy(compiled)
+    del without_default["root"]["inputDefinitions"]["parameters"]["vectors"]["defaultValue"]
+    with pytest.raises(kubeflow_spec.SpecError, match="parameter vectors is not optional, yet "
+                                                      "has neither default value nor user "
+                                                      "provided value"):
+        SpecRun(_write(tmp_path, without_default), tmp_path / "root", image)
+    with pytest.raises(kubeflow_spec.SpecError, match="input parameter vectors requires type "
+                                                      "string"):
+        kubeflow_spec.run_parameters(compiled, {"vectors": 3.0})
+
+
+# -- the runs --------------------------------------------------------------------------------
 
 def _run_spec(image, spec, work):
     out = _cli(image, "run-spec", str(spec), "--python", image, "--pipeline-root",
@@ -64,37 +220,260 @@ def _run_spec(image, spec, work):
                "--param", f"examples={work}/sample/corpus",
                "--param", f"vectors={work}/sample/vectors/glove.sample.50d.txt",
                "--param", json.dumps({"filesystem": {"baseDirectory": str(work / "serving")}})
-               .join(["push_destination=", ""]), cwd=work)
-    return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+               .join(["push_destination=", ""]), cwd=work).stdout
+    return re.search(r"^run (\S+) of ", out, re.M).group(1), out
 
 
-def test_the_spec_runs_as_kubeflow_would_twice(image, spec, tmp_path):
+class Metadata:
+    """What the run-spec runs recorded in ML Metadata, read with ml_metadata's own client."""
+
+    def __init__(self, path):
+        config = mlmd.ConnectionConfig()
+        config.sqlite.filename_uri = str(path)
+        self.store = metadata_store.MetadataStore(config)
+
+    def tasks(self, run_id):
+        """{task: (execution, {output: artifact})} of a run (its system.PipelineRun context)."""
+        context = self.store.get_context_by_type_and_name("system.PipelineRun", run_id)
+        tasks = {}
+        for execution in self.store.get_executions_by_context(context.id):
+            events = [e for e in self.store.get_events_by_execution_ids([execution.id])
+                      if e.type == mlmd.Event.OUTPUT]
+            artifacts = {a.id: a for a in self.store.get_artifacts_by_id(
+                [e.artifact_id for e in events])}
+            tasks[execution.custom_properties["task_name"].string_value] = (
+                execution, {e.path.steps[0].key: artifacts[e.artifact_id] for e in events})
+        return tasks
+
+    def type_name(self, artifact):
+        return self.store.get_artifact_types_by_id([artifact.type_id])[0].name
+
+
+def _state(execution):
+    return mlmd.Execution.State.Name(execution.last_known_state)
+
+
+def _property(item, key):
+    value = item.custom_properties[key]
+    return getattr(value, value.WhichOneof("value"))
+
+
+def _count(examples, split):
+    import tensorflow as tf
+
+    files = glob.glob(os.path.join(examples.uri, f"Split-{split}", "*"))
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+
+
+def _warm_start(trainer_outputs):
+    with open(os.path.join(trainer_outputs["model_run"].uri, "metrics.json")) as f:
+        return json.load(f)["warm_start"]
+
+
+def test_scheduled_runs_as_the_open_source_backend_runs_them(image, spec, tmp_path):
     sample_data.write_sample(str(tmp_path / "sample"), n_train=120, n_eval=60)
-    first = _run_spec(image, spec, tmp_path)
-    assert "LatestBlessedModelResolver-model-resolver.model" not in first  # None yet.
-    second = _run_spec(image, spec, tmp_path)
+    first, out = _run_spec(image, spec, tmp_path)
+    metadata = Metadata(tmp_path / "root" / METADATA_FILE)
+    one = metadata.tasks(first)
 
-    # The resolver's query found the first run's model in the artifacts Kubeflow keeps...
-    assert second["LatestBlessedModelResolver-model-resolver.model"] == \
-        first["EmbeddingTrainer.model"]
-    # ...and the second trainer warm-started from it: custom properties and artifacts flowed.
-    with open(os.path.join(second["EmbeddingTrainer.model_run"], "metrics.json")) as f:
-        warm_start = json.load(f)["warm_start"]
-    assert warm_start["previous_model"] > 100 and warm_start["other_weights"] == 4
-    with open(tmp_path / "root" / METADATA_FILE) as f:
-        recorded = {a["name"]: a for a in json.load(f)}
-    embedding = next(a for a in recorded.values() if a["uri"] == second["EmbeddingGen.embedding"])
-    assert embedding["schema_title"] == "tfx_embeddings.PretrainedEmbedding"
-    assert embedding["metadata"]["num_shards"] == 4
-    # The coverage report, as the HTML artifact Kubeflow's UI shows as the step's visualization.
-    report = next(a for a in recorded.values() if a["uri"] == second["EmbeddingGen.report"])
-    assert report["schema_title"] == "system.HTML"
-    with open(report["uri"]) as f:
+    # Run 1: nothing blessed yet: the model LatestBlessedModel hands on is marked not found, and
+    # the trainer says the same sentence as a local first run.
+    assert _property(one["LatestBlessedModel"][1]["model"], "found") == 0
+    with open(one["EmbeddingTrainer"][1]["executor-logs"].uri) as f:
+        assert NO_PREVIOUS_MODEL in f.read()
+    assert _warm_start(one["EmbeddingTrainer"][1])["previous_model"] == 0
+    assert _property(one["Evaluator"][1]["blessing"], "blessed") == 1.0
+
+    # The records are the backend's: contexts, the root DAG, typed artifacts, task properties.
+    assert {_state(execution) for execution, _ in one.values()} == {"COMPLETE"}
+    dag = one[""][0]
+    assert dag.name == f"run/{first}"
+    trainer = one["EmbeddingTrainer"][0]
+    assert _property(trainer, "parent_dag_id") == dag.id
+    assert len(_property(trainer, "cache_fingerprint")) == 64
+    assert _property(trainer, "image") == "registry/embeddings:1"
+    assert metadata.type_name(one["EmbeddingTrainer"][1]["model"]) == "tfx.Model"
+    assert metadata.type_name(one["EmbeddingGen"][1]["report"]) == "system.HTML"
+    embedding = one["EmbeddingGen"][1]["embedding"]
+    assert metadata.type_name(embedding) == "tfx_embeddings.PretrainedEmbedding"
+    assert _property(embedding, "num_shards") == 4.0  # The executor's metadata, as a double.
+    assert embedding.uri.startswith(f"{tmp_path}/root/pretrained-embeddings-kfp/{first}/"
+                                    f"EmbeddingGen/")
+    with open(one["EmbeddingGen"][1]["report"].uri) as f:
         assert f.read().startswith("<!DOCTYPE html>")
 
+    # Run 2, after new rows: ExampleGen reads them (its input fingerprint changed, so its cache
+    # key did), the trainer warm-starts from run 1's blessed model and the Evaluator compares
+    # the new model with it.
+    sample_data.add_train_rows(str(tmp_path / "sample"), 40)
+    second, _ = _run_spec(image, spec, tmp_path)
+    two = metadata.tasks(second)
+    assert _state(two["CsvExampleGen"][0]) == "COMPLETE"
+    assert _state(two["ImportSchemaGen"][0]) == "CACHED"  # Its inputs did not change.
+    fingerprints = [_property(tasks[FINGERPRINT_TASK][0], "outputs")["input_fingerprint"]
+                    for tasks in (one, two)]
+    assert fingerprints[0] != fingerprints[1]
+    assert [_count(tasks["CsvExampleGen"][1]["examples"], "train") for tasks in (one, two)] == \
+        [120, 160]
+    previous = one["EmbeddingTrainer"][1]["model"]
+    base = two["LatestBlessedModel"][1]["model"]
+    assert base.uri == previous.uri and _property(base, "found") == 1
+    assert _property(base, "previous_model_id") == previous.id
+    warm_start = _warm_start(two["EmbeddingTrainer"][1])
+    assert warm_start["previous_model"] > 100 and warm_start["other_weights"] == 4
+    blessing = two["Evaluator"][1]["blessing"]
+    assert _property(blessing, "baseline_model") == previous.uri
+    assert _property(blessing, "current_model_id") == str(two["EmbeddingTrainer"][1]["model"].id)
+
+    # Run 3, nothing new: ExampleGen and everything upstream of the trainer come from the cache
+    # (CACHED executions pointing at run 2's artifacts); the trainer warm-starts from run 2's.
+    third, _ = _run_spec(image, spec, tmp_path)
+    three = metadata.tasks(third)
+    for task in ("CsvExampleGen", "StatisticsGen", "VocabularyGen", "Transform", "EmbeddingGen"):
+        assert _state(three[task][0]) == "CACHED", task
+        assert _property(three[task][0], "cached_execution_id") == str(two[task][0].id)
+        assert {k: a.id for k, a in three[task][1].items() if k != "executor-logs"} == \
+            {k: a.id for k, a in two[task][1].items() if k != "executor-logs"}
+    for task in (FINGERPRINT_TASK, "LatestBlessedModel", "EmbeddingTrainer"):
+        assert _state(three[task][0]) == "COMPLETE", task
+    assert _property(blessing, "blessed") == 1.0
+    assert three["LatestBlessedModel"][1]["model"].uri == two["EmbeddingTrainer"][1]["model"].uri
+
     pushed = sorted(os.listdir(tmp_path / "serving"))
-    assert len(pushed) == 2
+    assert len(pushed) >= 2
     scores = _cli(image, "predict", str(tmp_path / "serving" / pushed[-1]),
                   "The movie was brikalo and brimine!", "the plot felt dulkaka. Dulmine",
-                  cwd=tmp_path).splitlines()[-2:]
+                  cwd=tmp_path).stdout.splitlines()[-2:]
     assert float(scores[0].split()[0]) > 0.5 > float(scores[1].split()[0])
+
+
+# -- the pieces ------------------------------------------------------------------------------
+
+def test_the_cache_key_is_the_open_source_drivers():
+    """The two fingerprints of kubeflow/pipelines backend/src/v2/cacheutils/cache_test.go
+    (TestGenerateFingerPrint), from the same keys."""
+    model_schema = ("title: kfp.Model\ntype: object\nproperties:\n  framework:\n    type: string"
+                    "\n  framework_version:\n    type: string\n")
+    assert kubeflow_metadata.cache_fingerprint(
+        {"dataset_one": ["1"], "dataset_two": ["2"]},
+        {"message": "Some string value", "num_steps": 5.0},
+        {"model": {"name": "model", "type": {"instanceSchema": model_schema},
+                   "metadata": {"name": "model"}, "uri": "gs://dropped"},
+         "metrics": {"name": "metrics", "type": {"schemaTitle": "kfp.Metrics"},
+                     "metadata": {"name": "metrics"}}},
+        {"output_parameter_one": "STRING", "output_parameter_two": "INT"},
+        ["sh", "ec", "test"], "python:3.9") == \
+        "4e8a5d7d70997b0a35429fcd481af8fcd5b9f58ef4391bdb6ad900fd1c63622b"
+    assert kubeflow_metadata.cache_fingerprint(
+        {"dataset": ["10"]}, {}, {}, {"output_parameter": "DOUBLE"}, ["sh", "ec", "run"],
+        "python:3.9") == "0a4cc1f15cdfad5170e1358518f7128c5278500a670db1b9a3f3d83b93db396e"
+
+
+def _record(kfp, contexts, task, outputs, state=mlmd.Execution.COMPLETE):
+    """Writes a task's execution and output artifacts through the backend's records."""
+    execution = kfp.create_execution(contexts, kubeflow_metadata.CONTAINER_EXECUTION,
+                                      {"task_name": task, "display_name": task})
+    artifacts = {key: kfp.record_artifact(key, type_name, {"uri": f"/{task}/{key}",
+                                                           "metadata": metadata}, "{}")
+                 for key, (type_name, metadata) in outputs.items()}
+    kfp.publish(execution, contexts, state, {},
+                [(key, artifact.id) for key, artifact in artifacts.items()])
+    return artifacts
+
+
+def test_latest_blessed_model_asks_the_metadata_store_over_grpc(tmp_path):
+    with kubeflow_metadata.MetadataServer(str(tmp_path / "mlmd.sqlite")) as server:
+        kfp = kubeflow_metadata.KfpMetadata(server.address)
+        store = latest_executor.connect_from_environment({
+            "METADATA_GRPC_SERVICE_HOST": "127.0.0.1",
+            "METADATA_GRPC_SERVICE_PORT": str(server.port)})
+
+        def find():
+            found = latest_executor.find_latest_blessed_model(store, "p", "Trainer", "Evaluator")
+            return found and found.uri
+
+        assert find() is None  # Not even the pipeline yet.
+
+        def run(run_id, blessed, evaluator="Evaluator", trainer="Trainer"):
+            contexts = kfp.pipeline("p", run_id, "kubeflow", f"/root/{run_id}", "{}")
+            model = _record(kfp, contexts, trainer, {"model": ("tfx.Model", {})})["model"]
+            _record(kfp, contexts, evaluator, {"blessing": ("tfx.ModelBlessing", {
+                "blessed": float(blessed), "current_model_id": str(model.id)})})
+            return model
+
+        first = run("r1", blessed=True)
+        assert find() == first.uri
+        run("r2", blessed=False)  # Not blessed: run 1's is still the latest blessed model.
+        run("r3", blessed=True, evaluator="OtherEvaluator")  # Another task's blessing.
+        run("r4", blessed=True, trainer="BaselineTrainer")  # Not the trainer's model.
+        assert find() == first.uri
+        latest = run("r5", blessed=True)
+        assert find() == latest.uri
+        other = kfp.pipeline("q", "r6", "kubeflow", "/root/r6", "{}")  # Another pipeline.
+        model = _record(kfp, other, "Trainer", {"model": ("tfx.Model", {})})["model"]
+        _record(kfp, other, "Evaluator", {"blessing": ("tfx.ModelBlessing", {
+            "blessed": 1.0, "current_model_id": str(model.id)})})
+        assert find() == latest.uri
+        kfp.close()
+
+
+def test_latest_blessed_model_needs_the_metadata_store_address():
+    with pytest.raises(latest_executor.MetadataStoreError,
+                       match="METADATA_GRPC_SERVICE_HOST and METADATA_GRPC_SERVICE_PORT not set"):
+        latest_executor.connect_from_environment({})
+
+
+def test_the_entrypoint_types_the_inputs_the_open_source_driver_leaves_untyped():
+    declared = {"artifactType": {"instanceSchema": "title: tfx.Model\ntype: object\n"}}
+    executor_input = {
+        "inputs": {"artifacts": {"base_model": {"artifacts": [
+            {"name": "12", "type": {"instanceSchema": ""}, "uri": "gs://b/m"}]}}},
+        "outputs": {"artifacts": {
+            "model": {"artifacts": [{"uri": "gs://b/out", "type": declared["artifactType"]}]},
+            "executor-logs": {"artifacts": [{"uri": "gs://b/logs",
+                                             "type": {"schemaTitle": "system.Artifact"}}]}}}}
+    argv = ["entrypoint", "--executor_class_path", "x.Executor",
+            "--json_serialized_invocation_args", json.dumps(executor_input),
+            "--json_serialized_inputs_spec_args",
+            json.dumps({"artifacts": {"base_model": declared}}), "--runner=FnApiRunner"]
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as tfx_utils
+
+    def tfx_reads(invocation):
+        parsed = json_format.Parse(invocation, pipeline_spec_pb2.ExecutorInput())
+        return tfx_utils.parse_raw_artifact_dict(parsed.inputs.artifacts, {})
+
+    with pytest.raises(AttributeError):  # What TFX's entrypoint makes of the driver's input.
+        tfx_reads(argv[4])
+    fixed = kubeflow_entrypoint.for_tfx(argv)
+    assert type(tfx_reads(fixed[4])["base_model"][0]).__name__ == "Model"
+    passed = json.loads(fixed[4])
+    assert passed["inputs"]["artifacts"]["base_model"]["artifacts"][0]["type"] == \
+        declared["artifactType"]
+    assert set(passed["outputs"]["artifacts"]) == {"model"}
+    assert fixed[:4] + fixed[5:] == argv[:4] + argv[5:]
+    argv[6] = json.dumps({"artifacts": {}})
+    with pytest.raises(kubeflow_entrypoint.EntrypointError, match="'base_model' has no type"):
+        kubeflow_entrypoint.for_tfx(argv)
+
+
+def test_the_input_fingerprint_changes_when_the_files_do(tmp_path):
+    sample_data.write_sample(str(tmp_path), n_train=10, n_eval=5)
+    corpus = str(tmp_path / "corpus")
+    splits = [("train", "train/*"), ("eval", "eval/*")]
+    before = data_fingerprint.fingerprint(corpus, splits)
+    assert before.endswith("(2 files, %d bytes)" % sum(
+        os.path.getsize(p) for p in glob.glob(f"{corpus}/*/*.csv")))
+    assert data_fingerprint.fingerprint(corpus, splits) == before
+    sample_data.add_train_rows(str(tmp_path), 3)
+    added = data_fingerprint.fingerprint(corpus, splits)
+    assert added != before
+    path = tmp_path / "corpus" / "eval" / "eval.csv"
+    stat = os.stat(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # Rewritten, same size.
+    assert data_fingerprint.fingerprint(corpus, splits) != added
+    with pytest.raises(data_fingerprint.FingerprintError, match="split eval: no file matches"):
+        data_fingerprint.fingerprint(corpus, [("eval", "missing/*")])
+    with pytest.raises(data_fingerprint.FingerprintError, match="span or version placeholder"):
+        data_fingerprint.fingerprint(corpus, [("train", "span-{SPAN}/*")])

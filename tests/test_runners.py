@@ -5,12 +5,13 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from apache_beam.options import pipeline_options
 
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tfx_embeddings.pipeline import runners
 from tfx_embeddings.pipeline.config import load_config
-from tfx_embeddings.pipeline.pipeline import create_pipeline
+from tfx_embeddings.pipeline.pipeline import METADATA_QUERY, create_pipeline
 from tests.conftest import write_vocabulary
 
 
@@ -55,25 +56,26 @@ def test_runner_configs_give_beam_the_right_options(config_file, runner, options
 
 def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     config = load_config("configs/kubeflow.yaml")
-    output = runners.compile_kubeflow(config, "registry/embeddings:1", str(tmp_path / "spec.json"))
+    output = runners.compile_kubeflow(config, "registry/embeddings:1", str(tmp_path / "p.yaml"))
     with open(output) as f:
-        spec = json.load(f)["pipelineSpec"]
+        spec = yaml.safe_load(f)
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "VocabularyGen",
-                          "Transform", "EmbeddingGen", "LatestBlessedModelResolver-model-blessing-resolver",
-                          "LatestBlessedModelResolver-model-resolver", "EmbeddingTrainer",
-                          "Evaluator", "Pusher"}
+    assert set(tasks) == {"CsvExampleGen", "CsvExampleGen-input-fingerprint", "StatisticsGen",
+                          "ImportSchemaGen", "VocabularyGen", "Transform", "EmbeddingGen",
+                          "LatestBlessedModel", "EmbeddingTrainer", "Evaluator", "Pusher"}
 
     def parameter(task, name):
-        [value] = tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"].values()
-        return value
+        return tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constant"]
 
     assert tasks["EmbeddingGen"]["inputs"]["parameters"]["vectors_path"] == {
         "componentInputParameter": "vectors"}  # A pipeline input, the config's its default.
+    assert spec["root"]["inputDefinitions"]["parameters"]["vectors"]["defaultValue"] == \
+        config.data.vectors
     assert parameter("EmbeddingGen", "max_shard_mb") == 256
     assert parameter("EmbeddingTrainer", "run_fn") == "tfx_embeddings.pipeline.model.run_fn"
     assert json.loads(parameter("EmbeddingTrainer", "custom_config"))["epochs"] == 10
     assert parameter("Transform", "preprocessing_fn") == "tfx_embeddings.pipeline.preprocessing.preprocessing_fn"
+    assert parameter("LatestBlessedModel", "pipeline_name") == "pretrained-embeddings"
     assert "embedding" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
     assert "base_model" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
     executors = spec["deploymentSpec"]["executors"]
@@ -85,6 +87,16 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     assert "--runner=DataflowRunner" in embedding_gen["args"]
 
 
+def test_the_local_pipeline_keeps_tfx_resolver():
+    config = load_config("configs/demo.yaml")
+    ids = {c.id for c in create_pipeline(config).components}
+    assert "LatestBlessedModelResolver" in ids and "LatestBlessedModel" not in ids
+    ids = {c.id for c in create_pipeline(config, latest_model=METADATA_QUERY).components}
+    assert "LatestBlessedModel" in ids and "LatestBlessedModelResolver" not in ids
+    with pytest.raises(ValueError, match="latest_model: 'mlmd' is neither"):
+        create_pipeline(config, latest_model="mlmd")
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", *args], capture_output=True,
                           text=True)
@@ -92,7 +104,8 @@ def _cli(*args):
 
 @pytest.mark.parametrize("command, words", [
     ("run", ["--config", "LocalDagRunner"]),
-    ("compile", ["--config", "--image", "--output", "Kubeflow"]),
+    ("compile", ["--config", "--image", "--output", "--target", "Kubeflow", "Vertex"]),
+    ("run-spec", ["--python", "--pipeline-root", "--param", "--metadata", "backend"]),
     ("inspect", ["artifact", "--json", "manifest"]),
 ])
 def test_every_command_has_help(command, words):

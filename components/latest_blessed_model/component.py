@@ -1,0 +1,53 @@
+"""LatestBlessedModel: TFX's `Resolver` with `LatestBlessedModelStrategy`, as a container step.
+
+Compiled for Kubeflow, a TFX Resolver is a `resolver` executor, which only Vertex AI Pipelines
+runs; the open-source Kubeflow Pipelines backend refuses it ("non-container and non-importer
+executor not implemented"). This component is an ordinary container step that answers the same
+question from the ML Metadata store every Kubeflow Pipelines install runs.
+"""
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import component_spec, standard_artifacts
+
+from tfx_embeddings.components.latest_blessed_model import executor
+
+
+class LatestBlessedModelSpec(types.ComponentSpec):
+    PARAMETERS = {
+        executor.PIPELINE_NAME_KEY: component_spec.ExecutionParameter(type=str),
+        executor.TRAINER_TASK_KEY: component_spec.ExecutionParameter(type=str),
+        executor.EVALUATOR_TASK_KEY: component_spec.ExecutionParameter(type=str),
+    }
+    INPUTS = {}
+    OUTPUTS = {executor.MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model)}
+
+
+class LatestBlessedModel(base_component.BaseComponent):
+    """The latest model that the pipeline's Evaluator blessed, for warm start and as the
+    Evaluator's baseline, from Kubeflow's ML Metadata store.
+
+    Its `model` output is that model (`found` = 1), or a model marked not found (`found` = 0) on a
+    first run; consumers see the latter as no input (`latest_blessed_model.present`): use it with
+    EmbeddingTrainer and with an Evaluator whose executor is `latest_blessed_model.evaluator
+    .Executor`. Disable Kubeflow's cache for its task: its answer changes between runs whose
+    inputs do not.
+
+    Args:
+      pipeline_name: the pipeline's name (Kubeflow's `pipelineInfo.name`).
+      trainer_task: the id of the trainer component whose models are looked for.
+      evaluator_task: the id of the Evaluator whose blessings count.
+
+    Example:
+      latest = LatestBlessedModel(pipeline_name="my-pipeline", trainer_task="EmbeddingTrainer",
+                                  evaluator_task="Evaluator")
+      trainer = EmbeddingTrainer(..., base_model=latest.outputs["model"])
+    """
+    SPEC_CLASS = LatestBlessedModelSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, pipeline_name, trainer_task, evaluator_task):
+        super().__init__(spec=LatestBlessedModelSpec(
+            pipeline_name=pipeline_name, trainer_task=trainer_task,
+            evaluator_task=evaluator_task,
+            model=types.Channel(type=standard_artifacts.Model)))

@@ -163,6 +163,7 @@ def one(how, path, vocabulary):
                 stages = getattr(record, "stage_seconds", stages)
 
         executor.STAGE_LOGGER.addHandler(Stages())
+        executor.STAGE_LOGGER.setLevel(logging.INFO)  # Python's default, WARNING, drops it.
         started = time.time()
         with tempfile.TemporaryDirectory(dir=WORK) as out:
             executor.build_embedding(

@@ -239,12 +239,40 @@ def main():
         for r in staged:
             print(f"| {r['name']} | " + " | ".join(f"{r['stages'].get(s, 0):.2f}"
                                                   for s in STAGES) + " |")
+    print_targets({r["name"]: r for r in rows})
     if not args.only:
         os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
         with open(RESULTS, "w") as f:
             json.dump({"file": os.path.basename(files["vectors"]),
                        "file_bytes": os.path.getsize(files["vectors"]), "rows": rows}, f, indent=2)
             f.write("\n")
+
+
+def print_targets(rows):
+    """The targets of `make bench-ingest` (issue 22 and 21), each with its figure: met or not."""
+    def check(text, figure, met):
+        print(f"{text}: {figure} ({'met' if met else 'NOT met'})")
+
+    print()
+    for name in ("embeddinggen", "embeddinggen_threads"):
+        if name not in rows:
+            continue
+        seconds, rss = rows[name]["seconds"], rows[name]["peak_rss_mb"]
+        if "pandas" in rows:
+            ratio = seconds / rows["pandas"]["seconds"]
+            check(f"{name} / pandas time (target <= 0.5x)", f"{ratio:.2f}x", ratio <= 0.5)
+        if "gensim" in rows:
+            ratio = rows["gensim"]["seconds"] / seconds
+            check(f"gensim / {name} time (target >= 12x)", f"{ratio:.1f}x", ratio >= 12)
+        check(f"{name} peak RSS (target <= 1024 MB)", f"{rss} MB", rss <= 1024)
+    if "embeddinggen" in rows:
+        base = rows["embeddinggen"]["seconds"]
+        for name, text, limit in (("embeddinggen_2x", "the 2x file / the 1x file", 2.1),
+                                  ("embeddinggen_fasttext_bin", "fastText .bin / text", 1.3),
+                                  ("embeddinggen_zip", ".zip / plain", 1.5)):
+            if name in rows:
+                ratio = rows[name]["seconds"] / base
+                check(f"{text} time (target <= {limit}x)", f"{ratio:.2f}x", ratio <= limit)
 
 
 if __name__ == "__main__":

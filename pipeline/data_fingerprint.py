@@ -11,9 +11,9 @@ and hands ExampleGen its fingerprint as an input parameter, so ExampleGen's cach
 exactly when the files do.
 
 The fingerprint covers, for each split's pattern (input_config), every matching file's name
-relative to the input base, size and modification time: an object's update time on gs:// (what
-tf.io.gfile's stat gives), nanoseconds for a local file (tf.io.gfile's stat rounds those to
-the second, so a local file is stat'ed by the OS).
+relative to the input base, size and modification time (components.filesystems.stat: an
+object's update time in a bucket, nanoseconds for a local file, which tf.io.gfile's stat would
+round to the second).
 """
 
 import argparse
@@ -22,6 +22,8 @@ import json
 import os
 import re
 import sys
+
+from tfx_embeddings.components import filesystems
 
 
 class FingerprintError(ValueError):
@@ -57,22 +59,11 @@ def fingerprint(input_base, splits):
             raise FingerprintError(f"split {name}: no file matches "
                                    f"{os.path.join(input_base, pattern)}")
         for path in paths:
-            size, mtime_nsec = _stat(path)
+            stat = filesystems.stat(path)
             relative = os.path.relpath(path, input_base)
-            digest.update(f"{name}\0{relative}\0{size}\0{mtime_nsec}\n".encode())
-            files, total = files + 1, total + size
+            digest.update(f"{name}\0{relative}\0{stat.size}\0{stat.modified_ns}\n".encode())
+            files, total = files + 1, total + stat.size
     return f"sha256:{digest.hexdigest()} ({files} files, {total} bytes)"
-
-
-def _stat(path):
-    """(size, modification time in nanoseconds) of a file, local or remote."""
-    if "://" not in path:
-        stat = os.stat(path)
-        return stat.st_size, stat.st_mtime_ns
-    import tensorflow as tf
-
-    stat = tf.io.gfile.stat(path)
-    return stat.length, stat.mtime_nsec
 
 
 def splits_of(input_config):

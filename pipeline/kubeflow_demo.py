@@ -25,24 +25,15 @@ import warnings
 # Google's client libraries warn at import that Python 3.10 is old (the TFX 1.16 stack needs it).
 warnings.filterwarnings("ignore", "You are using a non-supported Python version", FutureWarning)
 
-from ml_metadata.metadata_store import metadata_store  # noqa: E402 (after the filter)
-from ml_metadata.proto import metadata_store_pb2 as mlmd
+from ml_metadata.proto import metadata_store_pb2 as mlmd  # noqa: E402 (after the filter)
 
 from tfx_embeddings.components.latest_blessed_model import FOUND_PROPERTY, NO_PREVIOUS_MODEL
-from tfx_embeddings.pipeline import kubeflow_local, sample_data
+from tfx_embeddings.pipeline import kubeflow_local, kubeflow_metadata, sample_data
 from tfx_embeddings.pipeline.pipeline import EVALUATOR_ID, LATEST_MODEL_ID, TRAINER_ID
 
 IMAGE = "tfx-pretrained-embeddings:local"
 EXAMPLE_GEN = "CsvExampleGen"
 TEXTS = ("The movie was brikalo and brimine!", "the plot felt dulkaka. <br />Dulmine")
-
-
-def open_store(path):
-    """The ML Metadata store (SQLite) that run-spec wrote."""
-    config = mlmd.ConnectionConfig()
-    config.sqlite.filename_uri = path
-    config.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(config)
 
 
 def run_tasks(store, run_id):
@@ -86,7 +77,7 @@ def describe_runs(metadata_path, first, second, new_rows):
       it should be (ExampleGen served from the cache, the new rows not read, no warm start from
       the first run's blessed model, another baseline).
     """
-    store = open_store(metadata_path)
+    store = kubeflow_metadata.sqlite_store(metadata_path)
     one, two = run_tasks(store, first), run_tasks(store, second)
     fingerprint = f"{EXAMPLE_GEN}-input-fingerprint"
     old, new = (tasks[fingerprint][0].custom_properties["outputs"].struct_value

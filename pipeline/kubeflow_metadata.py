@@ -148,6 +148,15 @@ def cache_fingerprint(input_artifact_ids, input_parameters, output_artifacts,
 
 # -- the store, served --------------------------------------------------------------------------
 
+def sqlite_store(path, writable=False):
+    """The ML Metadata store in the SQLite file at path: read-only, or created if absent."""
+    config = mlmd.ConnectionConfig()
+    config.sqlite.filename_uri = path
+    config.sqlite.connection_mode = (mlmd.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+                                     if writable else mlmd.SqliteMetadataSourceConfig.READONLY)
+    return metadata_store.MetadataStore(config)
+
+
 class MetadataServer:
     """An ml_metadata store (SQLite file) served as the MetadataStoreService over gRPC on
     127.0.0.1, while the `with` block lasts.
@@ -167,10 +176,7 @@ class MetadataServer:
         self._server = None
 
     def __enter__(self):
-        config = mlmd.ConnectionConfig()
-        config.sqlite.filename_uri = self.path
-        config.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-        self._store = metadata_store.MetadataStore(config)
+        self._store = sqlite_store(self.path, writable=True)
         handlers = {}
         for method in _SERVICE.methods:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(

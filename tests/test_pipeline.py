@@ -254,7 +254,8 @@ def test_the_same_run_with_root_data_and_serving_in_a_bucket(pipeline_run):
         for local_dir, uri in compared:  # The same execution ids: the same directories.
             assert uri.startswith(f"s3://{bucket}/"), uri
             found, expected = s3.tree(bucket, uri[prefix:]), local_tree(local_dir)
-            assert differing(_comparable(found), _comparable(expected, renames)) == [], uri
+            found, expected = _comparable(found), _comparable(expected, renames)
+            assert differing(found, expected) == [], _first_differences(found, expected, uri)
 
 
 def _comparable(tree, renames=()):
@@ -278,17 +279,34 @@ def _comparable(tree, renames=()):
     return texts
 
 
+def _first_differences(found, expected, uri):
+    """The first lines that differ between the two trees' files, for the failure message."""
+    import difflib
+
+    from tests.s3_emulator import differing
+
+    lines = [uri]
+    for name in differing(found, expected):
+        lines.append(name)
+        lines.extend(list(difflib.unified_diff(
+            expected.get(name, b"").decode(errors="replace").splitlines(),
+            found.get(name, b"").decode(errors="replace").splitlines(),
+            "local", "bucket", n=1, lineterm=""))[:60])
+    return "\n".join(lines)
+
+
 def _without_counters(text):
-    """The SavedModel's text lines, sorted, with every number that ends a name ("_4555") or
-    that is a whole string value ("121") replaced by N.
+    """The SavedModel's text lines, sorted, with every number that ends a name or a part of
+    one ("_4555", "_load_4131_") or that is a whole string value ("121") replaced by N.
 
     TensorFlow numbers traced functions and captured tensors from counters of the process: the
     same model exported after a different number of earlier traces (which varies between runs
-    of the same pipeline) has other numbers in its names, hence another order of its function
-    library, and nothing else different. The lines keep every op, attribute, signature and
-    path; the variables, compared byte for byte beside it, keep every value."""
+    of the same pipeline) has other numbers in its names (the vocabulary table's shared name
+    too), hence another order of its function library, and nothing else different. The lines
+    keep every op, attribute, signature and path; the variables, compared byte for byte beside
+    it, keep every value."""
     import re
 
-    lines = (re.sub(r'(?<=\w)_\d+(?=["/:])|(?<=s: ")\d+(?=")', "_N", line)
+    lines = (re.sub(r'(?<=\w)_\d+(?=[_"/:])|(?<=s: ")\d+(?=")', "_N", line)
              for line in text.splitlines())
     return "\n".join(sorted(lines))

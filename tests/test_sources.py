@@ -48,6 +48,47 @@ def test_a_zip_member_gives_the_rows_of_the_plain_file(tmp_path, small_vectors, 
     assert manifest.counts.vector_rows_read == 40
 
 
+def test_a_deflated_member_is_read_by_two_workers_in_stripes(tmp_path, small_vectors,
+                                                            monkeypatch):
+    """Two worker processes each inflate the member and parse every other chunk: the matrix
+    and the manifest's counts are the plain file's, the fingerprint the one-worker read's."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tfx_embeddings.components.embedding_gen import beam_impl
+
+    path, _ = small_vectors
+    archive = tmp_path / "glove.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.write(path, "glove.6d.txt")
+    monkeypatch.setattr(beam_impl, "RANGE_BYTES", 97)  # Read when the job is built.
+    plain, plain_manifest = _build(tmp_path, path, "plain")
+    one, one_manifest = _build(tmp_path, str(archive), "one")
+    two, two_manifest = _build(
+        tmp_path, str(archive), "two", make_pipeline=lambda: beam.Pipeline(
+            options=PipelineOptions(["--runner=FnApiRunner", "--direct_num_workers=2",
+                                     "--direct_running_mode=multi_processing"])))
+    assert two.tobytes() == one.tobytes() == plain.tobytes()
+    assert two_manifest.counts == one_manifest.counts == plain_manifest.counts
+    assert two_manifest.source == one_manifest.source
+
+
+@pytest.mark.parametrize("args, stripes", [
+    ([], 1),  # DirectRunner's default: one worker.
+    (["--direct_num_workers=2"], 2),
+    (["--direct_num_workers=0"], os.cpu_count()),  # Every core.
+    (["--runner=FlinkRunner", "--parallelism=4"], 4),
+    (["--runner=FlinkRunner"], 2),
+    (["--runner=DataflowRunner", "--max_num_workers=100"], 8),
+])
+def test_stripes_follow_the_jobs_parallelism(args, stripes):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tfx_embeddings.components.embedding_gen import beam_impl
+
+    assert beam_impl.stripe_count(PipelineOptions(args)) == min(stripes, 8)
+
+
 def test_a_stored_member_is_read_in_parallel_ranges(tmp_path, small_vectors):
     path, expected = small_vectors
     archive = tmp_path / "a.zip"

@@ -9,11 +9,20 @@ import pytest
 from tfx_embeddings.components.embedding_gen import vectors
 
 
-def _parse_all(source, vocabulary, range_bytes, work_dir=None):
+def _ranges(source, range_bytes, stripes=2):
+    """The ByteRanges a job's workers parse: a compressed stream's stripes' chunks in order."""
+    ranges = []
+    for part in vectors.split_ranges(source, range_bytes, stripes):
+        ranges += (vectors.stripe_ranges(source, part) if isinstance(part, vectors.Stripe)
+                   else [part])
+    return sorted(ranges)
+
+
+def _parse_all(source, vocabulary, range_bytes, stripes=2):
     rows, offsets, values = [], [], []
     tokens = list(vocabulary)
     matcher = vectors.Matcher.for_vocabulary(tokens, lambda i: vocabulary[tokens[i]])
-    for byte_range in vectors.split_ranges(source, range_bytes, work_dir):
+    for byte_range in _ranges(source, range_bytes, stripes):
         for _, matched in vectors.parse_range(source, byte_range, matcher, hashlib.sha256()):
             rows += list(matched.rows)
             offsets += list(matched.offsets)
@@ -57,24 +66,30 @@ def test_glove_token_with_spaces(tmp_path):
     np.testing.assert_array_equal(values[0], [3, 4])
 
 
-def test_gzip_is_inflated_into_chunks_of_whole_lines(tmp_path, small_vectors):
-    """A compressed stream cannot be cut into ranges: it is inflated once into chunk files of
-    whole rows, which are then read in parallel like ranges."""
+@pytest.mark.parametrize("stripes", [1, 2, 3])
+def test_gzip_is_read_in_stripes_of_chunks_of_whole_lines(small_vectors, tmp_path, stripes):
+    """A compressed stream cannot be cut into ranges: each of the stripes inflates it all and
+    keeps every stripes-th chunk of whole rows; together they hold every byte once."""
     path, expected = small_vectors
     gz = tmp_path / "vectors.txt.gz"
     with open(path, "rb") as f, gzip.open(gz, "wb") as out:
         text = f.read()
         out.write(text)
     source = vectors.inspect_source(str(gz))
-    ranges = vectors.split_ranges(source, 100, str(tmp_path / "work"))
-    assert len(ranges) > 3 and ranges[0].start == 0
+    assert vectors.split_ranges(source, 100, stripes) == [
+        vectors.Stripe(i, stripes, 100) for i in range(stripes)]
+    for i in range(stripes):  # Every stripes-th chunk, from the i-th.
+        starts = [r.start for r in vectors.stripe_ranges(source, vectors.Stripe(i, stripes, 100))]
+        assert starts == [r.start for r in _ranges(source, 100, 1)][i::stripes]
+    ranges = _ranges(source, 100, stripes)
+    assert len(ranges) > 3 and ranges[0].start == 0 and ranges[-1].end == len(text)
     assert all(a.end == b.start for a, b in zip(ranges, ranges[1:]))
     for byte_range in ranges:  # Each chunk: the stream's bytes of whole lines, where they were.
-        with open(byte_range.chunk, "rb") as f:
-            chunk = f.read()
-        assert chunk == text[byte_range.start:byte_range.end] and chunk.endswith(b"\n")
-    rows, offsets, values = _parse_all(source, {b"w5": 5, b"w33": 33}, 100,
-                                       str(tmp_path / "work2"))
+        assert byte_range.chunk == text[byte_range.start:byte_range.end]
+        assert byte_range.chunk.endswith(b"\n")
+        assert text[byte_range.start - 1:byte_range.start] in (b"", b"\n")
+    assert all(len(r.chunk) >= 100 for r in ranges[:-1])
+    rows, offsets, values = _parse_all(source, {b"w5": 5, b"w33": 33}, 100, stripes)
     assert rows == [5, 33] and text[offsets[1]:].startswith(b"w33 ")
     np.testing.assert_array_equal(values[0], expected["w5"])
 

@@ -1,7 +1,8 @@
 """The Beam job behind EmbeddingGen: parse vector ranges in parallel, join, write row shards.
 
-    byte ranges ─Reshuffle─> _ParseRange (vectors of vocabulary tokens only, in numpy batches,
-    saved per shard their rows fall in; only the file names travel on) ─GroupByKey(shard)─>
+    byte ranges (a compressed file: stripes of its chunks) ─Reshuffle─> _ParseRange (vectors
+    of vocabulary tokens only, in numpy batches, saved per shard their rows fall in; only the
+    file names travel on) ─GroupByKey(shard)─>
     _WriteShard (initialize the shard's rows, lay the found vectors over them, SaveV2 the
     slice) ─> one ShardReport per shard, one RangeReport per byte range
 
@@ -18,6 +19,7 @@ import hashlib
 import dataclasses
 import io
 import json
+import os
 import time
 from typing import Dict, List, Optional
 
@@ -35,6 +37,7 @@ _EXAMPLES = 10
 # Matched vectors are saved once a range has gathered this many bytes of them.
 _SAVE_BYTES = 32 << 20
 RANGE_BYTES = 32 << 20
+_MAX_STRIPES = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,10 +137,19 @@ class _ParseRange(_VocabularyDoFn):
         self._hints = coverage.Hints(self._tokens)
 
     def process(self, byte_range):
+        if not isinstance(byte_range, vectors.Stripe):
+            yield from self._parse(byte_range)
+            return
+        chunks, clock = vectors.stripe_ranges(self._source, byte_range), time.perf_counter()
+        for chunk in chunks:  # Reading a chunk includes inflating the others' before it.
+            yield from self._parse(chunk, time.perf_counter() - clock)
+            clock = time.perf_counter()
+
+    def _parse(self, byte_range, inflating=0.0):
         start, end, _ = byte_range
         digest = hashlib.sha256()
         pending, pending_bytes, saved, read, matched, replaced = [], 0, 0, 0, 0, 0
-        seconds = dict.fromkeys(vectors.STAGES, 0.0)
+        seconds = {**dict.fromkeys(vectors.STAGES, 0.0), "read": inflating}
         total = np.zeros(self._source.dimension) if self._sum_rows else None
         marks, punctuation = self._hints.new_marks(), set()
         for stats, rows in vectors.parse_range(
@@ -331,6 +343,21 @@ class _WriteSubwordShard(_WriteShard):
             int(start), digest, 0, int((self._word_ids[indices] >= 0).sum()), 0))
 
 
+def stripe_count(options):
+    """How many workers share a compressed vector file (vectors.Stripe): the job's parallelism
+    as its options give it (DirectRunner's direct_num_workers, 0 meaning every core; else
+    parallelism, num_workers or max_num_workers), 2 if none does, at most _MAX_STRIPES: each
+    stripe inflates the whole stream."""
+    given = options.get_all_options(drop_default=True)
+    if any(name in str(given.get("runner") or "DirectRunner")
+           for name in ("Direct", "FnApi", "BundleBased")):
+        workers = given.get("direct_num_workers", 1) or os.cpu_count()
+    else:
+        workers = (given.get("parallelism") or given.get("num_workers")
+                   or given.get("max_num_workers") or 2)
+    return max(1, min(int(workers), _MAX_STRIPES))
+
+
 @beam.ptransform_fn
 def WriteEmbeddingShards(pipeline, source, vocabulary_path, has_counts, layout, bounds,
                          init_scale, work_dir, case_fold=False, invalid_utf8="error",
@@ -354,7 +381,8 @@ def WriteEmbeddingShards(pipeline, source, vocabulary_path, has_counts, layout, 
     parsed = (
         pipeline
         | "Source" >> beam.Create([source])
-        | "ByteRanges" >> beam.FlatMap(vectors.split_ranges, RANGE_BYTES, work_dir)
+        | "ByteRanges" >> beam.FlatMap(vectors.split_ranges, RANGE_BYTES,
+                                       stripe_count(pipeline.pipeline.options))
         | "Distribute" >> beam.Reshuffle()
         | "ParseVectors" >> beam.ParDo(_ParseRange(
             source, vocabulary_path, has_counts, layout, bounds, case_fold, invalid_utf8,

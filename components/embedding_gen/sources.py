@@ -4,10 +4,9 @@ zip archive, local or remote (components.filesystems).
 Compression is recognised by its magic number, not by the name. A zip archive is read as it
 was downloaded: `glove.6B.zip#glove.6B.300d.txt` names a member (an archive of one member needs
 no name). A stored member is read in parallel byte ranges, like a plain file, at its place in
-the archive. A compressed stream (gzip, bzip2, a deflated member) cannot be cut into ranges: it
-is inflated once, by one worker, into chunks of whole rows in the job's work directory, and the
-chunks are parsed in parallel (`stage_chunks`). Inflating uses ISA-L (python-isal), several
-times zlib's speed.
+the archive. A compressed stream (gzip, bzip2, a deflated member) cannot be cut into ranges:
+each worker inflates all of it and parses its stripe of chunks of whole rows
+(`vectors.stripe_ranges`). Inflating uses ISA-L (python-isal), several times zlib's speed.
 
 Anything that is not a regular file (a named pipe, a socket, a device) is refused before it is
 opened: opening a pipe waits for a writer, for ever.

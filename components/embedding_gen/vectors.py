@@ -19,7 +19,8 @@ Parallel reading. Text files are cut into byte ranges anywhere: a line belongs t
 holds its first byte. A binary record may contain any byte, so a range cannot find its first
 record on its own: `split_ranges` makes one sequential pass that hops from record to record (a
 find() for the space after the token, then a jump of 4*D bytes; nothing is parsed) and cuts the
-body at record boundaries; workers then read whole records. Compressed files are one range.
+body at record boundaries; workers then read whole records. A compressed stream is read by
+stripes: each worker inflates all of it and parses every n-th chunk of whole rows.
 
 Only rows whose token is in the vocabulary (exactly, or case-folded when that fallback is on) are
 parsed to floats, a block's rows at once; the others are only checked for their number of fields
@@ -30,6 +31,7 @@ gensim does (np.float32(str)), so the vectors are bit-identical to gensim's.
 import dataclasses
 import functools
 import hashlib
+import io
 import time
 import typing
 import warnings
@@ -213,21 +215,31 @@ def _guess_body(path, head, dim):
 
 class ByteRange(typing.NamedTuple):
     """Rows of the data stream whose first byte is in [start, end) (end -1: to the end). With
-    chunk, a file that holds exactly the stream's bytes [start, end), whole rows."""
+    chunk, the stream's bytes [start, end) themselves, whole rows (a compressed stream's)."""
     start: int
     end: int
-    chunk: Optional[str] = None
+    chunk: Optional[bytes] = None
 
 
-def split_ranges(source, range_bytes, work_dir=None):
-    """ByteRanges covering the body, about range_bytes each.
+class Stripe(typing.NamedTuple):
+    """Every count-th chunk of about range_bytes of whole rows of a compressed stream, from the
+    index-th: a worker's share of a stream that cannot be cut into ranges (stripe_ranges)."""
+    index: int
+    count: int
+    range_bytes: int
+
+
+def split_ranges(source, range_bytes, stripes=2):
+    """ByteRanges covering the body, about range_bytes each; for a compressed stream, Stripes.
 
     Text ranges are cut anywhere. Binary ranges are cut at record boundaries, found by one
     sequential pass over the records (only the token ends are searched for). A compressed
-    stream is inflated once, into chunk files of whole rows under work_dir.
+    stream has no place to start but its beginning: each of `stripes` workers inflates all of
+    it and parses its stripe of chunks, so the inflating is parallel with the parsing, nothing
+    is written in between, and the time is one inflation plus a share of the parsing.
     """
     if source.compressed:
-        return _stage_chunks(source, range_bytes, work_dir)
+        return [Stripe(i, stripes, range_bytes) for i in range(stripes)]
     size = source.location.data_size
     if not source.binary:
         return [ByteRange(s, min(s + range_bytes, size))
@@ -241,47 +253,51 @@ def split_ranges(source, range_bytes, work_dir=None):
             if source.body_start < size else [])
 
 
-def _stage_chunks(source, range_bytes, work_dir):
-    """Inflates a compressed stream into chunk files of about range_bytes of whole rows."""
-    if work_dir is None:
-        raise ValueError(f"{source.path}: a compressed file needs a work directory to be "
-                         f"read in parallel")
-    ranges, parts, start = [], [], source.body_start
+def stripe_ranges(source, stripe):
+    """Yields the ByteRanges, with their bytes, of a Stripe's chunks, in stream order.
 
-    def flush(end):
-        path = f"{work_dir}/chunks/{start:015d}"
-        with filesystems.open_write(path) as f:
-            for part in parts:
-                f.write(part)
-        ranges.append(ByteRange(start, end, path))
-
-    for offset, data, row_starts in _stream_blocks(source):
+    The whole stream is inflated; a chunk ends at the first row start at least range_bytes
+    past its own start, so every stripe cuts the stream in the same places. Only the stripe's
+    own chunks are kept: memory is one chunk and a block."""
+    ordinal, parts, start, end = 0, [], source.body_start, source.body_start
+    for offset, data, row_start in _stream_blocks(source):
         cut = 0  # Within the block: cut at the first row start past range_bytes.
         while True:
-            wanted = start + range_bytes - offset
-            after = row_starts[np.searchsorted(row_starts, max(wanted, cut + 1))] if (
-                len(row_starts) and max(wanted, cut + 1) <= row_starts[-1]) else None
+            after = row_start(data, max(start + stripe.range_bytes - offset, cut + 1))
+            mine = ordinal % stripe.count == stripe.index
             if after is None:
-                parts.append(data[cut:])
+                if mine:
+                    parts.append(data[cut:])
+                end = offset + len(data)
                 break
-            parts.append(data[cut:after])
-            flush(offset + int(after))
-            parts, start, cut = [], offset + int(after), int(after)
-    if parts and sum(map(len, parts)):
-        flush(start + sum(map(len, parts)))
-    return ranges
+            if mine:
+                parts.append(data[cut:after])
+                yield ByteRange(start, offset + after, b"".join(parts))
+            ordinal, parts, start, cut = ordinal + 1, [], offset + after, after
+            end = start
+    if end > start and ordinal % stripe.count == stripe.index:
+        yield ByteRange(start, end, b"".join(parts))
 
 
 def _stream_blocks(source):
-    """Yields (offset, bytes, row starts within them) of the whole stream's body, in blocks."""
+    """Yields (offset, bytes, row_starts) for the whole stream's body in blocks of whole rows:
+    row_starts(data, at) is the first row start in data at or after at, None if none."""
     if source.binary:
         for block in _binary_blocks(source, source.body_start, -1):
             if len(block.offsets):
-                yield int(block.offsets[0]), block.data, block.offsets - block.offsets[0]
+                starts = (block.offsets - block.offsets[0])[1:]
+
+                def first(data, at, starts=starts):
+                    i = np.searchsorted(starts, at)
+                    return int(starts[i]) if i < len(starts) else None
+                yield int(block.offsets[0]), block.data, first
         return
+
+    def first_line(data, at):  # Only searched near the cuts: no pass over every byte.
+        newline = data.find(b"\n", at - 1)
+        return newline + 1 if 0 <= newline < len(data) - 1 else None
     for offset, data in _lines_in_range(source, source.body_start, -1):
-        ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10) + 1
-        yield offset, data, ends[ends < len(data)]
+        yield offset, data, first_line
 
 
 @dataclasses.dataclass
@@ -578,9 +594,8 @@ def _lines_in_range(source, start, end, chunk=None):
 
 
 def _open_range(source, start, end, chunk):
-    """The file a range's bytes are read from: its chunk, or the data stream."""
-    return filesystems.open_read(chunk) if chunk is not None else sources.open_data(
-        source.location)
+    """The stream a range's bytes are read from: its chunk, or the data stream."""
+    return io.BytesIO(chunk) if chunk is not None else sources.open_data(source.location)
 
 
 def _text_vectors(source, data, offsets, starts, ends):

@@ -280,8 +280,8 @@ def stripe_ranges(source, stripe):
 
 
 def _stream_blocks(source):
-    """Yields (offset, bytes, row_starts) for the whole stream's body in blocks of whole rows:
-    row_starts(data, at) is the first row start in data at or after at, None if none."""
+    """Yields (offset, bytes, row_start) for the whole stream's body in blocks: row_start(data,
+    at) is the first row start in data at or after at, None if none."""
     if source.binary:
         for block in _binary_blocks(source, source.body_start, -1):
             if len(block.offsets):
@@ -296,8 +296,15 @@ def _stream_blocks(source):
     def first_line(data, at):  # Only searched near the cuts: no pass over every byte.
         newline = data.find(b"\n", at - 1)
         return newline + 1 if 0 <= newline < len(data) - 1 else None
-    for offset, data in _lines_in_range(source, source.body_start, -1):
-        yield offset, data, first_line
+    with sources.open_data(source.location) as f:  # Blocks as read: not cut at line ends.
+        offset = source.body_start
+        f.read(offset)
+        while True:
+            data = f.read(_BLOCK_BYTES)
+            if not data:
+                return
+            yield offset, data, first_line
+            offset += len(data)
 
 
 @dataclasses.dataclass

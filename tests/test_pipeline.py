@@ -297,16 +297,17 @@ def _first_differences(found, expected, uri):
 
 def _without_counters(text):
     """The SavedModel's text lines, sorted, with every number that ends a name or a part of
-    one ("_4555", "_load_4131_") or that is a whole string value ("121") replaced by N.
+    one ("_4555", "_load_4131_", "embedding_lookup/4941") or that is a whole string value
+    ("121") replaced by N.
 
     TensorFlow numbers traced functions and captured tensors from counters of the process: the
     same model exported after a different number of earlier traces (which varies between runs
     of the same pipeline) has other numbers in its names (the vocabulary table's shared name
-    too), hence another order of its function library, and nothing else different. The lines
-    keep every op, attribute, signature and path; the variables, compared byte for byte beside
-    it, keep every value."""
+    and colocation attributes too), hence another order of its function library, and nothing
+    else different. The lines keep every op, attribute, signature and path; the variables,
+    compared byte for byte beside it, keep every value."""
     import re
 
-    lines = (re.sub(r'(?<=\w)_\d+(?=[_"/:])|(?<=s: ")\d+(?=")', "_N", line)
+    lines = (re.sub(r'((?<=\w)_|(?<=/))\d+(?=[_"/:])|(?<=s: ")\d+(?=")', "_N", line)
              for line in text.splitlines())
     return "\n".join(sorted(lines))

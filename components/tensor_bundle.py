@@ -30,6 +30,7 @@ _MASK_DELTA = 0xA282EAD8
 _TABLE_MAGIC = 0xDB4775248B80FB57
 _BLOCK_RESTART_INTERVAL = 16  # LevelDB's (and TensorFlow's table::Options') default.
 _MAX_BLOCK_BYTES = 256 << 10  # TensorFlow's table block size: one block is all this writes.
+_COPY_BYTES = 4 << 20  # Rows are checksummed and written this many bytes at a time.
 
 
 def write_row_slices(prefix, name, shape, start, rows, cuts, open_file):
@@ -58,12 +59,17 @@ def write_row_slices(prefix, name, shape, start, rows, cuts, open_file):
     slices, offset = [], 0
     with open_file(f"{prefix}.data-00000-of-00001") as f:
         for a, b in zip(cuts, cuts[1:]):
-            data = rows[a - start:b - start].tobytes()  # The C checksum takes bytes only.
-            f.write(data)
+            crc, size = 0, 0
+            # The C checksum takes bytes only: copied a few MB at a time, not the whole slice.
+            step = max(1, _COPY_BYTES // max(1, rows.itemsize * shape[1]))
+            for c in range(a, b, step):
+                data = rows[c - start:min(b, c + step) - start].tobytes()
+                f.write(data)
+                crc, size = google_crc32c.extend(crc, data), size + len(data)
             slices.append(((a, b - a), _message([
                 (1, 0, _DT_FLOAT), (2, 2, _shape([b - a, shape[1]])), (4, 0, offset),
-                (5, 0, len(data)), (6, 5, _mask(google_crc32c.value(data)))])))
-            offset += len(data)
+                (5, 0, size), (6, 5, _mask(crc))])))
+            offset += size
     if len(slices) == 1 and slices[0][0] == (0, shape[0]):  # The whole tensor: unsliced.
         entries = [header, (name, slices[0][1])]
     else:

@@ -21,6 +21,16 @@ from tfx_embeddings.components import filesystems, tensor_bundle
     ("w\x00e\xffird", (200, 7), 63, [63, 127]),  # Bytes OrderedCode escapes.
 ])
 def test_the_same_bytes_as_save_v2(tmp_path, name, shape, start, cuts):
+    _assert_save_v2_bytes(tmp_path, name, shape, start, cuts)
+
+
+def test_rows_checksummed_and_written_in_pieces_give_the_same_bytes(tmp_path, monkeypatch):
+    """Pieces of 3 rows (84 bytes) that slices of 50 and 1 rows start and end inside of."""
+    monkeypatch.setattr(tensor_bundle, "_COPY_BYTES", 100)
+    _assert_save_v2_bytes(tmp_path, "embeddings", (200, 7), 10, [10, 60, 61, 200])
+
+
+def _assert_save_v2_bytes(tmp_path, name, shape, start, cuts):
     rows = np.random.default_rng(0).standard_normal((cuts[-1] - start, shape[1])).astype(
         np.float32)
     tf.raw_ops.SaveV2(prefix=str(tmp_path / "tf"), tensor_names=[name] * (len(cuts) - 1),

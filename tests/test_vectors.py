@@ -66,6 +66,21 @@ def test_glove_token_with_spaces(tmp_path):
     np.testing.assert_array_equal(values[0], [3, 4])
 
 
+def test_lines_of_more_than_65535_spaces_are_counted_exactly(tmp_path):
+    """Spaces are counted per line in 16 bits; a longer line is counted again, whole."""
+    path = tmp_path / "wide.vec"
+    path.write_text("2 65536\na " + " ".join(["1"] * 65536) + "\nb " + " ".join(["2"] * 65536)
+                    + "\n")
+    source = vectors.inspect_source(str(path))
+    rows, _, values = _parse_all(source, {b"b": 1}, 1 << 20)
+    assert rows == [1] and values[0].shape == (65536,) and (values[0] == 2).all()
+    path = tmp_path / "long.vec"  # 65539 spaces: 3 in 16 bits, the dimension.
+    path.write_text("2 3\na 1 2 3\nb " + " ".join(["1"] * 65539) + "\n")
+    with pytest.raises(vectors.VectorFileError, match="line 3 .*expected 3 values after the "
+                                                      "token, found 65539"):
+        _parse_all(vectors.inspect_source(str(path)), {b"a": 1}, 1 << 20)
+
+
 @pytest.mark.parametrize("stripes", [1, 2, 3])
 def test_gzip_is_read_in_stripes_of_chunks_of_whole_lines(small_vectors, tmp_path, stripes):
     """A compressed stream cannot be cut into ranges: each of the stripes inflates it all and

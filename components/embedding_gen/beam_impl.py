@@ -34,8 +34,9 @@ COUNTERS = {field.name: beam.metrics.Metrics.counter(NAMESPACE, field.name)
             for field in dataclasses.fields(embedding_artifact.Counts)}
 # Tokens named per shard in the report's case-folded and duplicate lists.
 _EXAMPLES = 10
-# Matched vectors are saved once a range has gathered this many bytes of them.
-_SAVE_BYTES = 32 << 20
+# Matched vectors are saved once a range has gathered this many bytes of them (a worker holds
+# them, and a copy while saving).
+_SAVE_BYTES = 8 << 20
 RANGE_BYTES = 32 << 20
 _MAX_STRIPES = 8
 
@@ -201,9 +202,10 @@ def _save_rows(path, matched):
     filesystems.write_bytes(path, buffer.getvalue())
 
 
-def _load_rows(path):
+def _load_fields(path, names):
+    """The arrays of the named fields of the MatchedRows saved at path."""
     arrays = np.load(io.BytesIO(filesystems.read_bytes(path)))
-    return vectors.MatchedRows(**{name: arrays[name] for name in arrays.files})
+    return [arrays[name] for name in names]
 
 
 @dataclasses.dataclass
@@ -236,20 +238,29 @@ class _WriteShard(_VocabularyDoFn):
         yield from self._write(shard, start, stop, found, mean, clock)
 
     def _find(self, element, start, stop):
+        """The winning vector of each row: the matched rows' keys are read first, then only
+        the winners' vectors, one saved part at a time (a shard's vectors are held once)."""
         _, paths = element
-        parts = [_load_rows(path) for path in sorted(p for p in paths if p is not None)]
-        if not parts:
+        paths = sorted(p for p in paths if p is not None)
+        keys = [_load_fields(path, ("rows", "offsets", "folded")) for path in paths]
+        if not keys:
             return _Found(*(np.zeros(0, int), np.zeros((0, self._dimension), np.float32),
                             np.zeros(0, bool), np.zeros(0, bool)))
-        rows, offsets, folded, values = (np.concatenate([getattr(p, f.name) for p in parts])
-                                         for f in dataclasses.fields(vectors.MatchedRows))
+        rows, offsets, folded = (np.concatenate(field) for field in zip(*keys))
         # By row, exact before case-folded, then file order: the first one wins.
         order = np.lexsort((offsets, folded, rows))
-        rows, folded, values = rows[order], folded[order], values[order]
+        rows, folded = rows[order], folded[order]
         first = np.ones(len(rows), bool)
         first[1:] = rows[1:] != rows[:-1]
         exact, times = np.unique(rows[~folded], return_counts=True)
-        return _Found(rows[first], values[first], folded[first], np.zeros(first.sum(), bool),
+        winners = order[first]  # Indices into the parts' rows, in turn.
+        values = np.empty((len(winners), self._dimension), np.float32)
+        part_starts = np.cumsum([0] + [len(part_rows) for part_rows, _, _ in keys])
+        for path, part_start, part_stop in zip(paths, part_starts, part_starts[1:]):
+            mine = np.flatnonzero((winners >= part_start) & (winners < part_stop))
+            if len(mine):
+                values[mine] = _load_fields(path, ("vectors",))[0][winners[mine] - part_start]
+        return _Found(rows[first], values, folded[first], np.zeros(first.sum(), bool),
                       duplicates=int((~folded).sum() - (~folded[first]).sum()),
                       duplicate_rows=exact[times > 1])
 

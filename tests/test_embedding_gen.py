@@ -3,6 +3,7 @@
 import html.parser
 import json
 import os
+import pickle
 import re
 
 import apache_beam as beam
@@ -13,7 +14,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from google.protobuf import text_format
 from tensorboard.plugins import projector
 
-from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components import embedding_artifact, vocabulary_file
+from tfx_embeddings.components.embedding_gen import beam_impl
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tests.conftest import write_vocabulary
 
@@ -96,13 +98,37 @@ def test_same_bytes_on_a_rerun_and_with_two_workers(tmp_path, small_vectors):
         make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(
             ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
              "--direct_num_workers=2"])))
+    out_e, manifest_e = _build(  # Two worker threads, sharing the vocabulary.
+        tmp_path, small_vectors[0], "e", num_shards=4,
+        make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(
+            ["--runner=FnApiRunner", "--direct_running_mode=multi_threading",
+             "--direct_num_workers=2"])))
     checkpoint_a = _files(os.path.join(out_a, embedding_artifact.CHECKPOINT_DIR))
     assert len(checkpoint_a) == 5
-    assert checkpoint_a == _files(os.path.join(out_b, embedding_artifact.CHECKPOINT_DIR))
-    assert checkpoint_a == _files(os.path.join(out_c, embedding_artifact.CHECKPOINT_DIR))
-    assert manifest_a == manifest_b == manifest_c
+    for out in (out_b, out_c, out_e):
+        assert checkpoint_a == _files(os.path.join(out, embedding_artifact.CHECKPOINT_DIR))
+    assert manifest_a == manifest_b == manifest_c == manifest_e
     out_d, _ = _build(tmp_path, small_vectors[0], "d", num_shards=5)
     np.testing.assert_array_equal(_matrix(out_a), _matrix(out_d))
+
+
+def test_a_worker_process_loads_the_vocabulary_once(tmp_path, monkeypatch):
+    """DoFn instances unpickled from one DoFn (a worker's threads) share one loaded vocabulary;
+    another DoFn loads its own."""
+    vocabulary = str(write_vocabulary(tmp_path / "vocab.txt", TOKENS))
+    reads = []
+    read = vocabulary_file.read_vocabulary
+    monkeypatch.setattr(vocabulary_file, "read_vocabulary",
+                        lambda *args: reads.append(args) or read(*args))
+    do_fn = beam_impl._VocabularyDoFn(vocabulary, True)
+    first, second = (pickle.loads(pickle.dumps(do_fn)) for _ in range(2))
+    first.setup()
+    second.setup()
+    assert len(reads) == 1 and second._tokens is first._tokens
+    assert second._tokens[:2] == [b"x0", b"w1"]
+    other = pickle.loads(pickle.dumps(beam_impl._VocabularyDoFn(vocabulary, True)))
+    other.setup()
+    assert len(reads) == 2 and other._tokens is not first._tokens
 
 
 def test_duplicate_tokens_first_wins(tmp_path):

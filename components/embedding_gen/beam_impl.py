@@ -25,6 +25,7 @@ from typing import Dict, List, Optional
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.utils import shared
 from tfx_embeddings.components import embedding_artifact, filesystems, progress, vocabulary_file
 from tfx_embeddings.components.embedding_gen import coverage, fasttext, vectors
 
@@ -108,16 +109,30 @@ def _count(name, value):
     COUNTERS[name].inc(value)
 
 
+class _Loaded:
+    """What a DoFn loads in its setup (the vocabulary and what is built from it)."""
+
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
 class _VocabularyDoFn(beam.DoFn):
-    """Loads the vocabulary once per worker."""
+    """Loads the vocabulary once per worker process: the DoFn instances of its threads (the
+    runner's multi_threading mode) share one copy (apache_beam.utils.shared). Subclasses add
+    what they build from it in _load."""
 
     def __init__(self, vocabulary_path, has_counts):
         self._vocabulary_path = vocabulary_path
         self._has_counts = has_counts
+        self._shared = shared.Shared()
 
     def setup(self):
-        self._tokens, self._counts = vocabulary_file.read_vocabulary(self._vocabulary_path,
-                                                                     self._has_counts)
+        self._loaded = self._shared.acquire(self._load)
+        self._tokens, self._counts = self._loaded.tokens, self._loaded.counts
+
+    def _load(self):
+        tokens, counts = vocabulary_file.read_vocabulary(self._vocabulary_path, self._has_counts)
+        return _Loaded(tokens=tokens, counts=counts)
 
 
 class _ParseRange(_VocabularyDoFn):
@@ -131,11 +146,16 @@ class _ParseRange(_VocabularyDoFn):
         self._case_fold, self._invalid_utf8, self._work_dir = case_fold, invalid_utf8, work_dir
         self._sum_rows = sum_rows  # Every row's values parsed and summed (for "center").
 
+    def _load(self):
+        loaded = super()._load()
+        loaded.matcher = vectors.Matcher.for_vocabulary(
+            loaded.tokens, self._layout.token_row, self._case_fold, self._invalid_utf8)
+        loaded.hints = coverage.Hints(loaded.tokens)
+        return loaded
+
     def setup(self):
         super().setup()
-        self._matcher = vectors.Matcher.for_vocabulary(
-            self._tokens, self._layout.token_row, self._case_fold, self._invalid_utf8)
-        self._hints = coverage.Hints(self._tokens)
+        self._matcher, self._hints = self._loaded.matcher, self._loaded.hints
 
     def process(self, byte_range):
         if not isinstance(byte_range, vectors.Stripe):
@@ -328,12 +348,18 @@ class _WriteSubwordShard(_WriteShard):
         super().__init__(*args, **kwargs)
         self._source, self._matches_path = source, matches_path
 
+    def _load(self):
+        loaded = super()._load()
+        matches = np.load(io.BytesIO(filesystems.read_bytes(self._matches_path)))
+        loaded.word_ids, loaded.folded = matches["word_ids"], matches["folded"]
+        loaded.folded_words = dict(zip(matches["folded_index"].tolist(),
+                                       matches["folded_words"].tolist()))
+        return loaded
+
     def setup(self):
         super().setup()
-        matches = np.load(io.BytesIO(filesystems.read_bytes(self._matches_path)))
-        self._word_ids, self._folded = matches["word_ids"], matches["folded"]
-        self._folded_words = dict(zip(matches["folded_index"].tolist(),
-                                      matches["folded_words"].tolist()))
+        self._word_ids, self._folded = self._loaded.word_ids, self._loaded.folded
+        self._folded_words = self._loaded.folded_words
 
     def process(self, shard, mean=None):
         clock = time.perf_counter()

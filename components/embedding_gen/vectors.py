@@ -48,7 +48,7 @@ from tfx_embeddings.components.embedding_gen.sources import VectorFileError
 GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY = "glove", "word2vec_text", "word2vec_binary"
 FASTTEXT_BIN = fasttext.FORMAT
 FORMATS = parameters.VECTOR_FORMATS  # GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY, FASTTEXT_BIN
-_BLOCK_BYTES = 8 << 20
+_BLOCK_BYTES = 4 << 20
 _MAX_TOKEN_BYTES = 1 << 16  # A binary "token" longer than this means the file is not binary.
 _MAX_DIMENSION = 1 << 16  # A header announcing more is not a vector file's.
 _TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}

@@ -21,7 +21,7 @@ import io
 import json
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 import apache_beam as beam
 import numpy as np
@@ -232,7 +232,9 @@ def _load_fields(path, names):
 class _Found:
     """A shard's rows that have a vector from the file: their rows, vectors, and how found."""
     rows: np.ndarray  # int64, sorted.
-    values: np.ndarray  # float32 [len(rows), dimension].
+    # The vectors, in parts: (positions in rows, float32 [len(positions), dimension]) pairs,
+    # iterated once (a part may be read only then).
+    values: Iterable
     folded: np.ndarray  # bool: matched by its case-folded token.
     subword: np.ndarray  # bool: computed by a fastText model from n-grams alone.
     duplicates: int = 0  # Matched file rows ignored: an earlier row of the token won.
@@ -264,8 +266,7 @@ class _WriteShard(_VocabularyDoFn):
         paths = sorted(p for p in paths if p is not None)
         keys = [_load_fields(path, ("rows", "offsets", "folded")) for path in paths]
         if not keys:
-            return _Found(*(np.zeros(0, int), np.zeros((0, self._dimension), np.float32),
-                            np.zeros(0, bool), np.zeros(0, bool)))
+            return _Found(np.zeros(0, int), [], np.zeros(0, bool), np.zeros(0, bool))
         rows, offsets, folded = (np.concatenate(field) for field in zip(*keys))
         # By row, exact before case-folded, then file order: the first one wins.
         order = np.lexsort((offsets, folded, rows))
@@ -274,19 +275,22 @@ class _WriteShard(_VocabularyDoFn):
         first[1:] = rows[1:] != rows[:-1]
         exact, times = np.unique(rows[~folded], return_counts=True)
         winners = order[first]  # Indices into the parts' rows, in turn.
-        values = np.empty((len(winners), self._dimension), np.float32)
         part_starts = np.cumsum([0] + [len(part_rows) for part_rows, _, _ in keys])
-        for path, part_start, part_stop in zip(paths, part_starts, part_starts[1:]):
-            mine = np.flatnonzero((winners >= part_start) & (winners < part_stop))
-            if len(mine):
-                values[mine] = _load_fields(path, ("vectors",))[0][winners[mine] - part_start]
-        return _Found(rows[first], values, folded[first], np.zeros(first.sum(), bool),
+
+        def values():  # Each part's winning vectors, read when the shard is laid out.
+            for path, part_start, part_stop in zip(paths, part_starts, part_starts[1:]):
+                mine = np.flatnonzero((winners >= part_start) & (winners < part_stop))
+                if len(mine):
+                    yield mine, _load_fields(path, ("vectors",))[0][winners[mine] - part_start]
+
+        return _Found(rows[first], values(), folded[first], np.zeros(first.sum(), bool),
                       duplicates=int((~folded).sum() - (~folded[first]).sum()),
                       duplicate_rows=exact[times > 1])
 
     def _write(self, shard, start, stop, found, mean, clock):
         matrix = np.empty((stop - start, self._dimension), np.float32)
-        matrix[found.rows - start] = normalize(found.values, self._normalization, mean)
+        for positions, values in found.values:
+            matrix[found.rows[positions] - start] = normalize(values, self._normalization, mean)
         missing = np.setdiff1d(np.arange(start, stop), found.rows)  # Initializer rows only.
         keys = self._layout.row_keys(start, stop, self._tokens)
         matrix[missing - start] = initial_rows(
@@ -373,7 +377,8 @@ class _WriteSubwordShard(_WriteShard):
         values, has_vector, subword, digest = fasttext.token_vectors(
             self._source.location.file, self._source.fasttext_model, tokens,
             self._word_ids[indices])
-        found = _Found(indices[has_vector] + first, values[has_vector],
+        found = _Found(indices[has_vector] + first,
+                       [(np.arange(int(has_vector.sum())), values[has_vector])],
                        self._folded[indices][has_vector], subword[has_vector])
         yield from self._write(shard, start, stop, found, mean, clock)
         yield beam.pvalue.TaggedOutput("ranges", RangeReport(

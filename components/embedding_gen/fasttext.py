@@ -238,23 +238,28 @@ def token_vectors(path, model, tokens, word_ids):
 def _references(tokens, word_ids, model):
     """The matrix rows each token adds, in order (its word's row, then its n-grams' rows), all
     tokens' concatenated, and the number per token. ASCII tokens are hashed in numpy, a step
-    of each n-gram's FNV-1a at a time for all of them; others by ngram_hashes."""
-    lengths = np.zeros(len(tokens), np.int64)
-    parts = [None] * len(tokens)
-    ascii_tokens = [i for i, t in enumerate(tokens) if t.isascii()]
-    if ascii_tokens:
-        hashes, owners = _ascii_ngram_hashes([tokens[i] for i in ascii_tokens], model)
-        split = np.searchsorted(owners, np.arange(len(ascii_tokens) + 1))
-        for j, i in enumerate(ascii_tokens):
-            parts[i] = model.nwords + hashes[split[j]:split[j + 1]]
-    for i, token in enumerate(tokens):
-        if parts[i] is None:
-            parts[i] = np.array([model.nwords + h for h in ngram_hashes(
-                token, model.minn, model.maxn, model.bucket)], np.int64)
-        if word_ids[i] >= 0:
-            parts[i] = np.concatenate([[word_ids[i]], parts[i]])
-        lengths[i] = len(parts[i])
-    refs = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    of each n-gram's FNV-1a at a time for all of them; others by ngram_hashes. The rows are
+    laid out in numpy too: no Python step per token but isascii."""
+    word_ids = np.asarray(word_ids, np.int64)
+    ascii_tokens = np.array([i for i, t in enumerate(tokens) if t.isascii()], np.int64)
+    hashes, owners = (_ascii_ngram_hashes([tokens[i] for i in ascii_tokens.tolist()], model)
+                      if len(ascii_tokens) else (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+    hashes, owners = [hashes], [ascii_tokens[owners]]
+    for i in np.setdiff1d(np.arange(len(tokens)), ascii_tokens).tolist():
+        hashes.append(np.array(ngram_hashes(tokens[i], model.minn, model.maxn, model.bucket),
+                               np.int64))
+        owners.append(np.full(len(hashes[-1]), i, np.int64))
+    hashes, owners = np.concatenate(hashes), np.concatenate(owners)
+    order = np.argsort(owners, kind="stable")  # By token; each one's n-grams stay in order.
+    hashes, owners = hashes[order], owners[order]
+    ngrams = np.bincount(owners, minlength=len(tokens))
+    has_word = word_ids >= 0
+    lengths = ngrams + has_word
+    starts = np.cumsum(lengths) - lengths
+    refs = np.empty(int(lengths.sum()), np.int64)
+    refs[starts[has_word]] = word_ids[has_word]
+    rank = np.arange(len(owners)) - (np.cumsum(ngrams) - ngrams)[owners]  # Within its token.
+    refs[starts[owners] + has_word[owners] + rank] = model.nwords + hashes
     return refs, lengths
 
 
@@ -322,7 +327,7 @@ class _MatrixReader:
         with their bytes in order."""
         if self._map is not None:
             out = np.ascontiguousarray(self._map[rows], np.float32)
-            digest.update(out.tobytes())
+            digest.update(out.data)  # No copy.
             _check_finite(self._path, rows, out)
             return out
         return _read_rows(self._file, self._path, self._model, rows, digest)

@@ -26,9 +26,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, "work")
 RESULTS = os.path.join(HERE, "results", "ingest.json")
 BUCKETS = 2_000_000  # fastText's default, and its models'.
-# The Beam runner of each EmbeddingGen row: 2 worker processes (what the demo's config runs), or
-# 2 worker threads in the job's own process (no worker process to start; the parsing's numpy,
-# Arrow and hashing release the GIL).
+# The Beam runner of each EmbeddingGen row: 2 worker threads in the job's own process (what the
+# demo's config runs: no worker process to start; the parsing's numpy, Arrow and hashing release
+# the GIL), or 2 worker processes.
 RUNNER_ARGS = {
     "processes": ["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
                   "--direct_num_workers=2"],
@@ -206,13 +206,13 @@ def main():
 
         return object_storage.finish(0)  # After s3:// (the _s3 row), tensorflow-io would abort.
     files = prepare(args.rows, args.dim)
-    jobs = [("embeddinggen", "processes", "vectors"),
-            ("embeddinggen_threads", "threads", "vectors"),
+    jobs = [("embeddinggen", "threads", "vectors"),
+            ("embeddinggen_processes", "processes", "vectors"),
             ("gensim", "gensim", "vectors"), ("tfhub_loop", "tfhub_loop", "vectors"),
             ("pandas", "pandas", "vectors"),
-            ("embeddinggen_2x", "processes", "vectors_2x"),
-            ("embeddinggen_zip", "processes", "vectors_zip"),
-            ("embeddinggen_fasttext_bin", "processes", "fasttext_bin")]
+            ("embeddinggen_2x", "threads", "vectors_2x"),
+            ("embeddinggen_zip", "threads", "vectors_zip"),
+            ("embeddinggen_fasttext_bin", "threads", "fasttext_bin")]
     rows = []
     for name, how, data in jobs:
         if args.only and name not in args.only:
@@ -254,7 +254,7 @@ def print_targets(rows):
         print(f"{text}: {figure} ({'met' if met else 'NOT met'})")
 
     print()
-    for name in ("embeddinggen", "embeddinggen_threads"):
+    for name in ("embeddinggen", "embeddinggen_processes"):
         if name not in rows:
             continue
         seconds, rss = rows[name]["seconds"], rows[name]["peak_rss_mb"]

@@ -36,7 +36,7 @@ def rows(only, files, run_measured):
         os.environ.update(s3.env())  # The measured process inherits them.
         try:
             seconds, peak_mb, wall, stages = run_measured(
-                ["processes", f"s3://{BUCKET}/{key}", files["vocabulary"]])
+                ["threads", f"s3://{BUCKET}/{key}", files["vocabulary"]])
         finally:
             os.environ.clear()
             os.environ.update(saved)

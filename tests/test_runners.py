@@ -36,7 +36,7 @@ from tests.conftest import write_vocabulary
     ("configs/kubeflow-local.yaml", "FnApiRunner", {
         pipeline_options.DirectOptions: {"direct_running_mode": "in_memory"}}),
     ("configs/demo.yaml", "FnApiRunner", {
-        pipeline_options.DirectOptions: {"direct_running_mode": "multi_processing",
+        pipeline_options.DirectOptions: {"direct_running_mode": "multi_threading",
                                          "direct_num_workers": 2}}),
 ])
 def test_runner_configs_give_beam_the_right_options(config_file, runner, options):

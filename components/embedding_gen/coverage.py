@@ -51,11 +51,14 @@ class Hints:
     CHANGES = ("case_folded", "punctuation_stripped")
 
     def __init__(self, tokens):
+        # ASCII case folding is lowercasing (bytes.lower, in C); str.casefold for the rest.
+        folded = [t.lower() if t.isascii() else casefold(t) for t in tokens]
+        # A vocabulary token with punctuation at its ends would match the bare word.
+        stripped = [t.strip(PUNCTUATION) for t in tokens]
         self._index = {
-            "case_folded": _KeyIndex([casefold(t) for t in tokens]),
-            # A vocabulary token with punctuation at its ends would match the bare word.
-            "punctuation_stripped": _KeyIndex([t.strip(PUNCTUATION) if t.strip(PUNCTUATION)
-                                               != t else None for t in tokens]),
+            "case_folded": _KeyIndex(folded),
+            "punctuation_stripped": _KeyIndex([s if s != t else None
+                                               for s, t in zip(stripped, tokens)]),
         }
 
     def new_marks(self):
@@ -147,7 +150,7 @@ def report(tokens, found, counts=None, corpus_tokens_found=None, reachable=None,
     missing = ~np.asarray(found, bool)
     reachable = reachable or {}
     foreign = bytes(sorted(set(PUNCTUATION) - set(punctuation)))
-    holds_foreign = np.array([any(c in foreign for c in t) for t in tokens], bool)
+    holds_foreign = np.array([len(t.translate(None, foreign)) < len(t) for t in tokens], bool)
     return Report(
         tokens=len(tokens), with_vector=int((~missing).sum()),
         corpus_share=(corpus_tokens_found / max(1, sum(counts)) if counts else None),

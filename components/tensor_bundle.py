@@ -57,11 +57,11 @@ def write_row_slices(prefix, name, shape, start, rows, cuts, open_file):
     header = (b"", _message([(1, 0, 1), (3, 2, _message([(1, 0, 1)]))]))
     name = name.encode()
     slices, offset = [], 0
+    # The C checksum takes bytes only: rows are copied a few MB at a time, not a whole slice.
+    step = max(1, _COPY_BYTES // max(1, rows.itemsize * shape[1]))
     with open_file(f"{prefix}.data-00000-of-00001") as f:
         for a, b in zip(cuts, cuts[1:]):
             crc, size = 0, 0
-            # The C checksum takes bytes only: copied a few MB at a time, not the whole slice.
-            step = max(1, _COPY_BYTES // max(1, rows.itemsize * shape[1]))
             for c in range(a, b, step):
                 data = rows[c - start:min(b, c + step) - start].tobytes()
                 f.write(data)

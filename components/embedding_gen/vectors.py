@@ -522,7 +522,7 @@ def _split_lines(source, offset, data):
     newlines = np.flatnonzero(buf == _NEWLINE)
     ends = newlines if data[-1:] == b"\n" else np.append(newlines, len(buf))
     starts = np.concatenate([[0], newlines[:len(ends) - 1] + 1]).astype(np.int64)
-    spaces = _spaces_per_line(buf, starts, ends)
+    spaces = _spaces_per_line(buf, starts)
     while True:  # Trailing whitespace (a space after the last value, a CR) is not a field.
         last = buf[np.maximum(ends - 1, 0)]
         trailing = (ends > starts) & np.isin(last, _WHITESPACE)
@@ -558,7 +558,7 @@ def _split_lines(source, offset, data):
     return _Block(tokens, offset + starts, vectors)
 
 
-def _spaces_per_line(buf, starts, ends):
+def _spaces_per_line(buf, starts):
     """The number of spaces in each line [starts[i], next start), counted in 16 bits (four
     times as fast as numpy's 32-bit sum here); a line too long for that is counted again."""
     spaces = np.add.reduceat((buf == _SPACE).view(np.uint8), starts, dtype=np.uint16)

@@ -24,16 +24,44 @@ def _random_documents(count, seed=7):
     return documents + ["", " ", "\t\n", " leading and trailing ", "UPPER lower"]
 
 
+# Rules that act within words (run on distinct words after the split) and rules that do not,
+# in every order: the project's, all within words, one that is not last, none.
+TOKENIZERS = {
+    "project": text.tokenize,
+    "within_words": tokenizer.Tokenizer(replacements=((r"[0-9]+", "#"), ("e", "E"), (r"\.", ""),
+                                                      (r"[!?]{2,}", "!"))),
+    "spacing_last": tokenizer.Tokenizer(replacements=((r"[!?]", ""), (r"\.", " "))),
+    "lowercase_only": tokenizer.Tokenizer(),
+    "none": tokenizer.Tokenizer(lowercase=False),
+}
+
+
+@pytest.mark.parametrize("name", TOKENIZERS)
 @pytest.mark.parametrize("max_tokens", [None, 1, 3])
-def test_arrow_and_tensorflow_tokens_are_the_same_on_plain_ascii(max_tokens):
+def test_arrow_and_tensorflow_tokens_are_the_same_on_plain_ascii(name, max_tokens):
+    rules = TOKENIZERS[name]
     documents = _random_documents(3000)
     assert all(tokenizer.is_plain_ascii(d.encode()) for d in documents)
-    expected = text.tokenize(tf.constant(documents))
+    expected = rules(tf.constant(documents))
     if max_tokens is not None:
         expected = expected[:, :max_tokens]
-    ours = text.tokenize.tokenize_ascii(pa.array(documents, pa.large_string()), max_tokens)
+    ours = rules.tokenize_ascii(pa.array(documents, pa.large_string()), max_tokens)
     assert [t.encode() for t in ours.to_pylist()] == expected.flat_values.numpy().tolist()
     assert len(ours) > 2000  # The documents do make tokens.
+
+
+def test_rules_within_words_wait_for_the_split():
+    """Which rules run on each distinct word instead of the text: the count's shortcut."""
+    assert text.tokenize._words_from == 2  # Lowercase and <br>: on the text; punctuation: words.
+    assert TOKENIZERS["within_words"]._words_from == 0
+    assert TOKENIZERS["spacing_last"]._words_from == 3  # All on the text.
+    within = [(text._PUNCTUATION, ""), ("[!?]+", "x"), ("a|b", ""), ("a", ""), (r"\w{2,}", "w"),
+              ("(?i)[a-z]", "")]
+    across = [(r"<br\s*/?>", " "), (r"\s+", " "), ("x*", ""), (".", ""), ("[^a]", ""),
+              (r"\W", ""), ("^a", ""), (r"a\b", ""), ("ab", ""), ("[[:punct:]]", ""),
+              (r"\pP", ""), ("[!]", " "), ("[!]", "\\0\\0"), ("a{65}", "")]
+    assert [rule for rule in within if not tokenizer._within_words(*rule)] == []
+    assert [rule for rule in across if tokenizer._within_words(*rule)] == []
 
 
 def test_only_plain_ascii_takes_the_arrow_path():

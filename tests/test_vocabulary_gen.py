@@ -223,3 +223,74 @@ def test_executor_names_a_missing_text_feature(tmp_path):
     with pytest.raises(Exception, match="Split-train/data.gz: an example has no bytes feature "
                                         "'text'"):
         _run_executor(tmp_path, examples)
+
+
+def _tfrecord_file(tmp_path, records, compressed):
+    """A TFRecord file of records written by TensorFlow; returns its path and each record's
+    offset in the (uncompressed) file."""
+    path = str(tmp_path / ("records.gz" if compressed else "records"))
+    with tf.io.TFRecordWriter(path, options="GZIP" if compressed else None) as writer:
+        for record in records:
+            writer.write(record)
+    offsets = [0]
+    for record in records[:-1]:
+        offsets.append(offsets[-1] + 16 + len(record))
+    return path, offsets
+
+
+def _rewritten(path, change):
+    """Rewrites a TFRecord file's (uncompressed) bytes with change(bytes), gzip kept."""
+    import gzip
+    with open(path, "rb") as f:
+        data = f.read()
+    compressed = data[:2] == b"\x1f\x8b"
+    data = change(bytearray(gzip.decompress(data) if compressed else data))
+    with open(path, "wb") as f:
+        f.write(gzip.compress(bytes(data)) if compressed else data)
+
+
+RECORDS = [b"r%d" % i * (i % 7) for i in range(300)] + [b"x" * 70_000, b"", b"last"]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("read_bytes", [beam_impl._READ_BYTES, 100, 7])
+def test_tfrecords_are_read_as_tensorflow_reads_them(tmp_path, monkeypatch, compressed,
+                                                     read_bytes):
+    monkeypatch.setattr(beam_impl, "_READ_BYTES", read_bytes)  # Records across every boundary.
+    path, _ = _tfrecord_file(tmp_path, RECORDS, compressed)
+    ours = [record for piece in beam_impl._tfrecords(path) for record in piece]
+    assert ours == [r.numpy() for r in tf.data.TFRecordDataset(
+        path, compression_type="GZIP" if compressed else "")] == RECORDS
+
+
+def _set(offset, byte):
+    def change(data, at):
+        data[offset(at)] = byte if data[offset(at)] != byte else byte ^ 1
+        return data
+    return change
+
+
+# (what the error says, of which record, the damage done to the file's bytes knowing where each
+# record begins). A corrupt length is a huge one: it must be refused, not read up to.
+DAMAGE = [
+    ("corrupt TFRecord length", 250, _set(lambda at: at[250] + 7, 0x7F)),
+    ("corrupt TFRecord length", 0, _set(lambda at: 9, 0)),  # The length's CRC itself.
+    ("corrupt TFRecord data", 300, _set(lambda at: at[300] + 12 + 500, ord("y"))),
+    ("corrupt TFRecord data", 17, _set(lambda at: at[18] - 1, 0)),  # The data's CRC itself.
+    ("truncated TFRecord", 302, lambda data, at: data[:-3]),
+    ("truncated TFRecord", 302, lambda data, at: data[:at[302] + 5]),  # Inside the header.
+    ("truncated TFRecord", 300, lambda data, at: data[:at[300] + 20_000]),
+]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("read_bytes", [beam_impl._READ_BYTES, 100])
+@pytest.mark.parametrize("message, record, damage", DAMAGE)
+def test_a_damaged_tfrecord_file_is_refused_where_it_is_damaged(
+        tmp_path, monkeypatch, compressed, read_bytes, message, record, damage):
+    monkeypatch.setattr(beam_impl, "_READ_BYTES", read_bytes)
+    path, at = _tfrecord_file(tmp_path, RECORDS, compressed)
+    _rewritten(path, lambda data: damage(data, at))
+    with pytest.raises(ValueError) as refused:
+        _ = list(beam_impl._tfrecords(path))
+    assert str(refused.value) == f"{path}: {message} at byte {at[record]}"

@@ -8,8 +8,9 @@ tft.vocabulary sends every token occurrence through the shuffle (11M elements fo
 Here each bundle tokenizes its documents in batches and counts them in Arrow (hash aggregation in
 C++, no Python object per occurrence); only distinct tokens cross the shuffle, split by a stable
 hash into shards that are summed and ranked in parallel. With a `tokenizer.Tokenizer`, documents
-in plain ASCII are tokenized by Arrow's kernels and the rest by its TensorFlow function; any other
-tokenize_fn is TensorFlow's for all. Memory is bounded by the number of distinct tokens: a
+in plain ASCII are split into words by Arrow's kernels, the words counted, and the rules that act
+within a word applied once per distinct word when the bundle ends; the other documents go
+through its TensorFlow function, as do all with any other tokenize_fn. Memory is bounded by the number of distinct tokens: a
 bundle's counts, a shard's sum, and top_k entries (or the whole vocabulary without top_k) where
 the ranked shards meet to be written. TensorFlow is imported only by a worker that needs it.
 """
@@ -33,7 +34,7 @@ from tfx_embeddings.components.vocabulary_gen import tokenizer
 
 NAMESPACE = "vocabulary_gen"
 NUM_SHARDS = 8
-BATCH_SIZE = 1024  # Documents per tokenization call,
+BATCH_SIZE = 4096  # Documents per tokenization call,
 BATCH_BYTES = 32 << 20  # or fewer if they hold this much text.
 MERGE_ROWS = 1 << 20  # Counts pending in a table list before they are summed.
 _SCHEMA = pa.schema([("token", pa.binary()), ("count", pa.int64())])
@@ -57,11 +58,15 @@ class _Counts:
     def table(self):
         """All counts, one row per distinct token."""
         if len(self._tables) != 1:
-            summed = pa.concat_tables(self._tables or [_SCHEMA.empty_table()]).group_by(
-                "token").aggregate([("count", "sum")])
-            self._tables = [pa.table([summed["token"], summed["count_sum"]], schema=_SCHEMA)]
+            self._tables = [_summed(pa.concat_tables(self._tables or [_SCHEMA.empty_table()]))]
         self._rows = self._summed_rows = self._tables[0].num_rows
         return self._tables[0]
+
+
+def _summed(table):
+    """A table of tokens and counts with one row per distinct token."""
+    summed = table.group_by("token").aggregate([("count", "sum")])
+    return pa.table([summed["token"], summed["count_sum"]], schema=_SCHEMA)
 
 
 class _CountTokens(beam.DoFn):
@@ -77,7 +82,8 @@ class _CountTokens(beam.DoFn):
         self._tokens = beam.metrics.Metrics.counter(NAMESPACE, "tokens")
 
     def start_bundle(self):
-        self._batch, self._batch_bytes, self._counts = [], 0, _Counts()
+        self._batch, self._batch_bytes = [], 0
+        self._counts, self._words = _Counts(), _Counts()  # Of tokens; of words not yet tokens.
         self._bundle_documents = self._bundle_tokens = 0
 
     def process(self, element):
@@ -96,8 +102,10 @@ class _CountTokens(beam.DoFn):
 
     def finish_bundle(self):
         self._count_batch()
+        if self._words.table().num_rows:
+            self._add_words_as_tokens()
         counts = self._counts.table()
-        self._counts = None
+        self._counts = self._words = None
         counts = counts.filter(vocabulary_file.countable(counts["token"]))
         progress.report("a bundle of %d documents counted: %d tokens, %d distinct",
                      self._bundle_documents, self._bundle_tokens, counts.num_rows)
@@ -118,7 +126,7 @@ class _CountTokens(beam.DoFn):
         else:
             other = documents
         if plain:
-            self._add(self._tokenize_fn.tokenize_ascii(_large_strings(plain), self._max_tokens))
+            self._count_ascii(_large_strings(plain))
         if other:
             self._add(_tensorflow_tokens(self._tokenize_fn, other, self._max_tokens))
             self._tensorflow_documents.inc(len(other))
@@ -135,8 +143,9 @@ class _CountTokens(beam.DoFn):
         else:
             plain = np.zeros(len(documents), bool)
         if plain.any():
-            self._add(self._tokenize_fn.tokenize_ascii(
-                documents.filter(pa.array(plain)).cast(pa.large_string()), self._max_tokens))
+            ascii_only = documents if plain.all() else documents.filter(pa.array(plain))
+            self._count_ascii(pa.Array.from_buffers(  # ASCII, checked: strings without a cast.
+                pa.large_string(), len(ascii_only), ascii_only.buffers(), offset=ascii_only.offset))
         if not plain.all():
             other = documents.filter(pa.array(~plain)).to_pylist()
             self._add(_tensorflow_tokens(self._tokenize_fn, other, self._max_tokens))
@@ -144,12 +153,34 @@ class _CountTokens(beam.DoFn):
         self._documents.inc(len(documents))
         self._bundle_documents += len(documents)
 
+    def _count_ascii(self, documents):
+        """Plain ASCII documents (an Arrow large_string array) by the Tokenizer's kernels."""
+        if self._max_tokens is None:  # Words now, tokens when the bundle ends.
+            self._words.add(_value_counts(self._tokenize_fn.split_ascii(documents)))
+        else:  # Which tokens are a document's first needs them all made here.
+            self._add(self._tokenize_fn.tokenize_ascii(documents, self._max_tokens))
+
+    def _add_words_as_tokens(self):
+        words = self._words.table()
+        tokens = self._tokenize_fn.finish_ascii(words["token"].cast(pa.large_string()))
+        made = pc.greater(pc.binary_length(tokens), 0)
+        self._count_tokens(pc.sum(words["count"].filter(made)).as_py() or 0)
+        self._counts.add(_summed(pa.table([tokens.cast(pa.binary()), words["count"]],
+                                          schema=_SCHEMA)))  # Words that make one token.
+
     def _add(self, tokens):
-        self._tokens.inc(len(tokens))
-        self._bundle_tokens += len(tokens)
-        counted = pc.value_counts(tokens)
-        self._counts.add(pa.table([counted.field(0).cast(pa.binary()), counted.field(1)],
-                                  schema=_SCHEMA))
+        self._count_tokens(len(tokens))
+        self._counts.add(_value_counts(tokens))
+
+    def _count_tokens(self, number):
+        self._tokens.inc(number)
+        self._bundle_tokens += number
+
+
+def _value_counts(values):
+    """A table of the distinct values of an Arrow array (as binary) and their counts."""
+    counted = pc.value_counts(values)
+    return pa.table([counted.field(0).cast(pa.binary()), counted.field(1)], schema=_SCHEMA)
 
 
 def _large_strings(documents):
@@ -247,11 +278,11 @@ class _ReadExampleFile(beam.DoFn):
 
     def process(self, path):
         records = []
-        for record in _tfrecords(path):
-            records.append(record)
-            if len(records) == BATCH_SIZE:
-                yield self._values(records, path)
-                records = []
+        for more in _tfrecords(path):
+            records += more
+            while len(records) >= BATCH_SIZE:
+                yield self._values(records[:BATCH_SIZE], path)
+                del records[:BATCH_SIZE]
         if records:
             yield self._values(records, path)
 
@@ -265,46 +296,78 @@ class _ReadExampleFile(beam.DoFn):
         return values.flatten()
 
 
-_LENGTH = struct.Struct("<QI")
-_MASK_DELTA = 0xA282EAD8
-
-
-def _masked_crc(data):
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+_READ_BYTES = 8 << 20
+_HEADER = 12  # A record: its length (8 bytes), their masked CRC (4), the data, its masked CRC (4).
+_LENGTH = struct.Struct("<Q")
 
 
 def _tfrecords(path):
-    """The records of a TFRecord file (gzip-compressed or not, by its first bytes)."""
+    """The records of a TFRecord file (gzip-compressed or not, by its first bytes), a list per
+    piece read, each checked against its CRCs as TensorFlow's reader does."""
     with filesystems.open_read(path) as raw:
         head = raw.read(2)
         raw.seek(0)
         stream = igzip.IGzipFile(fileobj=raw, mode="rb") if head == b"\x1f\x8b" else raw
-        buffer, pos, offset = b"", 0, 0
+        buffer, offset, wanted = b"", 0, _READ_BYTES  # offset: of the buffer in the file.
         while True:
-            if len(buffer) - pos < _LENGTH.size:
-                more = stream.read(8 << 20)
-                if not more:
-                    if len(buffer) > pos:
-                        raise ValueError(f"{path}: truncated TFRecord at byte {offset}")
-                    return
-                buffer, pos = buffer[pos:] + more, 0
-                continue
-            length, length_crc = _LENGTH.unpack_from(buffer, pos)
-            if _masked_crc(buffer[pos:pos + 8]) != length_crc:
-                raise ValueError(f"{path}: corrupt TFRecord length at byte {offset}")
-            end = pos + _LENGTH.size + length + 4
-            while len(buffer) < end:
-                more = stream.read(max(8 << 20, end - len(buffer)))
-                if not more:
+            more = stream.read(wanted)
+            if not more:
+                if buffer:
                     raise ValueError(f"{path}: truncated TFRecord at byte {offset}")
-                buffer, pos, end = buffer[pos:] + more, 0, end - pos
-            data = buffer[pos + _LENGTH.size:end - 4]
-            if _masked_crc(data) != struct.unpack_from("<I", buffer, end - 4)[0]:
-                raise ValueError(f"{path}: corrupt TFRecord data at byte {offset}")
-            yield data
-            offset += end - pos
-            pos = end
+                return
+            buffer += more
+            records, used = _records_in(buffer, path, offset)
+            if records:
+                yield records
+            buffer, offset = buffer[used:], offset + used
+            wanted = _READ_BYTES
+            if len(buffer) >= _HEADER:  # A record longer than what was read: its length is true.
+                wanted = max(wanted, _HEADER + 4 + _LENGTH.unpack_from(buffer)[0] - len(buffer))
+
+
+def _records_in(buffer, path, offset):
+    """The whole records at the start of buffer (which is at offset in path), checked, and the
+    bytes they take. Records are found by their lengths, then all checked at once, the first
+    bad one named; the header of an incomplete record at the end is checked too."""
+    starts, pos, size = [], 0, len(buffer)
+    while pos + _HEADER <= size:
+        end = pos + _HEADER + 4 + _LENGTH.unpack_from(buffer, pos)[0]
+        if end > size:
+            break
+        starts.append(pos)
+        pos = end
+    complete = len(starts)
+    if pos + _HEADER <= size:
+        starts.append(pos)
+    at = np.array(starts, np.int64)
+    ends = np.append(at[1:], pos)[:complete]
+    value = google_crc32c.value
+    records = [buffer[start + _HEADER:end - 4] for start, end in zip(starts, ends.tolist())]
+    bytes_ = np.frombuffer(buffer, np.uint8)
+    bad_length = (_masked(value(buffer[start:start + 8]) for start in starts)
+                  != _stored_crcs(bytes_, at + 8))
+    bad_data = _masked(map(value, records)) != _stored_crcs(bytes_, ends - 4)
+    if bad_length.any() or bad_data.any():
+        first = min(np.argmax(bad_length) if bad_length.any() else len(starts),
+                    np.argmax(bad_data) if bad_data.any() else len(starts))
+        what = "length" if bad_length[first] else "data"
+        raise ValueError(f"{path}: corrupt TFRecord {what} at byte {offset + starts[first]}")
+    return records, pos
+
+
+_MASK_DELTA = 0xA282EAD8
+
+
+def _masked(crcs):
+    """TFRecord's masked CRC-32C of each value of an iterable of CRCs."""
+    crc = np.fromiter(crcs, np.uint64)
+    return (((crc >> np.uint64(15)) | (crc << np.uint64(17))) + np.uint64(_MASK_DELTA)) & \
+        np.uint64(0xFFFFFFFF)
+
+
+def _stored_crcs(bytes_, at):
+    """The little-endian 32-bit values at the offsets at of a uint8 array."""
+    return bytes_[(at[:, None] + np.arange(4)).ravel()].view("<u4").astype(np.uint64)
 
 
 def _matching_files(pattern):

@@ -7,10 +7,23 @@ with Arrow's kernels (the same RE2 engine) on documents of printable-or-control 
 where both give the same tokens (tests compare them on random ASCII); any other document goes
 through the TensorFlow function. Workers that see only such documents never import TensorFlow,
 which is most of the cost of a short Beam job.
+
+A counter needs less: the rules at the end that act within a word (lowercasing, a replacement
+of runs of one non-whitespace character class, see `_within_words`) give the same tokens
+whether they run over the text or over each distinct word, so `split_ascii` stops before them
+and `finish_ascii` runs them once per distinct word after counting.
 """
 
 import dataclasses
+import functools
+import re
+import warnings
 from typing import Tuple
+
+try:  # Python's own regex parser: the shape of a pattern (RE2 judges its characters).
+    from re import _parser as sre_parse
+except ImportError:  # Python < 3.11
+    import sre_parse
 
 import numpy as np
 import pyarrow as pa
@@ -48,12 +61,89 @@ class Tokenizer:
         for pattern, rewrite in self.replacements:
             documents = pc.replace_substring_regex(documents, pattern, rewrite)
         # Arrow keeps an empty token for leading or trailing whitespace, TensorFlow does not.
-        tokens = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(documents))
-        if max_tokens is not None:
-            tokens = _first(tokens, max_tokens)
+        if max_tokens is None:
+            tokens = self.finish_ascii(self.split_ascii(documents))
         else:
-            tokens = tokens.flatten()
+            tokens = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(documents))
+            tokens = _first(tokens, max_tokens)
         return tokens.filter(pc.greater(pc.binary_length(tokens), 0))
+
+    def split_ascii(self, documents):
+        """The words of Arrow string documents that all pass `is_plain_ascii`, flattened: the
+        rules up to those that act within a word, then the split. Empty words included (Arrow
+        makes one of leading or trailing whitespace); `finish_ascii` turns words into tokens.
+        """
+        for step in self._steps[:self._words_from]:
+            documents = _apply(step, documents)
+        return pc.ascii_split_whitespace(documents).flatten()
+
+    def finish_ascii(self, words):
+        """The token each word of `split_ascii` becomes (empty: none), word for word. Cheaper
+        on the distinct words than on all: counts of words map to counts of tokens."""
+        for step in self._steps[self._words_from:]:
+            words = _apply(step, words)
+        return words
+
+    @functools.cached_property
+    def _steps(self):
+        return ((_LOWERCASE,) if self.lowercase else ()) + tuple(self.replacements)
+
+    @functools.cached_property
+    def _words_from(self):
+        """Where the rules that act within a word, up to the last, begin."""
+        start = len(self._steps)
+        while start and (self._steps[start - 1] == _LOWERCASE
+                         or _within_words(*self._steps[start - 1])):
+            start -= 1
+        return start
+
+
+_LOWERCASE = ("lowercase",)
+_WHITESPACE = " \t\n\v\f\r"  # What tf.strings.split and Arrow's ascii split split on.
+
+
+def _apply(step, strings):
+    if step == _LOWERCASE:
+        return pc.ascii_lower(strings)
+    pattern, rewrite = step
+    return pc.replace_substring_regex(strings, pattern, rewrite)
+
+
+def _within_words(pattern, rewrite):
+    """True if replacing pattern by rewrite in a text is the same as replacing it in each of
+    the text's whitespace-separated words: the pattern is one character class (or literal)
+    repeated at least once, none of whose characters is whitespace, and the rewrite is plain
+    text without whitespace. Then every match lies inside a word and is found there alike.
+    Anything else (alternation, anchors, a pattern Python cannot parse) is False: it runs on
+    the whole text.
+    """
+    if any(c in rewrite for c in _WHITESPACE + "\\"):
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Possible nested set": not a single class.
+            parsed = list(sre_parse.parse(pattern))
+    except (re.error, RecursionError, OverflowError):
+        return False
+    if len(parsed) != 1:
+        return False
+    op, argument = parsed[0]
+    least = 1
+    if op in (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT):
+        least, _, repeated = argument
+        repeated = list(repeated)
+        if not 1 <= least <= _RUN or len(repeated) != 1:
+            return False
+        op, _ = repeated[0]
+    if op not in (sre_parse.LITERAL, sre_parse.IN):
+        return False
+    # RE2, which runs the rule, judges the class: a run of any whitespace character must give
+    # no match.
+    runs = pa.array([c * _RUN for c in _WHITESPACE], pa.large_string())
+    return not pc.any(pc.match_substring_regex(runs, pattern)).as_py()
+
+
+_RUN = 64  # Whitespace characters in a row that a rule within words must not match.
 
 
 def is_plain_ascii(document):

@@ -32,6 +32,8 @@ TOKENIZERS = {
                                                       (r"[!?]{2,}", "!"))),
     "spacing_last": tokenizer.Tokenizer(replacements=((r"[!?]", ""), (r"\.", " "))),
     "lowercase_only": tokenizer.Tokenizer(),
+    # Rules that change their own output: each must run once (on the text, then within words).
+    "not_idempotent": tokenizer.Tokenizer(replacements=(("x", "x x"), ("a", "aa"))),
     "none": tokenizer.Tokenizer(lowercase=False),
 }
 
@@ -55,6 +57,7 @@ def test_rules_within_words_wait_for_the_split():
     assert text.tokenize._words_from == 2  # Lowercase and <br>: on the text; punctuation: words.
     assert TOKENIZERS["within_words"]._words_from == 0
     assert TOKENIZERS["spacing_last"]._words_from == 3  # All on the text.
+    assert TOKENIZERS["not_idempotent"]._words_from == 2
     within = [(text._PUNCTUATION, ""), ("[!?]+", "x"), ("a|b", ""), ("a", ""), (r"\w{2,}", "w"),
               ("(?i)[a-z]", "")]
     across = [(r"<br\s*/?>", " "), (r"\s+", " "), ("x*", ""), (".", ""), ("[^a]", ""),

@@ -56,16 +56,14 @@ class Tokenizer:
         Only the first max_tokens of each document, if set. Same tokens as __call__ (where
         tf.strings.lower is ASCII lowercasing; the split's whitespace is " \\t\\n\\v\\f\\r").
         """
-        if self.lowercase:
-            documents = pc.ascii_lower(documents)
-        for pattern, rewrite in self.replacements:
-            documents = pc.replace_substring_regex(documents, pattern, rewrite)
-        # Arrow keeps an empty token for leading or trailing whitespace, TensorFlow does not.
         if max_tokens is None:
             tokens = self.finish_ascii(self.split_ascii(documents))
-        else:
-            tokens = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(documents))
-            tokens = _first(tokens, max_tokens)
+        else:  # Every rule before the split: a document's first tokens are its tokens' first.
+            for step in self._steps:
+                documents = _apply(step, documents)
+            # Arrow keeps an empty token for leading or trailing whitespace, TensorFlow does not.
+            tokens = _first(pc.ascii_split_whitespace(pc.ascii_trim_whitespace(documents)),
+                            max_tokens)
         return tokens.filter(pc.greater(pc.binary_length(tokens), 0))
 
     def split_ascii(self, documents):

@@ -10,9 +10,10 @@ C++, no Python object per occurrence); only distinct tokens cross the shuffle, s
 hash into shards that are summed and ranked in parallel. With a `tokenizer.Tokenizer`, documents
 in plain ASCII are split into words by Arrow's kernels, the words counted, and the rules that act
 within a word applied once per distinct word when the bundle ends; the other documents go
-through its TensorFlow function, as do all with any other tokenize_fn. Memory is bounded by the number of distinct tokens: a
-bundle's counts, a shard's sum, and top_k entries (or the whole vocabulary without top_k) where
-the ranked shards meet to be written. TensorFlow is imported only by a worker that needs it.
+through its TensorFlow function, as do all with any other tokenize_fn. Memory is bounded by the
+number of distinct tokens: a bundle's counts, a shard's sum, and top_k entries (or the whole
+vocabulary without top_k) where the ranked shards meet to be written. TensorFlow is imported only
+by a worker that needs it.
 """
 
 import struct
@@ -346,10 +347,10 @@ def _records_in(buffer, path, offset):
     bytes_ = np.frombuffer(buffer, np.uint8)
     bad_length = (_masked(value(buffer[start:start + 8]) for start in starts)
                   != _stored_crcs(bytes_, at + 8))
-    bad_data = _masked(map(value, records)) != _stored_crcs(bytes_, ends - 4)
-    if bad_length.any() or bad_data.any():
-        first = min(np.argmax(bad_length) if bad_length.any() else len(starts),
-                    np.argmax(bad_data) if bad_data.any() else len(starts))
+    bad = bad_length.copy()
+    bad[:complete] |= _masked(map(value, records)) != _stored_crcs(bytes_, ends - 4)
+    if bad.any():
+        first = int(np.argmax(bad))  # A record's length is checked before its data.
         what = "length" if bad_length[first] else "data"
         raise ValueError(f"{path}: corrupt TFRecord {what} at byte {offset + starts[first]}")
     return records, pos

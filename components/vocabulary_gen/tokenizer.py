@@ -112,8 +112,8 @@ def _within_words(pattern, rewrite):
     the text's whitespace-separated words: the pattern is one character class (or literal)
     repeated at least once, none of whose characters is whitespace, and the rewrite is plain
     text without whitespace. Then every match lies inside a word and is found there alike.
-    Anything else (alternation, anchors, a pattern Python cannot parse) is False: it runs on
-    the whole text.
+    Anything else (alternation other than of single characters, anchors, a pattern Python
+    cannot parse) is False: it runs on the whole text.
     """
     if any(c in rewrite for c in _WHITESPACE + "\\"):
         return False

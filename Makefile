@@ -1,9 +1,12 @@
 # Set-up is part of every target: .venv is created with python3.10 and the pinned TFX stack
-# (constraints.txt) is installed the first time, then reused.
+# (constraints.txt) is installed the first time, then reused; the project is installed into it
+# editable, its C extension (VocabularyGen's word counter) compiled then, again if its source
+# changes.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat setup.py constraints.txt | cksum | cut -d' ' -f1)
+STACK := $(VENV)/.installed-$(shell cat setup.py constraints.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.compiled
 PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 /usr/bin/python3.10 /usr/local/bin/python3.10; do "$$p" -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -13,13 +16,18 @@ export PYTHONHASHSEED := 0
 
 venv: $(STAMP)
 
-$(STAMP):
+$(STACK):
 	@test -n "$(PYTHON310)" || { echo "error: python3.10 not found; the TFX 1.16 stack needs it"; exit 1; }
 	@echo "Creating $(VENV) with $(PYTHON310) and the pinned TFX stack (a few minutes, once)"
 	rm -rf $(VENV)
 	$(PYTHON310) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==26.3 setuptools==69.5.1 wheel==0.48.0
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+# The project again (no dependencies) when its C source changes: the extension is recompiled.
+$(STAMP): $(STACK) components/vocabulary_gen/_word_counter.c
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 # The main job on the shipped sample: local runner, SQLite metadata, Beam DirectRunner.

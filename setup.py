@@ -19,6 +19,11 @@ setuptools.setup(
     packages=[ROOT] + [f"{ROOT}.{package}" for package in setuptools.find_packages(
         include=[f"{name}{suffix}" for name in SUBPACKAGES for suffix in ("", ".*")])],
     package_dir={ROOT: ROOT, **{f"{ROOT}.{name}": name for name in SUBPACKAGES}},
+    # VocabularyGen's word counting (components/vocabulary_gen/_word_counter.c): compiled when
+    # the project is installed (a C compiler and Python's headers are needed then, not after).
+    ext_modules=[setuptools.Extension(
+        f"{ROOT}.components.vocabulary_gen._word_counter",
+        ["components/vocabulary_gen/_word_counter.c"], extra_compile_args=["-O3"])],
     package_data={f"{ROOT}.schemas": ["*.pbtxt"],
                   # The Maven builds of Flink's runtime and Beam's Flink job server.
                   f"{ROOT}.pipeline": ["maven/*/pom.xml", "maven/*.properties"]},

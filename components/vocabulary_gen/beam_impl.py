@@ -5,12 +5,13 @@
               ─CombineGlobally: merge the shards' ranked tables, keep top_k─> _write
 
 tft.vocabulary sends every token occurrence through the shuffle (11M elements for 100k documents).
-Here each bundle tokenizes its documents in batches and counts them in Arrow (hash aggregation in
-C++, no Python object per occurrence); only distinct tokens cross the shuffle, split by a stable
-hash into shards that are summed and ranked in parallel. With a `tokenizer.Tokenizer`, documents
-in plain ASCII are split into words by Arrow's kernels, the words counted, and the rules that act
-within a word applied once per distinct word when the bundle ends; the other documents go
-through its TensorFlow function, as do all with any other tokenize_fn. Memory is bounded by the
+Here each bundle tokenizes its documents in batches and counts them in compiled code (no Python
+object per occurrence); only distinct tokens cross the shuffle, split by a stable hash into
+shards that are summed and ranked in parallel. With a `tokenizer.Tokenizer`, documents in plain
+ASCII get the rules that must see the whole text from Arrow's kernels, their words are counted in
+one pass over the bytes (`_word_counter.c`), and the rules that act within a word are applied
+once per distinct word when the bundle ends; the other documents go through its TensorFlow
+function, as do all with any other tokenize_fn (their tokens counted by Arrow's hashing). Memory is bounded by the
 number of distinct tokens: a bundle's counts, a shard's sum, and top_k entries (or the whole
 vocabulary without top_k) where the ranked shards meet to be written. TensorFlow is imported only
 by a worker that needs it.
@@ -31,7 +32,7 @@ from isal import igzip
 from tfx_bsl.coders import example_coder
 
 from tfx_embeddings.components import filesystems, progress, vocabulary_file
-from tfx_embeddings.components.vocabulary_gen import tokenizer
+from tfx_embeddings.components.vocabulary_gen import _word_counter, tokenizer
 
 NAMESPACE = "vocabulary_gen"
 NUM_SHARDS = 8
@@ -84,7 +85,8 @@ class _CountTokens(beam.DoFn):
 
     def start_bundle(self):
         self._batch, self._batch_bytes = [], 0
-        self._counts, self._words = _Counts(), _Counts()  # Of tokens; of words not yet tokens.
+        self._counts = _Counts()  # Of tokens,
+        self._words = _word_counter.WordCounter()  # and of words not yet made tokens.
         self._bundle_documents = self._bundle_tokens = 0
 
     def process(self, element):
@@ -103,7 +105,7 @@ class _CountTokens(beam.DoFn):
 
     def finish_bundle(self):
         self._count_batch()
-        if self._words.table().num_rows:
+        if len(self._words):
             self._add_words_as_tokens()
         counts = self._counts.table()
         self._counts = self._words = None
@@ -157,16 +159,22 @@ class _CountTokens(beam.DoFn):
     def _count_ascii(self, documents):
         """Plain ASCII documents (an Arrow large_string array) by the Tokenizer's kernels."""
         if self._max_tokens is None:  # Words now, tokens when the bundle ends.
-            self._words.add(_value_counts(self._tokenize_fn.split_ascii(documents)))
+            prepared = self._tokenize_fn.prepare_ascii(documents)
+            offsets = np.frombuffer(prepared.buffers()[1], np.int64)[
+                prepared.offset:prepared.offset + len(prepared) + 1]
+            self._words.add(prepared.buffers()[2] or b"", offsets)
         else:  # Which tokens are a document's first needs them all made here.
             self._add(self._tokenize_fn.tokenize_ascii(documents, self._max_tokens))
 
     def _add_words_as_tokens(self):
-        words = self._words.table()
-        tokens = self._tokenize_fn.finish_ascii(words["token"].cast(pa.large_string()))
-        made = pc.greater(pc.binary_length(tokens), 0)
-        self._count_tokens(pc.sum(words["count"].filter(made)).as_py() or 0)
-        self._counts.add(_summed(pa.table([tokens.cast(pa.binary()), words["count"]],
+        data, offsets, counts = self._words.words()
+        words = pa.Array.from_buffers(pa.large_string(), len(self._words),
+                                      [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        tokens = self._tokenize_fn.finish_ascii(words)
+        counts = pa.array(np.frombuffer(counts, np.int64))
+        self._count_tokens(pc.sum(counts.filter(pc.greater(pc.binary_length(tokens), 0)))
+                           .as_py() or 0)
+        self._counts.add(_summed(pa.table([tokens.cast(pa.binary()), counts],
                                           schema=_SCHEMA)))  # Words that make one token.
 
     def _add(self, tokens):

@@ -10,7 +10,7 @@ which is most of the cost of a short Beam job.
 
 A counter needs less: the rules at the end that act within a word (lowercasing, a replacement
 of runs of one non-whitespace character class, see `_within_words`) give the same tokens
-whether they run over the text or over each distinct word, so `split_ascii` stops before them
+whether they run over the text or over each distinct word, so `prepare_ascii` stops before them
 and `finish_ascii` runs them once per distinct word after counting.
 """
 
@@ -57,7 +57,8 @@ class Tokenizer:
         tf.strings.lower is ASCII lowercasing; the split's whitespace is " \\t\\n\\v\\f\\r").
         """
         if max_tokens is None:
-            tokens = self.finish_ascii(self.split_ascii(documents))
+            tokens = self.finish_ascii(
+                pc.ascii_split_whitespace(self.prepare_ascii(documents)).flatten())
         else:  # Every rule before the split: a document's first tokens are its tokens' first.
             for step in self._steps:
                 documents = _apply(step, documents)
@@ -66,18 +67,17 @@ class Tokenizer:
                             max_tokens)
         return tokens.filter(pc.greater(pc.binary_length(tokens), 0))
 
-    def split_ascii(self, documents):
-        """The words of Arrow string documents that all pass `is_plain_ascii`, flattened: the
-        rules up to those that act within a word, then the split. Empty words included (Arrow
-        makes one of leading or trailing whitespace); `finish_ascii` turns words into tokens.
-        """
+    def prepare_ascii(self, documents):
+        """Arrow string documents that all pass `is_plain_ascii`, with the rules applied that
+        must see the whole text: those before the rules that act within a word. Their words
+        (split on whitespace, by Arrow or by a counter) become tokens by `finish_ascii`."""
         for step in self._steps[:self._words_from]:
             documents = _apply(step, documents)
-        return pc.ascii_split_whitespace(documents).flatten()
+        return documents
 
     def finish_ascii(self, words):
-        """The token each word of `split_ascii` becomes (empty: none), word for word. Cheaper
-        on the distinct words than on all: counts of words map to counts of tokens."""
+        """The token each word of the prepared documents becomes (empty: none), word for word.
+        Cheaper on the distinct words than on all: counts of words map to counts of tokens."""
         for step in self._steps[self._words_from:]:
             words = _apply(step, words)
         return words

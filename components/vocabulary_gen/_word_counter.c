@@ -1,0 +1,321 @@
+/* WordCounter: counts the whitespace-separated words of documents in one pass over their bytes.
+ *
+ * The same words as Arrow's ascii_split_whitespace (and tf.strings.split on ASCII): maximal runs
+ * of bytes other than " \t\n\v\f\r", empty ones never. VocabularyGen's workers count every
+ * occurrence of every word here (tens of millions a file) instead of materializing them as an
+ * Arrow list array and hashing them again: each 64-byte block of a document becomes a bitmask of
+ * its whitespace, the words are found from the mask's transitions, hashed, and looked up in an
+ * open-addressing table in groups, the table slot of each word prefetched before it is needed.
+ * The GIL is released while counting, so worker threads count in parallel. Python's only view of
+ * the counts is words(): the distinct words (concatenated, with int64 offsets) and their counts.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t hash;
+    int64_t offset;  /* Of the word in the arena. */
+    int64_t length;
+    int64_t count;   /* 0: an empty slot. */
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    Slot *slots;
+    int64_t capacity;  /* A power of two, at least twice the distinct words. */
+    int64_t distinct;
+    char *arena;       /* The distinct words' bytes, one after another. */
+    int64_t arena_length, arena_capacity;
+    int busy;          /* Counting without the GIL: another call must not touch the table. */
+} WordCounter;
+
+static unsigned char whitespace[256];
+
+static uint64_t word_hash(const unsigned char *p, int64_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ (uint64_t)n, v;
+    for (; n > 8; p += 8, n -= 8) {
+        memcpy(&v, p, 8);
+        h = (h ^ v) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+    }
+    v = 0;
+    memcpy(&v, p, (size_t)n);
+    h = (h ^ v) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+    h *= 0xFF51AFD7ED558CCDull;
+    return h ^ (h >> 32);
+}
+
+static int grow_table(WordCounter *self) {
+    int64_t capacity = self->capacity * 2, i, j;
+    Slot *slots = calloc((size_t)capacity, sizeof(Slot));
+    if (!slots) return -1;
+    for (i = 0; i < self->capacity; i++) {
+        if (!self->slots[i].count) continue;
+        for (j = (int64_t)(self->slots[i].hash & (uint64_t)(capacity - 1)); slots[j].count;
+             j = (j + 1) & (capacity - 1)) {}
+        slots[j] = self->slots[i];
+    }
+    free(self->slots);
+    self->slots = slots;
+    self->capacity = capacity;
+    return 0;
+}
+
+/* Adds one occurrence of the word; -1 if out of memory (nothing is added then). */
+static int add_word(WordCounter *self, const unsigned char *word, int64_t length, uint64_t hash) {
+    int64_t j;
+    Slot *slot;
+    for (j = (int64_t)(hash & (uint64_t)(self->capacity - 1));; j = (j + 1) & (self->capacity - 1)) {
+        slot = &self->slots[j];
+        if (!slot->count) break;
+        if (slot->hash == hash && slot->length == length &&
+                memcmp(self->arena + slot->offset, word, (size_t)length) == 0) {
+            slot->count++;
+            return 0;
+        }
+    }
+    if ((self->distinct + 1) * 2 > self->capacity) {  /* A new word: room first. */
+        if (grow_table(self)) return -1;
+        for (j = (int64_t)(hash & (uint64_t)(self->capacity - 1)); self->slots[j].count;
+             j = (j + 1) & (self->capacity - 1)) {}
+        slot = &self->slots[j];
+    }
+    if (self->arena_length + length > self->arena_capacity) {
+        int64_t capacity = self->arena_capacity;
+        char *arena;
+        while (self->arena_length + length > capacity) capacity *= 2;
+        if (!(arena = realloc(self->arena, (size_t)capacity))) return -1;
+        self->arena = arena;
+        self->arena_capacity = capacity;
+    }
+    memcpy(self->arena + self->arena_length, word, (size_t)length);
+    slot->hash = hash;
+    slot->offset = self->arena_length;
+    slot->length = length;
+    slot->count = 1;
+    self->arena_length += length;
+    self->distinct++;
+    return 0;
+}
+
+#define PENDING 64    /* Words found before they are looked up, */
+#define PREFETCH 8    /* and how far ahead of its lookup a word's slot is fetched. */
+
+typedef struct {
+    const unsigned char *start;
+    int64_t length;
+    uint64_t hash;
+} Word;
+
+static int add_pending(WordCounter *self, Word *words, int n) {
+    int i;
+    for (i = 0; i < n; i++) {
+#if defined(__GNUC__)
+        if (i + PREFETCH < n)
+            __builtin_prefetch(&self->slots[words[i + PREFETCH].hash & (uint64_t)(self->capacity - 1)]);
+#endif
+        if (add_word(self, words[i].start, words[i].length, words[i].hash)) return -1;
+    }
+    return 0;
+}
+
+/* Counts the words of documents [offsets[i], offsets[i + 1]) of data. Returns the number of
+ * words, or -1 if out of memory. Runs without the GIL. */
+static int64_t count_words(WordCounter *self, const unsigned char *data, const int64_t *offsets,
+                           Py_ssize_t documents) {
+    Word pending[PENDING];
+    int n = 0;
+    int64_t words = 0, start, base, length, end, size;
+    Py_ssize_t d;
+    for (d = 0; d < documents; d++) {
+        const unsigned char *document = data + offsets[d];
+        size = offsets[d + 1] - offsets[d];
+        start = -1;  /* Of the word being read, or -1 between words. */
+        for (base = 0; base < size; base += 64) {
+            int64_t in_block = size - base < 64 ? size - base : 64, i;
+            uint64_t spaces = 0, changes;
+            const unsigned char *block = document + base;
+            for (i = 0; i < in_block; i++) spaces |= (uint64_t)whitespace[block[i]] << i;
+            if (in_block < 64) spaces |= ~0ull << in_block;  /* The end ends the last word. */
+            /* Bit i: byte i differs from byte i - 1 (before the block: what start says). */
+            changes = spaces ^ ((spaces << 1) | (start < 0));
+            while (changes) {
+                int64_t at = base + __builtin_ctzll(changes);
+                changes &= changes - 1;
+                if (start < 0) {
+                    start = at;
+                    continue;
+                }
+                end = at;
+                length = end - start;
+                pending[n].start = document + start;
+                pending[n].length = length;
+                pending[n].hash = word_hash(document + start, length);
+                start = -1;
+                words++;
+                if (++n == PENDING) {
+                    if (add_pending(self, pending, n)) return -1;
+                    n = 0;
+                }
+            }
+        }
+        if (start >= 0) {  /* A word up to the end of a document of 64n bytes. */
+            pending[n].start = document + start;
+            pending[n].length = size - start;
+            pending[n].hash = word_hash(document + start, size - start);
+            words++;
+            if (++n == PENDING) {
+                if (add_pending(self, pending, n)) return -1;
+                n = 0;
+            }
+        }
+    }
+    return add_pending(self, pending, n) ? -1 : words;
+}
+
+static int WordCounter_init(WordCounter *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, ":WordCounter", keywords)) return -1;
+    free(self->slots);
+    free(self->arena);
+    self->capacity = 1 << 16;
+    self->arena_capacity = 1 << 20;
+    self->distinct = self->arena_length = 0;
+    self->slots = calloc((size_t)self->capacity, sizeof(Slot));
+    self->arena = malloc((size_t)self->arena_capacity);
+    if (!self->slots || !self->arena) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void WordCounter_dealloc(WordCounter *self) {
+    free(self->slots);
+    free(self->arena);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *WordCounter_add(WordCounter *self, PyObject *args) {
+    Py_buffer data, offsets;
+    Py_ssize_t documents, i;
+    int64_t words = 0;
+    const int64_t *at;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*:add", &data, &offsets)) return NULL;
+    at = (const int64_t *)offsets.buf;
+    documents = offsets.len / 8 - 1;
+    if (offsets.len % 8 || documents < 0) {
+        PyErr_Format(PyExc_ValueError, "offsets must be int64 values, one more than the "
+                     "documents; got %zd bytes", offsets.len);
+        goto done;
+    }
+    for (i = 0; i <= documents; i++) {
+        if (at[i] < (i ? at[i - 1] : 0) || at[i] > data.len) {
+            PyErr_Format(PyExc_ValueError, "offset %zd (%lld) is outside the data (%zd bytes) "
+                         "or below the one before it", i, (long long)at[i], data.len);
+            goto done;
+        }
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "WordCounter.add called while it is counting");
+        goto done;
+    }
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    words = count_words(self, (const unsigned char *)data.buf, at, documents);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    result = words < 0 ? PyErr_NoMemory() : PyLong_FromLongLong(words);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&offsets);
+    return result;
+}
+
+static PyObject *WordCounter_words(WordCounter *self, PyObject *Py_UNUSED(ignored)) {
+    PyObject *data, *offsets, *counts;
+    int64_t i, n = 0, *offset, *count;
+    char *bytes;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "WordCounter.words called while it is counting");
+        return NULL;
+    }
+    data = PyBytes_FromStringAndSize(NULL, self->arena_length);
+    offsets = PyBytes_FromStringAndSize(NULL, (self->distinct + 1) * 8);
+    counts = PyBytes_FromStringAndSize(NULL, self->distinct * 8);
+    if (!data || !offsets || !counts) {
+        Py_XDECREF(data);
+        Py_XDECREF(offsets);
+        Py_XDECREF(counts);
+        return NULL;
+    }
+    bytes = PyBytes_AS_STRING(data);
+    offset = (int64_t *)PyBytes_AS_STRING(offsets);
+    count = (int64_t *)PyBytes_AS_STRING(counts);
+    offset[0] = 0;
+    for (i = 0; i < self->capacity; i++) {
+        Slot *slot = &self->slots[i];
+        if (!slot->count) continue;
+        memcpy(bytes + offset[n], self->arena + slot->offset, (size_t)slot->length);
+        offset[n + 1] = offset[n] + slot->length;
+        count[n++] = slot->count;
+    }
+    return Py_BuildValue("(NNN)", data, offsets, counts);
+}
+
+static Py_ssize_t WordCounter_len(WordCounter *self) {
+    return (Py_ssize_t)self->distinct;
+}
+
+static PyMethodDef WordCounter_methods[] = {
+    {"add", (PyCFunction)WordCounter_add, METH_VARARGS,
+     "add(data, offsets) -> int\n\n"
+     "Counts the words of each document data[offsets[i]:offsets[i + 1]] (data: bytes-like;\n"
+     "offsets: int64 values, native byte order, one more than the documents, as in an Arrow\n"
+     "binary array's buffers). Returns the number of words counted.\n\n"
+     "Raises ValueError if the offsets do not fit the data, MemoryError if the table cannot\n"
+     "grow (the words counted before stay counted)."},
+    {"words", (PyCFunction)WordCounter_words, METH_NOARGS,
+     "words() -> (data, offsets, counts)\n\n"
+     "The distinct words, in no particular order: their bytes one after another, the int64\n"
+     "offsets of each in them (one more than the words), and each one's int64 count."},
+    {NULL, NULL, 0, NULL}};
+
+static PySequenceMethods WordCounter_as_sequence = {.sq_length = (lenfunc)WordCounter_len};
+
+static PyTypeObject WordCounterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tfx_embeddings.components.vocabulary_gen._word_counter.WordCounter",
+    .tp_basicsize = sizeof(WordCounter),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Counts of the whitespace-separated words of documents; len(): distinct words.\n\n"
+              "Not for two threads at once (add raises RuntimeError if it is counting).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)WordCounter_init,
+    .tp_dealloc = (destructor)WordCounter_dealloc,
+    .tp_methods = WordCounter_methods,
+    .tp_as_sequence = &WordCounter_as_sequence,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_word_counter",
+    "Counting words in compiled code, for VocabularyGen's workers.", -1, NULL};
+
+PyMODINIT_FUNC PyInit__word_counter(void) {
+    PyObject *m;
+    const char *spaces = " \t\n\v\f\r";
+    for (; *spaces; spaces++) whitespace[(unsigned char)*spaces] = 1;
+    if (PyType_Ready(&WordCounterType) < 0) return NULL;
+    if (!(m = PyModule_Create(&module))) return NULL;
+    Py_INCREF(&WordCounterType);
+    if (PyModule_AddObject(m, "WordCounter", (PyObject *)&WordCounterType) < 0) {
+        Py_DECREF(&WordCounterType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -66,9 +66,9 @@ static int grow_table(WordCounter *self) {
 
 /* Adds one occurrence of the word; -1 if out of memory (nothing is added then). */
 static int add_word(WordCounter *self, const unsigned char *word, int64_t length, uint64_t hash) {
-    int64_t j;
+    int64_t j = (int64_t)(hash & (uint64_t)(self->capacity - 1));
     Slot *slot;
-    for (j = (int64_t)(hash & (uint64_t)(self->capacity - 1));; j = (j + 1) & (self->capacity - 1)) {
+    for (;; j = (j + 1) & (self->capacity - 1)) {
         slot = &self->slots[j];
         if (!slot->count) break;
         if (slot->hash == hash && slot->length == length &&
@@ -115,7 +115,8 @@ static int add_pending(WordCounter *self, Word *words, int n) {
     for (i = 0; i < n; i++) {
 #if defined(__GNUC__)
         if (i + PREFETCH < n)
-            __builtin_prefetch(&self->slots[words[i + PREFETCH].hash & (uint64_t)(self->capacity - 1)]);
+            __builtin_prefetch(
+                &self->slots[words[i + PREFETCH].hash & (uint64_t)(self->capacity - 1)]);
 #endif
         if (add_word(self, words[i].start, words[i].length, words[i].hash)) return -1;
     }

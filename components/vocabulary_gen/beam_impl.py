@@ -11,10 +11,10 @@ shards that are summed and ranked in parallel. With a `tokenizer.Tokenizer`, doc
 ASCII get the rules that must see the whole text from Arrow's kernels, their words are counted in
 one pass over the bytes (`_word_counter.c`), and the rules that act within a word are applied
 once per distinct word when the bundle ends; the other documents go through its TensorFlow
-function, as do all with any other tokenize_fn (their tokens counted by Arrow's hashing). Memory is bounded by the
-number of distinct tokens: a bundle's counts, a shard's sum, and top_k entries (or the whole
-vocabulary without top_k) where the ranked shards meet to be written. TensorFlow is imported only
-by a worker that needs it.
+function, as do all with any other tokenize_fn (their tokens counted by Arrow's hashing).
+Memory is bounded by the number of distinct tokens: a bundle's counts, a shard's sum, and top_k
+entries (or the whole vocabulary without top_k) where the ranked shards meet to be written.
+TensorFlow is imported only by a worker that needs it.
 """
 
 import struct

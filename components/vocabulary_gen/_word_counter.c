@@ -113,11 +113,9 @@ typedef struct {
 static int add_pending(WordCounter *self, Word *words, int n) {
     int i;
     for (i = 0; i < n; i++) {
-#if defined(__GNUC__)
-        if (i + PREFETCH < n)
+        if (i + PREFETCH < n)  /* GCC's and Clang's builtins, as __builtin_ctzll below. */
             __builtin_prefetch(
                 &self->slots[words[i + PREFETCH].hash & (uint64_t)(self->capacity - 1)]);
-#endif
         if (add_word(self, words[i].start, words[i].length, words[i].hash)) return -1;
     }
     return 0;
@@ -129,18 +127,20 @@ static int64_t count_words(WordCounter *self, const unsigned char *data, const i
                            Py_ssize_t documents) {
     Word pending[PENDING];
     int n = 0;
-    int64_t words = 0, start, base, length, end, size;
+    int64_t words = 0, start, base, size;
     Py_ssize_t d;
     for (d = 0; d < documents; d++) {
         const unsigned char *document = data + offsets[d];
         size = offsets[d + 1] - offsets[d];
         start = -1;  /* Of the word being read, or -1 between words. */
-        for (base = 0; base < size; base += 64) {
+        /* Past the end is whitespace: a last word of a document of 64n bytes ends in one more,
+         * empty block. */
+        for (base = 0; base < size || (base == size && start >= 0); base += 64) {
             int64_t in_block = size - base < 64 ? size - base : 64, i;
             uint64_t spaces = 0, changes;
             const unsigned char *block = document + base;
             for (i = 0; i < in_block; i++) spaces |= (uint64_t)whitespace[block[i]] << i;
-            if (in_block < 64) spaces |= ~0ull << in_block;  /* The end ends the last word. */
+            if (in_block < 64) spaces |= ~0ull << in_block;
             /* Bit i: byte i differs from byte i - 1 (before the block: what start says). */
             changes = spaces ^ ((spaces << 1) | (start < 0));
             while (changes) {
@@ -150,27 +150,15 @@ static int64_t count_words(WordCounter *self, const unsigned char *data, const i
                     start = at;
                     continue;
                 }
-                end = at;
-                length = end - start;
                 pending[n].start = document + start;
-                pending[n].length = length;
-                pending[n].hash = word_hash(document + start, length);
+                pending[n].length = at - start;
+                pending[n].hash = word_hash(document + start, at - start);
                 start = -1;
                 words++;
                 if (++n == PENDING) {
                     if (add_pending(self, pending, n)) return -1;
                     n = 0;
                 }
-            }
-        }
-        if (start >= 0) {  /* A word up to the end of a document of 64n bytes. */
-            pending[n].start = document + start;
-            pending[n].length = size - start;
-            pending[n].hash = word_hash(document + start, size - start);
-            words++;
-            if (++n == PENDING) {
-                if (add_pending(self, pending, n)) return -1;
-                n = 0;
             }
         }
     }

@@ -1,7 +1,7 @@
 # Set-up is part of every target: .venv is created with python3.10 and the pinned TFX stack
 # (constraints.txt) is installed the first time, then reused; the project is installed into it
-# editable, its C extension (VocabularyGen's word counter) compiled then, again if its source
-# changes.
+# editable, its C extensions (VocabularyGen's word counter and example reader) compiled then,
+# again if their source changes.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -26,7 +26,7 @@ $(STACK):
 	touch $@
 
 # The project again (no dependencies) when its C source changes: the extension is recompiled.
-$(STAMP): $(STACK) components/vocabulary_gen/_word_counter.c
+$(STAMP): $(STACK) $(wildcard components/vocabulary_gen/*.c)
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

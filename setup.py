@@ -21,9 +21,10 @@ setuptools.setup(
     package_dir={ROOT: ROOT, **{f"{ROOT}.{name}": name for name in SUBPACKAGES}},
     # VocabularyGen's word counting (components/vocabulary_gen/_word_counter.c): compiled when
     # the project is installed (a C compiler and Python's headers are needed then, not after).
-    ext_modules=[setuptools.Extension(
-        f"{ROOT}.components.vocabulary_gen._word_counter",
-        ["components/vocabulary_gen/_word_counter.c"], extra_compile_args=["-O3"])],
+    ext_modules=[setuptools.Extension(f"{ROOT}.components.vocabulary_gen.{name}",
+                                      [f"components/vocabulary_gen/{name}.c"],
+                                      extra_compile_args=["-O3"])
+                 for name in ("_word_counter", "_example_reader")],
     package_data={f"{ROOT}.schemas": ["*.pbtxt"],
                   # The Maven builds of Flink's runtime and Beam's Flink job server.
                   f"{ROOT}.pipeline": ["maven/*/pom.xml", "maven/*.properties"]},

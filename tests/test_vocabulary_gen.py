@@ -252,14 +252,22 @@ def _rewritten(path, change):
 RECORDS = [b"r%d" % i * (i % 7) for i in range(300)] + [b"x" * 70_000, b"", b"last"]
 
 
+def _records(path, batch_size):
+    """The records _tfrecords finds, each piece but the last checked to hold whole batches."""
+    pieces = [(buffer, bounds.tolist()) for buffer, bounds in beam_impl._tfrecords(
+        path, batch_size)]
+    assert all(len(bounds) % batch_size == 0 for _, bounds in pieces[:-1])
+    return [buffer[start:end] for buffer, bounds in pieces for start, end in bounds]
+
+
 @pytest.mark.parametrize("compressed", [False, True])
 @pytest.mark.parametrize("read_bytes", [beam_impl._READ_BYTES, 100, 7])
+@pytest.mark.parametrize("batch_size", [1, 7, 4096])
 def test_tfrecords_are_read_as_tensorflow_reads_them(tmp_path, monkeypatch, compressed,
-                                                     read_bytes):
+                                                     read_bytes, batch_size):
     monkeypatch.setattr(beam_impl, "_READ_BYTES", read_bytes)  # Records across every boundary.
     path, _ = _tfrecord_file(tmp_path, RECORDS, compressed)
-    ours = [record for piece in beam_impl._tfrecords(path) for record in piece]
-    assert ours == [r.numpy() for r in tf.data.TFRecordDataset(
+    assert _records(path, batch_size) == [r.numpy() for r in tf.data.TFRecordDataset(
         path, compression_type="GZIP" if compressed else "")] == RECORDS
 
 
@@ -284,13 +292,14 @@ DAMAGE = [
 
 
 @pytest.mark.parametrize("compressed", [False, True])
-@pytest.mark.parametrize("read_bytes", [beam_impl._READ_BYTES, 100])
+@pytest.mark.parametrize("read_bytes, batch_size", [(beam_impl._READ_BYTES, 4096), (100, 1),
+                                                    (100, 64)])
 @pytest.mark.parametrize("message, record, damage", DAMAGE)
 def test_a_damaged_tfrecord_file_is_refused_where_it_is_damaged(
-        tmp_path, monkeypatch, compressed, read_bytes, message, record, damage):
+        tmp_path, monkeypatch, compressed, read_bytes, batch_size, message, record, damage):
     monkeypatch.setattr(beam_impl, "_READ_BYTES", read_bytes)
     path, at = _tfrecord_file(tmp_path, RECORDS, compressed)
     _rewritten(path, lambda data: damage(data, at))
     with pytest.raises(ValueError) as refused:
-        _ = list(beam_impl._tfrecords(path))
+        _records(path, batch_size)
     assert str(refused.value) == f"{path}: {message} at byte {at[record]}"

@@ -21,7 +21,6 @@ import struct
 import zlib
 
 import apache_beam as beam
-import google_crc32c
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,7 +31,7 @@ from isal import igzip
 from tfx_bsl.coders import example_coder
 
 from tfx_embeddings.components import filesystems, progress, vocabulary_file
-from tfx_embeddings.components.vocabulary_gen import _word_counter, tokenizer
+from tfx_embeddings.components.vocabulary_gen import _example_reader, _word_counter, tokenizer
 
 NAMESPACE = "vocabulary_gen"
 NUM_SHARDS = 8
@@ -274,9 +273,11 @@ class _ReadExampleFile(beam.DoFn):
     """A TFRecord file of tf.Examples (gzip or not) to batches of the values of their bytes
     feature (Arrow arrays, one element per batch of BATCH_SIZE examples).
 
-    The file is read whole, by one worker, with no Beam element per record: records are found
-    by their length prefixes, checked against their CRC-32C (as TensorFlow's reader does), and
-    decoded in batches by tfx_bsl's Arrow decoder, so no TensorFlow is needed.
+    The file is read whole, by one worker, with no Beam element per record and no Python object
+    per record: compiled code finds the records by their length prefixes, checks them against
+    their CRC-32C (as TensorFlow's reader does) and takes the feature's values out of each batch
+    of Examples. A batch it cannot read as protobuf writes it is decoded by tfx_bsl's Arrow
+    decoder, whose errors stand. No TensorFlow is needed.
     """
 
     def __init__(self, feature):
@@ -286,17 +287,17 @@ class _ReadExampleFile(beam.DoFn):
         self._decoder = example_coder.ExamplesToRecordBatchDecoder()
 
     def process(self, path):
-        records = []
-        for more in _tfrecords(path):
-            records += more
-            while len(records) >= BATCH_SIZE:
-                yield self._values(records[:BATCH_SIZE], path)
-                del records[:BATCH_SIZE]
-        if records:
-            yield self._values(records, path)
+        for buffer, bounds in _tfrecords(path, BATCH_SIZE):
+            for first in range(0, len(bounds), BATCH_SIZE):
+                yield self._values(buffer, bounds[first:first + BATCH_SIZE], path)
 
-    def _values(self, records, path):
-        batch = self._decoder.DecodeBatch(records)
+    def _values(self, buffer, bounds, path):
+        read = _example_reader.bytes_feature(buffer, bounds, self._feature)
+        if read is not None:
+            data, offsets = read
+            return pa.Array.from_buffers(pa.large_binary(), len(offsets) // 8 - 1,
+                                         [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+        batch = self._decoder.DecodeBatch([buffer[start:end] for start, end in bounds.tolist()])
         index = batch.schema.get_field_index(self._feature)
         values = batch.column(index) if index >= 0 else None
         if (values is None or values.null_count
@@ -310,9 +311,11 @@ _HEADER = 12  # A record: its length (8 bytes), their masked CRC (4), the data, 
 _LENGTH = struct.Struct("<Q")
 
 
-def _tfrecords(path):
-    """The records of a TFRecord file (gzip-compressed or not, by its first bytes), a list per
-    piece read, each checked against its CRCs as TensorFlow's reader does."""
+def _tfrecords(path, batch_size):
+    """The records of a TFRecord file (gzip-compressed or not, by its first bytes), checked
+    against their CRCs as TensorFlow's reader does, as pieces (buffer, bounds): bounds is an
+    int64 array of the [start, end) of each record's data in buffer, batch_size records or a
+    multiple of them, except in the last piece."""
     with filesystems.open_read(path) as raw:
         head = raw.read(2)
         raw.seek(0)
@@ -320,63 +323,31 @@ def _tfrecords(path):
         buffer, offset, wanted = b"", 0, _READ_BYTES  # offset: of the buffer in the file.
         while True:
             more = stream.read(wanted)
-            if not more:
-                if buffer:
-                    raise ValueError(f"{path}: truncated TFRecord at byte {offset}")
-                return
             buffer += more
-            records, used = _records_in(buffer, path, offset)
-            if records:
-                yield records
+            bounds, framed = _framed(buffer, path, offset)
+            whole = len(bounds) if not more else len(bounds) // batch_size * batch_size
+            if not more and framed < len(buffer):
+                raise ValueError(f"{path}: truncated TFRecord at byte {offset + framed}")
+            if whole:
+                yield buffer, bounds[:whole]
+            if not more:
+                return
+            used = framed if whole == len(bounds) else int(bounds[whole, 0]) - _HEADER
             buffer, offset = buffer[used:], offset + used
-            wanted = _READ_BYTES
-            if len(buffer) >= _HEADER:  # A record longer than what was read: its length is true.
-                wanted = max(wanted, _HEADER + 4 + _LENGTH.unpack_from(buffer)[0] - len(buffer))
+            wanted, incomplete = _READ_BYTES, framed - used
+            if len(buffer) - incomplete >= _HEADER:  # A record longer than what was read.
+                wanted = max(wanted, incomplete + _HEADER + 4
+                             + _LENGTH.unpack_from(buffer, incomplete)[0] - len(buffer))
 
 
-def _records_in(buffer, path, offset):
-    """The whole records at the start of buffer (which is at offset in path), checked, and the
-    bytes they take. Records are found by their lengths, then all checked at once, the first
-    bad one named; the header of an incomplete record at the end is checked too."""
-    starts, pos, size = [], 0, len(buffer)
-    while pos + _HEADER <= size:
-        end = pos + _HEADER + 4 + _LENGTH.unpack_from(buffer, pos)[0]
-        if end > size:
-            break
-        starts.append(pos)
-        pos = end
-    complete = len(starts)
-    if pos + _HEADER <= size:
-        starts.append(pos)
-    at = np.array(starts, np.int64)
-    ends = np.append(at[1:], pos)[:complete]
-    value = google_crc32c.value
-    records = [buffer[start + _HEADER:end - 4] for start, end in zip(starts, ends.tolist())]
-    bytes_ = np.frombuffer(buffer, np.uint8)
-    bad_length = (_masked(value(buffer[start:start + 8]) for start in starts)
-                  != _stored_crcs(bytes_, at + 8))
-    bad = bad_length.copy()
-    bad[:complete] |= _masked(map(value, records)) != _stored_crcs(bytes_, ends - 4)
-    if bad.any():
-        first = int(np.argmax(bad))  # A record's length is checked before its data.
-        what = "length" if bad_length[first] else "data"
-        raise ValueError(f"{path}: corrupt TFRecord {what} at byte {offset + starts[first]}")
-    return records, pos
-
-
-_MASK_DELTA = 0xA282EAD8
-
-
-def _masked(crcs):
-    """TFRecord's masked CRC-32C of each value of an iterable of CRCs."""
-    crc = np.fromiter(crcs, np.uint64)
-    return (((crc >> np.uint64(15)) | (crc << np.uint64(17))) + np.uint64(_MASK_DELTA)) & \
-        np.uint64(0xFFFFFFFF)
-
-
-def _stored_crcs(bytes_, at):
-    """The little-endian 32-bit values at the offsets at of a uint8 array."""
-    return bytes_[(at[:, None] + np.arange(4)).ravel()].view("<u4").astype(np.uint64)
+def _framed(buffer, path, offset):
+    """The bounds of the whole records at the start of buffer (which is at offset in path), as
+    an int64 array of pairs, and where they end; the first record that fails its CRC named
+    (an incomplete record's length is checked too)."""
+    bounds, framed, bad = _example_reader.frame(buffer)
+    if bad:
+        raise ValueError(f"{path}: corrupt TFRecord {bad} at byte {offset + framed}")
+    return np.frombuffer(bounds, np.int64).reshape(-1, 2), framed
 
 
 def _matching_files(pattern):

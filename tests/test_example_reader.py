@@ -30,6 +30,18 @@ def _example(**features):
     ).SerializeToString()
 
 
+def _field(number, contents):
+    """A length-delimited protobuf field (lengths under 128 bytes)."""
+    return bytes([number << 3 | 2, len(contents)]) + contents
+
+
+def _raw_example(other_feature):
+    """An Example of text "a" and a feature "f" given as its serialized Feature."""
+    entries = [_field(1, b"text") + _field(2, _field(1, _field(1, b"a"))),
+               _field(1, b"f") + _field(2, other_feature)]
+    return _field(1, b"".join(_field(1, entry) for entry in entries))
+
+
 def _batch(records):
     """The records one after another, with gaps, and their bounds as frame() gives them."""
     buffer, bounds = b"", []
@@ -82,6 +94,9 @@ def test_the_bytes_feature_is_what_tfx_bsl_decodes(seed):
 def test_an_example_protobuf_did_not_write_is_left_to_tfx_bsl():
     ok = _example(text=("bytes", [b"a b"]))
     assert _read([ok, ok]) == [b"a b", b"a b"]
+    for other in (_field(2, _field(1, b"abcd")), _field(3, _field(1, b"\x80\x01")),
+                  _field(1, _field(1, b"ab"))):  # As protobuf writes each kind.
+        assert _read([_raw_example(other)]) == _tfx_bsl([_raw_example(other)]) == [b"a"]
     # Two serializations one after another are one Example, the later value of a key winning.
     merged = _example(text=("bytes", [b"first"])) + _example(text=("bytes", [b"second"]))
     assert _read([ok, merged]) is None and _tfx_bsl([ok, merged]) == [b"a b", b"second"]
@@ -98,6 +113,9 @@ def test_an_example_protobuf_did_not_write_is_left_to_tfx_bsl():
              _example(text=("bytes", [b"b"]), n=("float", [1.0]))],
             [_example(text=("bytes", [b"a"]), **{"caf\u00e9": ("int64", [1])})],  # Key not ASCII.
             [ok[:-1]],  # Cut short.
+            [_raw_example(_field(2, _field(1, b"abc")))],  # Packed floats, 3 bytes.
+            [_raw_example(_field(3, _field(1, b"\x80")))],  # Packed int64s, a varint cut short.
+            [_raw_example(_field(1, b"\x0a\x05ab"))],  # A bytes value longer than its list.
             [b""],  # Empty.
     ]:
         assert _read(refused) is None, refused

@@ -8,7 +8,7 @@
 #       --image REGISTRY/tfx-pretrained-embeddings:VERSION --output pipeline.yaml
 #
 # `make image` builds the local stand-in that `make demo-kfp` runs the compiled spec with.
-# The wheel holds compiled code (VocabularyGen's word counter, for CPython 3.10 on the platform
+# The wheel holds compiled code (VocabularyGen's reader and counter, CPython 3.10 on the platform
 # `make wheel` ran on): build it on the image's platform (linux x86_64 here); the slim image
 # then needs no compiler.
 FROM python:3.10-slim

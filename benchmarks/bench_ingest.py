@@ -6,9 +6,10 @@ Generates (once, in benchmarks/work/) a GloVe text file of rows x dim random vec
 for 400k x 300), one twice as large, the first zipped as GloVe ships (a deflated member), a
 fastText model of the same words plus 2,000,000 n-gram buckets (2.9 GB), and a vocabulary
 (`count token` lines) of 100k of its tokens plus 11,111 absent ones, 10% of the vocabulary (from
-the model, those take subword vectors). Each measurement runs in its own process; the harness
-polls that process tree with psutil for the peak RSS of its largest process. EmbeddingGen rows
-also give the job's seconds by stage. Writes benchmarks/results/ingest.json.
+the model, those take subword vectors). Each measurement runs in its own process, its input
+files read once beforehand so that they are in the page cache; the harness polls that process
+tree with psutil for the peak RSS of its largest process. EmbeddingGen rows also give the job's
+seconds by stage. Writes benchmarks/results/ingest.json.
 """
 
 import argparse

@@ -2,6 +2,8 @@
 (which splits on the same six ASCII whitespace bytes) and Arrow's ascii_split_whitespace."""
 
 import collections
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -81,6 +83,47 @@ def test_the_table_grows_past_its_first_size_and_long_words_count():
     assert len(counter) == len(distinct)
     assert _counted(counter) == expected
 
+
+
+def test_words_that_differ_in_one_byte_count_apart_at_every_length():
+    """A word of up to 16 bytes is its own key; a longer one is compared in the arena."""
+    alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEF"
+    words = []
+    for length in range(1, 41):
+        word = alphabet[:length]
+        words += [word] + [word[:at] + b"#" + word[at + 1:] for at in range(length)]
+    # Each word in two contexts (the bytes after it differ), the last right at the data's end.
+    documents = [b" ".join(words) + b"\n", b"\t".join(reversed(words)), b"x" * 3, b"",
+                 alphabet[:17]]
+    for end in range(len(documents) + 1):  # The data ends after each document in turn.
+        counter = _word_counter.WordCounter()
+        data = b"".join(documents[:end])
+        counter.add(data, _offsets(documents[:end]))
+        assert _counted(counter) == collections.Counter(w for d in documents[:end]
+                                                        for w in d.split())
+
+
+GUARD_PAGE = """
+import ctypes, mmap, numpy as np
+from tfx_embeddings.components.vocabulary_gen import _word_counter
+page = mmap.PAGESIZE
+memory = mmap.mmap(-1, 2 * page)
+address = ctypes.addressof(ctypes.c_char.from_buffer(memory))
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.mprotect(ctypes.c_void_p(address + page), page, 0) == 0  # PROT_NONE
+for tail in [b"ab", b"a b", b"abcdefghijklmnopq", b"x" * 100 + b" y"]:
+    memory[page - len(tail):page] = tail
+    data = memoryview(memory)[:page]
+    counter = _word_counter.WordCounter()
+    assert counter.add(data, np.array([page - len(tail), page], np.int64)) == len(tail.split())
+print("ok")
+"""
+
+
+def test_no_byte_past_the_data_is_read():
+    """The data's last bytes are followed by a page no process may read."""
+    result = subprocess.run([sys.executable, "-c", GUARD_PAGE], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout == "ok\n", result.stderr[-2000:]
 
 def test_threads_count_at_once_each_with_its_own_counter():
     documents = _random_documents(np.random.default_rng(11), 3000)

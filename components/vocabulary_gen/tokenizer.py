@@ -158,9 +158,9 @@ def plain_ascii_mask(documents):
     offsets = np.frombuffer(documents.buffers()[1], np.int64)[
         documents.offset:documents.offset + len(documents) + 1]
     data = np.frombuffer(documents.buffers()[2] or b"", np.uint8)[offsets[0]:offsets[-1]]
-    bad = (data >= 0x80) | (data == 0)
-    if not bad.any():
+    if not len(data) or (data.min() > 0 and data.max() < 0x80):  # Two passes, no temporary.
         return np.ones(len(documents), bool)
+    bad = (data >= 0x80) | (data == 0)
     bad_before = np.concatenate([[0], np.cumsum(bad, dtype=np.int64)])
     relative = offsets - offsets[0]
     return bad_before[relative[1:]] == bad_before[relative[:-1]]

@@ -75,7 +75,6 @@ def test_only_plain_ascii_takes_the_arrow_path():
     assert not tokenizer.is_plain_ascii("É".encode())
 
 
-
 @pytest.mark.parametrize("documents", [
     [b"plain", b"", b"\x01\x7f edges", b"AB\0CD", "\u00c9".encode(), b"\x80", b"ok", b"\0"],
     [b"all", b"plain \x01\x7f", b""],
@@ -87,6 +86,7 @@ def test_the_mask_of_a_batch_is_is_plain_ascii_of_each_document(documents):
     sliced = array.slice(1, len(documents))  # Bytes before and after its own: not its.
     assert tokenizer.plain_ascii_mask(sliced).tolist() == [
         tokenizer.is_plain_ascii(d) for d in documents]
+
 
 def test_a_tokenizer_is_the_tensorflow_function():
     tokens = text.tokenize(tf.constant(["The END.<br />It's", ""]))

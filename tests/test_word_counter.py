@@ -84,7 +84,6 @@ def test_the_table_grows_past_its_first_size_and_long_words_count():
     assert _counted(counter) == expected
 
 
-
 def test_words_that_differ_in_one_byte_count_apart_at_every_length():
     """A word of up to 16 bytes is its own key; a longer one is compared in the arena."""
     alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEF"
@@ -124,6 +123,7 @@ def test_no_byte_past_the_data_is_read():
     """The data's last bytes are followed by a page no process may read."""
     result = subprocess.run([sys.executable, "-c", GUARD_PAGE], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout == "ok\n", result.stderr[-2000:]
+
 
 def test_threads_count_at_once_each_with_its_own_counter():
     documents = _random_documents(np.random.default_rng(11), 3000)

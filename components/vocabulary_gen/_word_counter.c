@@ -109,11 +109,11 @@ typedef struct {
     const unsigned char *start;
     int64_t length;
     uint64_t hash;
-    uint64_t key[2];  /* As a slot's; a long word's second is not known until it is added. */
+    uint64_t key[2];  /* As a slot's; a long word's second (its arena offset) is unused. */
 } Word;
 
 /* Adds one occurrence of the word; -1 if out of memory (nothing is added then). */
-static int add_word(WordCounter *self, Word *word) {
+static int add_word(WordCounter *self, const Word *word) {
     int64_t j = (int64_t)(word->hash & (uint64_t)(self->capacity - 1)), length = word->length;
     Slot *slot;
     for (;; j = (j + 1) & (self->capacity - 1)) {
@@ -142,11 +142,12 @@ static int add_word(WordCounter *self, Word *word) {
             self->arena_capacity = capacity;
         }
         memcpy(self->arena + self->arena_length, word->start, (size_t)length);
-        word->key[1] = (uint64_t)self->arena_length;
+        slot->key[1] = (uint64_t)self->arena_length;
         self->arena_length += length;
+    } else {
+        slot->key[1] = word->key[1];
     }
     slot->key[0] = word->key[0];
-    slot->key[1] = word->key[1];
     slot->length = length;
     slot->count = 1;
     self->distinct++;
@@ -168,6 +169,14 @@ static int add_pending(WordCounter *self, Word *words, int n) {
     return 0;
 }
 
+/* Bit i: the byte at block + i is whitespace, i < n <= 64; the bits from n on are zero. */
+static inline uint64_t whitespace_bits(const unsigned char *block, int64_t n) {
+    uint64_t mask = 0;
+    int64_t i;
+    for (i = 0; i < n; i++) mask |= (uint64_t)whitespace[block[i]] << i;
+    return mask;
+}
+
 /* Bit i: the byte at block + i is whitespace, i < 64. */
 static inline uint64_t whitespace_mask(const unsigned char *block) {
 #ifdef __SSE2__  /* Every x86-64 CPU: 16 bytes an instruction. */
@@ -183,10 +192,7 @@ static inline uint64_t whitespace_mask(const unsigned char *block) {
     }
     return mask;
 #else
-    uint64_t mask = 0;
-    int i;
-    for (i = 0; i < 64; i++) mask |= (uint64_t)whitespace[block[i]] << i;
-    return mask;
+    return whitespace_bits(block, 64);
 #endif
 }
 
@@ -206,14 +212,11 @@ static int64_t count_words(WordCounter *self, const unsigned char *data,
         /* Past the end is whitespace: a last word of a document of 64n bytes ends in one more,
          * empty block. */
         for (base = 0; base < size || (base == size && start >= 0); base += 64) {
-            int64_t in_block = size - base < 64 ? size - base : 64, i;
-            uint64_t spaces = 0, changes;
+            int64_t in_block = size - base < 64 ? size - base : 64;
             const unsigned char *block = document + base;
-            if (limit - block >= 64) {
-                spaces = whitespace_mask(block);
-            } else {  /* The data's last bytes: none read past them. */
-                for (i = 0; i < in_block; i++) spaces |= (uint64_t)whitespace[block[i]] << i;
-            }
+            /* The data's last bytes one by one: none read past them. */
+            uint64_t spaces = limit - block >= 64 ? whitespace_mask(block)
+                                                  : whitespace_bits(block, in_block), changes;
             if (in_block < 64) spaces |= ~0ull << in_block;
             /* Bit i: byte i differs from byte i - 1 (before the block: what start says). */
             changes = spaces ^ ((spaces << 1) | (start < 0));

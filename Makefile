@@ -36,7 +36,7 @@ demo: $(STAMP)
 
 # Scheduled retraining: two runs, the second on a changed corpus, warm-started from the first.
 demo-retrain: $(STAMP)
-	$(PY) -m tfx_embeddings.pipeline.retrain_demo --config configs/demo.yaml
+	$(PY) -m tfx_embeddings.pipeline.demo.retrain --config configs/demo.yaml
 
 # The wheel, and a stand-in for the container image: a fresh virtualenv where only the wheel is
 # installed (the pinned stack is linked in from .venv, not copied: a full install takes minutes).
@@ -65,7 +65,7 @@ image: wheel
 KFP := $(CURDIR)/build/kfp
 IMAGE_PY := $(CURDIR)/$(IMAGE)/bin/python
 demo-kfp: image
-	cd $$(mktemp -d) && TF_USE_LEGACY_KERAS=1 $(IMAGE_PY) -m tfx_embeddings.pipeline.kubeflow_demo \
+	cd $$(mktemp -d) && TF_USE_LEGACY_KERAS=1 $(IMAGE_PY) -m tfx_embeddings.pipeline.demo.kubeflow \
 	    --config $(CURDIR)/configs/kubeflow-local.yaml --sample $(CURDIR)/data/sample \
 	    --work $(KFP) --python $(IMAGE_PY)
 
@@ -84,7 +84,7 @@ kfp-sdk: $(KFP_SDK)/.installed
 # The Beam steps on Beam's portable runner (a job service and an external worker pool, each in a
 # process of its own), then on the local runner; the vocabulary and checkpoint files must match.
 demo-portable: $(STAMP)
-	$(PY) -m tfx_embeddings.pipeline.portable_demo --config configs/demo.yaml
+	$(PY) -m tfx_embeddings.pipeline.demo.portable --config configs/demo.yaml
 
 # The Beam steps on a real Apache Flink cluster started here (a JobManager and 2 TaskManagers,
 # each a java process, and Beam's Flink job server), as configs/flink.yaml says; then the
@@ -92,7 +92,7 @@ demo-portable: $(STAMP)
 # end. The jars are built once with Maven (flink-jars: about 5 minutes the first time) into
 # ~/.cache/tfx-embeddings/flink.
 demo-flink: $(STAMP)
-	$(PY) -m tfx_embeddings.pipeline.flink_demo --config configs/flink.yaml
+	$(PY) -m tfx_embeddings.pipeline.demo.flink --config configs/flink.yaml
 
 flink-jars: $(STAMP)
 	$(PY) -m tfx_embeddings.pipeline.flink build
@@ -113,7 +113,7 @@ bench-vocab: $(STAMP)
 
 # Regenerates the shipped sample (deterministic: the same files every time).
 sample: $(STAMP)
-	$(PY) -m tfx_embeddings.pipeline.sample_data --out data/sample
+	$(PY) -m tfx_embeddings.pipeline.demo.sample_data --out data/sample
 
 # Ingest benchmark: EmbeddingGen against gensim, the TF-Hub loop and pandas on a generated 1 GB
 # GloVe file (benchmarks/work/, generated once); writes benchmarks/results/ingest.json.

@@ -1,24 +1,22 @@
 """Pretrained word embeddings for TFX pipelines: vocabulary -> sharded checkpoint -> trainer.
 
 Everything installs under one import root, `tfx_embeddings`: the repository's top-level folders
-are its subpackages (components/ is tfx_embeddings.components, pipeline/ is
-tfx_embeddings.pipeline, schemas/ is tfx_embeddings.schemas), in the wheel and, through the
-editable install, in the checkout alike.
+are its subpackages. tfx_embeddings/ holds the package's __init__ and a symbolic link to each of
+them (tfx_embeddings/components -> ../components, pipeline, schemas), so the checkout is laid
+out as the installed package: Python, Pyright, mypy and pylint resolve every import in it with
+nothing installed, and the wheel copies the folders' files under tfx_embeddings/.
 """
 
 import setuptools
 
 ROOT = "tfx_embeddings"
-SUBPACKAGES = ("components", "pipeline", "schemas")
 
 setuptools.setup(
     name="tfx-pretrained-embeddings",
     version="0.2.0",
     description=__doc__.split("\n")[0],
     python_requires=">=3.10,<3.11",
-    packages=[ROOT] + [f"{ROOT}.{package}" for package in setuptools.find_packages(
-        include=[f"{name}{suffix}" for name in SUBPACKAGES for suffix in ("", ".*")])],
-    package_dir={ROOT: ROOT, **{f"{ROOT}.{name}": name for name in SUBPACKAGES}},
+    packages=setuptools.find_packages(include=[ROOT, f"{ROOT}.*"]),  # Follows the links.
     # VocabularyGen's word counting (components/vocabulary_gen/_word_counter.c): compiled when
     # the project is installed (a C compiler and Python's headers are needed then, not after).
     ext_modules=[setuptools.Extension(f"{ROOT}.components.vocabulary_gen.{name}",
@@ -27,7 +25,7 @@ setuptools.setup(
                  for name in ("_word_counter", "_example_reader")],
     package_data={f"{ROOT}.schemas": ["*.pbtxt"],
                   # The Maven builds of Flink's runtime and Beam's Flink job server.
-                  f"{ROOT}.pipeline": ["maven/*/pom.xml", "maven/*.properties"]},
+                  f"{ROOT}.pipeline.flink": ["maven/*/pom.xml", "maven/*.properties"]},
     install_requires=[
         "tfx==1.16.0",
         "kfp-pipeline-spec",  # For compiling the pipeline for Kubeflow Pipelines.
@@ -46,7 +44,7 @@ setuptools.setup(
                  "tensorflow-io", "boto3", "moto[s3]", "flask", "flask-cors"],
     },
     entry_points={"console_scripts": [
-        "tfx-embeddings=tfx_embeddings.pipeline.__main__:main",
+        "tfx-embeddings=tfx_embeddings.pipeline.cli:main",
         # What a Flink or Spark task manager runs to start a Python SDK worker (PROCESS).
-        "tfx-embeddings-beam-worker=tfx_embeddings.pipeline.beam_worker:main"]},
+        "tfx-embeddings-beam-worker=tfx_embeddings.pipeline.flink.beam_worker:main"]},
 )

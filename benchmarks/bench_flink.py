@@ -97,7 +97,7 @@ def main():
     args = parser.parse_args()
     if args.one:
         return one(json.loads(args.one[0]), *args.one[1:])
-    from tfx_embeddings.pipeline import flink
+    from tfx_embeddings.pipeline.flink import cluster as flink
 
     vectors = args.vectors or bench_ingest.prepare_glove("vectors", args.rows, args.dim)
     vocabulary = args.vocabulary or bench_ingest.prepare_vocabulary(args.rows)

@@ -169,6 +169,7 @@ def one(how, path, vocabulary):
     if how in RUNNER_ARGS:  # EmbeddingGen, on that runner.
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
+
         from tfx_embeddings.components.embedding_gen import executor
 
         class Stages(logging.Handler):

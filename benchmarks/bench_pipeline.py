@@ -93,7 +93,7 @@ def prepare():
 
 
 def _config(variant, corpus, vectors):
-    from tfx_embeddings.pipeline.config import PipelineConfig
+    from tfx_embeddings.pipeline.demo.config import PipelineConfig
 
     root = os.path.join(WORK, variant)
     return PipelineConfig.model_validate({
@@ -112,7 +112,7 @@ def usual_pipeline(config):
     """The same pipeline as TFX users build it without this project."""
     from tfx import v1 as tfx
 
-    from tfx_embeddings.pipeline import pipeline as project
+    from tfx_embeddings.pipeline.demo import pipeline as project
 
     example_gen = tfx.components.CsvExampleGen(
         input_base=config.data.examples,
@@ -124,7 +124,7 @@ def usual_pipeline(config):
         schema_file=project.schema.schema_path(config.data.schema_file))
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-        preprocessing_fn="tfx_embeddings.pipeline.preprocessing.preprocessing_fn",
+        preprocessing_fn="tfx_embeddings.pipeline.demo.preprocessing.preprocessing_fn",
         splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
         custom_config=config.text.model_dump(exclude={"vocabulary_splits", "vocabulary"}))
     trainer = tfx.components.Trainer(
@@ -177,7 +177,7 @@ def run_variant(variant, work):
     with console_lib.RunConsole(os.path.join(WORK, f"{variant}.log")) as console:
         from tfx import v1 as tfx
 
-        from tfx_embeddings.pipeline import pipeline as project
+        from tfx_embeddings.pipeline.demo import pipeline as project
 
         pipeline = (project.create_pipeline(config) if variant == "project"
                     else usual_pipeline(config))
@@ -211,10 +211,9 @@ def time_steps(mode, work):
     """The project's model, median training step on one batch; prints {"step_ms": ...}."""
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     import tensorflow as tf
-    import tf_keras
 
     import tfx_embeddings
-    from tfx_embeddings.pipeline import model
+    from tfx_embeddings.pipeline.demo import model
 
     with open(os.path.join(work, "rows")) as f:
         base_rows = int(f.read())

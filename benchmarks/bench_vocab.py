@@ -84,8 +84,9 @@ def _pattern(examples):
 def run_project(examples, out, beam_args=BEAM_ARGS):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
+
     from tfx_embeddings.components.vocabulary_gen import beam_impl
-    from tfx_embeddings.pipeline import text
+    from tfx_embeddings.pipeline.demo import text
     with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
         _ = (pipeline
              | beam_impl.ReadDocuments(_pattern(examples), "text")
@@ -95,6 +96,7 @@ def run_project(examples, out, beam_args=BEAM_ARGS):
 
 def run_tft(examples, out):
     import tempfile
+
     import apache_beam as beam
     import tensorflow as tf
     import tensorflow_transform as tft
@@ -102,7 +104,8 @@ def run_tft(examples, out):
     from apache_beam.options.pipeline_options import PipelineOptions
     from tensorflow_transform.tf_metadata import schema_utils
     from tfx_bsl.public import tfxio
-    from tfx_embeddings.pipeline import text
+
+    from tfx_embeddings.pipeline.demo import text
 
     def preprocessing_fn(inputs):
         tft.vocabulary(text.tokenize(inputs["text"]), top_k=TOP_K,

@@ -1,14 +1,14 @@
 """The trainer of the usual way (bench-pipeline's baseline), as TFX users write it today: the
 vector file loaded with gensim in run_fn, a matrix built in numpy for the vocabulary, a Keras
 Embedding with a Constant initializer, stock Adam. The same model and data as the project's
-(tfx_embeddings.pipeline.model), only the embedding's way in and the optimizer differ."""
+(tfx_embeddings.pipeline.demo.model), only the embedding's way in and the optimizer differ."""
 
 import numpy as np
 import tensorflow_transform as tft
 import tf_keras
 from gensim.models import KeyedVectors
 
-from tfx_embeddings.pipeline import model, preprocessing
+from tfx_embeddings.pipeline.demo import model, preprocessing
 
 
 def run_fn(fn_args):

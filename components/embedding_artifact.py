@@ -31,8 +31,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from tfx_embeddings.components import (filesystems, object_storage, tensor_bundle,
-                                        vocabulary_file)
+from . import filesystems, object_storage, tensor_bundle, vocabulary_file
 
 
 class _TensorFlow:

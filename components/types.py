@@ -24,7 +24,7 @@ class HtmlReport(value_artifact.ValueArtifact):
 
     Its type name is Kubeflow's for HTML (`system.HTML`), so Kubeflow's UI shows it as the
     step's visualization; the container entrypoint of compiled specs
-    (tfx_embeddings.pipeline.kubeflow_entrypoint) maps that name back to this class.
+    (tfx_embeddings.pipeline.kubeflow.entrypoint) maps that name back to this class.
     """
     TYPE_NAME = "system.HTML"
 

@@ -36,7 +36,7 @@ def read_vocabulary(path, has_counts):
         no id would ever match), an empty token, or a token on two lines (its ids would be
         ambiguous); each names the line.
     """
-    from tfx_embeddings.components import filesystems
+    from . import filesystems
 
     stat = filesystems.stat(path)
     tokens, counts = _read_vocabulary(path, has_counts, stat.size, stat.modified_ns)
@@ -47,7 +47,7 @@ def read_vocabulary(path, has_counts):
 def _read_vocabulary(path, has_counts, size, modified):
     """read_vocabulary, once per process and file version: each Beam worker's DoFns read the
     same vocabulary. The checks run on the whole list, the line found only on failure."""
-    from tfx_embeddings.components import filesystems
+    from . import filesystems
 
     lines = filesystems.read_bytes(path).split(b"\n")
     if lines and lines[-1] == b"":

@@ -22,8 +22,8 @@ import time
 import traceback
 import warnings
 
-from tfx_embeddings.components import progress
-from tfx_embeddings.components.latest_blessed_model import NO_PREVIOUS_MODEL
+from ..components import progress
+from ..components.latest_blessed_model import NO_PREVIOUS_MODEL
 
 PROGRESS_EVERY_SECONDS = 5.0
 _FORWARDED = re.compile(r'message: "((?:[^"\\]|\\.)*)"')  # A Beam worker's record, forwarded.

@@ -306,8 +306,11 @@ def main():
     if os.getppid() != args.parent:  # The parent died before PR_SET_PDEATHSIG took hold.
         return
     threading.Thread(target=_watch_parent, args=(args.parent,), daemon=True).start()
-    from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
-                                               create_backend_app)
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from werkzeug.serving import make_server
 
     app = _Logged(DomainDispatcherApplication(create_backend_app),

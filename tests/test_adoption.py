@@ -23,9 +23,9 @@ import tensorflow_transform as tft
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
-from tfx_embeddings.pipeline import sample_data
-
 from tests.conftest import ROOT
+from tfx_embeddings.pipeline.demo import sample_data
+
 MAX_TOKENS = 12
 
 SCHEMA = """

@@ -7,17 +7,16 @@ import os
 import struct
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-import pytest
-
-from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.embedding_trainer import restore
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
-from tfx_embeddings.components.vocabulary_file import VocabularyFileError
-from tfx_embeddings.pipeline.config import ConfigError, load_config
-from tfx_embeddings.pipeline.pipeline import create_pipeline
 from tests.conftest import write_vocabulary
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_trainer import restore
+from tfx_embeddings.components.vocabulary_file import VocabularyFileError
+from tfx_embeddings.pipeline.demo.config import ConfigError, load_config
+from tfx_embeddings.pipeline.demo.pipeline import create_pipeline
 
 CONFIG = ("pipeline_name: p\npipeline_root: {root}\nserving_dir: s\n"
           "data: {{examples: e, vectors: v}}\n")

@@ -11,7 +11,7 @@ import textwrap
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
-from tfx_embeddings.pipeline import sample_data
+from tfx_embeddings.pipeline.demo import sample_data
 
 
 def _corpus(source, destination, invert_train_labels):

@@ -1,6 +1,6 @@
 import pytest
 
-from tfx_embeddings.pipeline.config import ConfigError, load_config
+from tfx_embeddings.pipeline.demo.config import ConfigError, load_config
 
 GOOD = """
 pipeline_name: p

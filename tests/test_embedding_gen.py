@@ -14,10 +14,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from google.protobuf import text_format
 from tensorboard.plugins import projector
 
+from tests.conftest import write_vocabulary
 from tfx_embeddings.components import embedding_artifact, vocabulary_file
 from tfx_embeddings.components.embedding_gen import beam_impl
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
-from tests.conftest import write_vocabulary
 
 # Vocabulary: tokens with a vector (w*) interleaved with tokens the file lacks (x*).
 TOKENS = [f"w{i}" if i % 4 else f"x{i}" for i in range(30)]
@@ -183,8 +183,9 @@ def test_tft_layout_puts_token_i_at_row_i(tmp_path, small_vectors):
 ])
 def test_arguments_are_checked_by_the_library_and_the_component(tmp_path, small_vectors,
                                                                   argument, value, error):
-    from tfx_embeddings.components.embedding_gen.component import EmbeddingGen
     from tfx.types import channel_utils, standard_artifacts
+
+    from tfx_embeddings.components.embedding_gen.component import EmbeddingGen
 
     with pytest.raises(ValueError, match=re.escape(error)):
         _build(tmp_path, small_vectors[0], **{argument: value})

@@ -2,10 +2,10 @@
 against google_crc32c, the bytes feature of serialized tf.Examples against tfx_bsl's decoder, and
 every Example it must not read itself handed back (None) for tfx_bsl to decode."""
 
+import google_crc32c
 import numpy as np
 import pyarrow as pa
 import pytest
-import google_crc32c
 import tensorflow as tf
 from tfx_bsl.coders import example_coder
 

@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
+from tests.conftest import write_glove, write_vocabulary
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_trainer import restore
-from tests.conftest import write_glove, write_vocabulary
 
 WRITER = textwrap.dedent("""
     import sys

@@ -19,7 +19,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tfx_embeddings.components.vocabulary_gen import beam_impl
-from tfx_embeddings.pipeline import flink, sample_data, text
+from tfx_embeddings.pipeline.demo import sample_data, text
+from tfx_embeddings.pipeline.flink.cluster import FlinkCluster, FlinkError
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None,
                                 reason="no java on PATH: Flink needs a Java runtime")
@@ -33,7 +34,7 @@ def _free_port():
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with flink.FlinkCluster(tmp_path_factory.mktemp("flink"), task_managers=2,
+    with FlinkCluster(tmp_path_factory.mktemp("flink"), task_managers=2,
                             rest_port=_free_port(), job_port=_free_port()) as started:
         yield started
 
@@ -94,8 +95,8 @@ def test_a_port_in_use_is_named_and_nothing_is_left_running(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(flink.FlinkError, match=f"port {port} is in use"):
-            with flink.FlinkCluster(tmp_path, rest_port=port, job_port=_free_port()):
+        with pytest.raises(FlinkError, match=f"port {port} is in use"):
+            with FlinkCluster(tmp_path, rest_port=port, job_port=_free_port()):
                 pass
     assert not os.path.exists(tmp_path / "log" / "jobmanager.out")  # Nothing was started.
 

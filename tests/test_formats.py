@@ -11,10 +11,10 @@ import pytest
 import tensorflow as tf
 from gensim.models import KeyedVectors
 
+from tests.conftest import write_vocabulary
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_gen import vectors
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
-from tests.conftest import write_vocabulary
 
 DIM = 5
 FILE_TOKENS = ["the", "naïve", "日本", "Paris", "x1", "x2", "y", "ünïcode", "last"]

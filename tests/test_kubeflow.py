@@ -23,10 +23,16 @@ from ml_metadata.proto import metadata_store_pb2 as mlmd
 from tests.conftest import ROOT
 from tfx_embeddings.components.latest_blessed_model import NO_PREVIOUS_MODEL
 from tfx_embeddings.components.latest_blessed_model import executor as latest_executor
-from tfx_embeddings.pipeline import (data_fingerprint, kubeflow_entrypoint, kubeflow_metadata,
-                                     kubeflow_spec, runners, sample_data)
-from tfx_embeddings.pipeline.config import ConfigError, load_config
-from tfx_embeddings.pipeline.kubeflow_local import METADATA_FILE, SpecRun
+from tfx_embeddings.pipeline.demo import runners, sample_data
+from tfx_embeddings.pipeline.demo.config import ConfigError, load_config
+from tfx_embeddings.pipeline.kubeflow import (
+    backend,
+    compiler,
+    data_fingerprint,
+    entrypoint,
+    metadata,
+)
+from tfx_embeddings.pipeline.kubeflow.run_spec import METADATA_FILE, SpecRun
 
 CONFIG = os.path.join(ROOT, "configs", "kubeflow-local.yaml")
 FINGERPRINT_TASK = "CsvExampleGen-input-fingerprint"
@@ -55,7 +61,7 @@ def spec(image, tmp_path_factory):
 def vertex_spec(tmp_path_factory):
     path = tmp_path_factory.mktemp("vertex") / "pipeline_job.json"
     return runners.compile_kubeflow(load_config(CONFIG), "registry/embeddings:1", str(path),
-                                    target=runners.VERTEX)
+                                    target=compiler.VERTEX)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +91,8 @@ def test_the_kfp_sdk_loads_the_spec(spec, kfp_sdk):
 
 
 def test_the_spec_is_one_the_open_source_backend_runs(spec):
-    compiled = kubeflow_spec.load_spec(str(spec))  # As the API server reads an upload.
-    kubeflow_spec.check_executors(compiled)
+    compiled = backend.load_spec(str(spec))  # As the API server reads an upload.
+    backend.check_executors(compiled)
     assert compiled["schemaVersion"] == "2.1.0" and "pipelineSpec" not in compiled
     executors = compiled["deploymentSpec"]["executors"]
     assert all(set(e) == {"container"} for e in executors.values())
@@ -112,7 +118,7 @@ def test_the_spec_is_one_the_open_source_backend_runs(spec):
     assert "tfx_embeddings.components.latest_blessed_model.evaluator.Executor" in \
         executors["Evaluator_executor"]["container"]["args"]
     # A run needs no input: the config's values are the defaults.
-    assert set(kubeflow_spec.run_parameters(compiled, {})) == {
+    assert set(backend.run_parameters(compiled, {})) == {
         "examples", "vectors", "push_destination"}
 
 
@@ -124,7 +130,7 @@ def test_the_spec_has_no_path_of_the_compiling_machine(spec):
     assert compiled["root"]["inputDefinitions"]["parameters"]["examples"]["defaultValue"] == \
         "gs://my-bucket/data/reviews"
     assert compiled["deploymentSpec"]["executors"]["ImportSchemaGen_executor"]["container"][
-        "args"][1] == "tfx_embeddings.pipeline.schema.Executor"
+        "args"][1] == "tfx_embeddings.pipeline.demo.schema.Executor"
 
 
 def test_compile_refuses_a_path_of_this_machine(tmp_path):
@@ -152,8 +158,8 @@ def test_the_vertex_target_is_tfx_pipeline_job_with_its_resolvers(vertex_spec):
     assert resolvers == {"LatestBlessedModelResolver-model-blessing-resolver_executor",
                          "LatestBlessedModelResolver-model-resolver_executor"}
     # The open-source backend takes none of it.
-    with pytest.raises(kubeflow_spec.SpecError, match="unknown template format"):
-        kubeflow_spec.load_spec(vertex_spec)
+    with pytest.raises(backend.SpecError, match="unknown template format"):
+        backend.load_spec(vertex_spec)
 
 
 # -- what run-spec refuses, as the backend does ----------------------------------------------
@@ -174,19 +180,19 @@ def test_run_spec_refuses_what_the_open_source_backend_refuses(spec, vertex_spec
         resolver = json.load(f)["pipelineSpec"]["deploymentSpec"]["executors"][
             "LatestBlessedModelResolver-model-resolver_executor"]
     with_resolver["deploymentSpec"]["executors"]["LatestBlessedModel_executor"] = resolver
-    with pytest.raises(kubeflow_spec.SpecError, match=re.escape(
+    with pytest.raises(backend.SpecError, match=re.escape(
             'error processing component name="LatestBlessedModel": executor(label='
             '"LatestBlessedModel_executor"): non-container and non-importer executor not '
             'implemented')):
         SpecRun(_write(tmp_path, with_resolver), tmp_path / "root", image)
     # Vertex's PipelineJob, as the API server refuses it.
-    with pytest.raises(kubeflow_spec.SpecError, match="unknown template format"):
+    with pytest.raises(backend.SpecError, match="unknown template format"):
         SpecRun(vertex_spec, tmp_path / "root", image)
     # A lifecycle hook: the backend would skip it (ExampleGen would read stale data).
     with_hook = copy.deepcopy(compiled)
     with_hook["deploymentSpec"]["executors"]["CsvExampleGen_executor"]["container"][
         "lifecycle"] = {"preCacheCheck": {"command": ["python"], "args": []}}
-    with pytest.raises(kubeflow_spec.SpecError, match="lifecycle hooks .preCacheCheck. are never "
+    with pytest.raises(backend.SpecError, match="lifecycle hooks .preCacheCheck. are never "
                                                       "run by the open-source"):
         SpecRun(_write(tmp_path, with_hook), tmp_path / "root", image)
     # Schema 2.0.0, a name the API server refuses.
@@ -195,21 +201,21 @@ def test_run_spec_refuses_what_the_open_source_backend_refuses(spec, vertex_spec
                                                           "version 2.0.0"),
                             ({"pipelineInfo": {"name": "Pretrained_Embeddings"}},
                              "pipeline's name must contain only lowercase")):
-        with pytest.raises(kubeflow_spec.SpecError, match=message):
+        with pytest.raises(backend.SpecError, match=message):
             SpecRun(_write(tmp_path, {**compiled, **change}), tmp_path / "root", image)
     # Run inputs: unknown, of the wrong type, required without a default.
-    with pytest.raises(kubeflow_spec.SpecError, match="parameter.s. provided are not required "
+    with pytest.raises(backend.SpecError, match="parameter.s. provided are not required "
                                                       "by pipeline: epochs"):
         SpecRun(str(spec), tmp_path / "root", image, parameters={"epochs": "3"})
     without_default = copy.deepcopy(compiled)
     del without_default["root"]["inputDefinitions"]["parameters"]["vectors"]["defaultValue"]
-    with pytest.raises(kubeflow_spec.SpecError, match="parameter vectors is not optional, yet "
+    with pytest.raises(backend.SpecError, match="parameter vectors is not optional, yet "
                                                       "has neither default value nor user "
                                                       "provided value"):
         SpecRun(_write(tmp_path, without_default), tmp_path / "root", image)
-    with pytest.raises(kubeflow_spec.SpecError, match="input parameter vectors requires type "
+    with pytest.raises(backend.SpecError, match="input parameter vectors requires type "
                                                       "string"):
-        kubeflow_spec.run_parameters(compiled, {"vectors": 3.0})
+        backend.run_parameters(compiled, {"vectors": 3.0})
 
 
 # -- the runs --------------------------------------------------------------------------------
@@ -273,8 +279,8 @@ def _warm_start(trainer_outputs):
 def test_scheduled_runs_as_the_open_source_backend_runs_them(image, spec, tmp_path):
     sample_data.write_sample(str(tmp_path / "sample"), n_train=120, n_eval=60)
     first, out = _run_spec(image, spec, tmp_path)
-    metadata = Metadata(tmp_path / "root" / METADATA_FILE)
-    one = metadata.tasks(first)
+    records = Metadata(tmp_path / "root" / METADATA_FILE)
+    one = records.tasks(first)
 
     # Run 1: nothing blessed yet: the model LatestBlessedModel hands on is marked not found, and
     # the trainer says the same sentence as a local first run.
@@ -292,10 +298,10 @@ def test_scheduled_runs_as_the_open_source_backend_runs_them(image, spec, tmp_pa
     assert _property(trainer, "parent_dag_id") == dag.id
     assert len(_property(trainer, "cache_fingerprint")) == 64
     assert _property(trainer, "image") == "registry/embeddings:1"
-    assert metadata.type_name(one["EmbeddingTrainer"][1]["model"]) == "tfx.Model"
-    assert metadata.type_name(one["EmbeddingGen"][1]["report"]) == "system.HTML"
+    assert records.type_name(one["EmbeddingTrainer"][1]["model"]) == "tfx.Model"
+    assert records.type_name(one["EmbeddingGen"][1]["report"]) == "system.HTML"
     embedding = one["EmbeddingGen"][1]["embedding"]
-    assert metadata.type_name(embedding) == "tfx_embeddings.PretrainedEmbedding"
+    assert records.type_name(embedding) == "tfx_embeddings.PretrainedEmbedding"
     assert _property(embedding, "num_shards") == 4.0  # The executor's metadata, as a double.
     assert embedding.uri.startswith(f"{tmp_path}/root/pretrained-embeddings-kfp/{first}/"
                                     f"EmbeddingGen/")
@@ -307,7 +313,7 @@ def test_scheduled_runs_as_the_open_source_backend_runs_them(image, spec, tmp_pa
     # the new model with it.
     sample_data.add_train_rows(str(tmp_path / "sample"), 40)
     second, _ = _run_spec(image, spec, tmp_path)
-    two = metadata.tasks(second)
+    two = records.tasks(second)
     assert _state(two["CsvExampleGen"][0]) == "COMPLETE"
     assert _state(two["ImportSchemaGen"][0]) == "CACHED"  # Its inputs did not change.
     fingerprints = [_property(tasks[FINGERPRINT_TASK][0], "outputs")["input_fingerprint"]
@@ -328,7 +334,7 @@ def test_scheduled_runs_as_the_open_source_backend_runs_them(image, spec, tmp_pa
     # Run 3, nothing new: ExampleGen and everything upstream of the trainer come from the cache
     # (CACHED executions pointing at run 2's artifacts); the trainer warm-starts from run 2's.
     third, _ = _run_spec(image, spec, tmp_path)
-    three = metadata.tasks(third)
+    three = records.tasks(third)
     for task in ("CsvExampleGen", "StatisticsGen", "VocabularyGen", "Transform", "EmbeddingGen"):
         assert _state(three[task][0]) == "CACHED", task
         assert _property(three[task][0], "cached_execution_id") == str(two[task][0].id)
@@ -354,7 +360,7 @@ def test_the_cache_key_is_the_open_source_drivers():
     (TestGenerateFingerPrint), from the same keys."""
     model_schema = ("title: kfp.Model\ntype: object\nproperties:\n  framework:\n    type: string"
                     "\n  framework_version:\n    type: string\n")
-    assert kubeflow_metadata.cache_fingerprint(
+    assert metadata.cache_fingerprint(
         {"dataset_one": ["1"], "dataset_two": ["2"]},
         {"message": "Some string value", "num_steps": 5.0},
         {"model": {"name": "model", "type": {"instanceSchema": model_schema},
@@ -364,14 +370,14 @@ def test_the_cache_key_is_the_open_source_drivers():
         {"output_parameter_one": "STRING", "output_parameter_two": "INT"},
         ["sh", "ec", "test"], "python:3.9") == \
         "4e8a5d7d70997b0a35429fcd481af8fcd5b9f58ef4391bdb6ad900fd1c63622b"
-    assert kubeflow_metadata.cache_fingerprint(
+    assert metadata.cache_fingerprint(
         {"dataset": ["10"]}, {}, {}, {"output_parameter": "DOUBLE"}, ["sh", "ec", "run"],
         "python:3.9") == "0a4cc1f15cdfad5170e1358518f7128c5278500a670db1b9a3f3d83b93db396e"
 
 
 def _record(kfp, contexts, task, outputs, state=mlmd.Execution.COMPLETE):
     """Writes a task's execution and output artifacts through the backend's records."""
-    execution = kfp.create_execution(contexts, kubeflow_metadata.CONTAINER_EXECUTION,
+    execution = kfp.create_execution(contexts, metadata.CONTAINER_EXECUTION,
                                       {"task_name": task, "display_name": task})
     artifacts = {key: kfp.record_artifact(key, type_name, {"uri": f"/{task}/{key}",
                                                            "metadata": metadata}, "{}")
@@ -382,8 +388,8 @@ def _record(kfp, contexts, task, outputs, state=mlmd.Execution.COMPLETE):
 
 
 def test_latest_blessed_model_asks_the_metadata_store_over_grpc(tmp_path):
-    with kubeflow_metadata.MetadataServer(str(tmp_path / "mlmd.sqlite")) as server:
-        kfp = kubeflow_metadata.KfpMetadata(server.address)
+    with metadata.MetadataServer(str(tmp_path / "mlmd.sqlite")) as server:
+        kfp = metadata.KfpMetadata(server.address)
         store = latest_executor.connect_from_environment({
             "METADATA_GRPC_SERVICE_HOST": "127.0.0.1",
             "METADATA_GRPC_SERVICE_PORT": str(server.port)})
@@ -446,7 +452,7 @@ def test_the_entrypoint_types_the_inputs_the_open_source_driver_leaves_untyped()
 
     with pytest.raises(AttributeError):  # What TFX's entrypoint makes of the driver's input.
         tfx_reads(argv[4])
-    fixed = kubeflow_entrypoint.for_tfx(argv)
+    fixed = entrypoint.for_tfx(argv)
     assert type(tfx_reads(fixed[4])["base_model"][0]).__name__ == "Model"
     passed = json.loads(fixed[4])
     assert passed["inputs"]["artifacts"]["base_model"]["artifacts"][0]["type"] == \
@@ -454,8 +460,8 @@ def test_the_entrypoint_types_the_inputs_the_open_source_driver_leaves_untyped()
     assert set(passed["outputs"]["artifacts"]) == {"model"}
     assert fixed[:4] + fixed[5:] == argv[:4] + argv[5:]
     argv[6] = json.dumps({"artifacts": {}})
-    with pytest.raises(kubeflow_entrypoint.EntrypointError, match="'base_model' has no type"):
-        kubeflow_entrypoint.for_tfx(argv)
+    with pytest.raises(entrypoint.EntrypointError, match="'base_model' has no type"):
+        entrypoint.for_tfx(argv)
 
 
 def test_the_input_fingerprint_changes_when_the_files_do(tmp_path):

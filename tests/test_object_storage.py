@@ -23,8 +23,7 @@ import pytest
 
 from tests import s3_jobs
 from tests.conftest import ROOT, write_glove, write_vocabulary
-from tests.s3_emulator import (S3Emulator, differing, local_tree, max_overlap, ranged_gets,
-                               renamed)
+from tests.s3_emulator import S3Emulator, differing, local_tree, max_overlap, ranged_gets, renamed
 
 BUCKET = "embeddings"
 RANGE_BYTES = 64 << 10  # A 0.6 MB vector file in 10 ranges.

@@ -6,8 +6,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tfx_embeddings.components.embedding_trainer.optimizers import (Keras3LazyAdam, LazyAdam,
-                                                                  TfKerasLazyAdam)
+from tfx_embeddings.components.embedding_trainer.optimizers import (
+    Keras3LazyAdam,
+    LazyAdam,
+    TfKerasLazyAdam,
+)
 
 # tf_keras and Keras 3: LazyAdam against each Keras's own Adam.
 KERASES = pytest.mark.parametrize("lazy_adam, adam", [

@@ -15,10 +15,9 @@ import tensorflow_transform as tft
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
-from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components import embedding_artifact, vocabulary_file
 from tfx_embeddings.components.types import PretrainedEmbedding, Vocabulary
-from tfx_embeddings.components import vocabulary_file
-from tfx_embeddings.pipeline import preprocessing, sample_data
+from tfx_embeddings.pipeline.demo import preprocessing, sample_data
 
 
 def _config(tmp_path, vectors, name="config.yaml"):
@@ -267,6 +266,7 @@ def _comparable(tree, renames=()):
     lengths their encoding holds: they are renamed as text."""
     from tensorflow.core.protobuf import saved_model_pb2
     from tf_keras.protobuf import saved_metadata_pb2
+
     from tests.s3_emulator import renamed
 
     protos = {"saved_model.pb": saved_model_pb2.SavedModel,

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from tfx_embeddings.pipeline import sample_data
+from tfx_embeddings.pipeline.demo import sample_data
 
 
 def test_portable_runner_writes_the_same_bytes(tmp_path):
@@ -26,7 +26,7 @@ def test_portable_runner_writes_the_same_bytes(tmp_path):
                              --direct_num_workers=2]
     """))
     result = subprocess.run(
-        [sys.executable, "-m", "tfx_embeddings.pipeline.portable_demo", "--config", str(config),
+        [sys.executable, "-m", "tfx_embeddings.pipeline.demo.portable", "--config", str(config),
          "--work_dir", str(tmp_path / "work")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-5000:]
     compared = [line for line in result.stdout.splitlines()

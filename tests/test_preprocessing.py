@@ -8,9 +8,9 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from tfx_embeddings.components import vocabulary_file
+from tfx_embeddings.components.specs import VOCABULARY_FILE_KEY
 from tfx_embeddings.components.vocabulary_gen import beam_impl
-from tfx_embeddings.components.vocabulary_transform.executor import VOCABULARY_FILE_KEY
-from tfx_embeddings.pipeline import preprocessing, text
+from tfx_embeddings.pipeline.demo import preprocessing, text
 
 TEXTS = ["A great movie, GREAT acting!", "dull plot<br />dull acting", "great great fun",
          "the end", ""]

@@ -17,7 +17,7 @@ from tfx.orchestration import metadata
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_trainer import restore
 from tfx_embeddings.components.types import PretrainedEmbedding
-from tfx_embeddings.pipeline import sample_data
+from tfx_embeddings.pipeline.demo import sample_data
 
 UPSTREAM = ("CsvExampleGen", "StatisticsGen", "VocabularyGen", "Transform", "EmbeddingGen")
 

@@ -12,11 +12,11 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.embedding_trainer import restore
 from benchmarks.common import write_random_artifact
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tests.conftest import write_vocabulary
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_trainer import restore
 
 TOKENS = [f"w{i}" for i in range(0, 40, 2)] + ["absent"]
 KERASES = pytest.mark.parametrize("keras_name", ["tf_keras", "keras3"])

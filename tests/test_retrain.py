@@ -12,8 +12,8 @@ from tfx.orchestration import metadata
 
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_trainer import warmstart
-from tfx_embeddings.pipeline import sample_data
-from tfx_embeddings.pipeline.retrain_demo import GONE_WORDS, NEW_WORDS, vary_corpus
+from tfx_embeddings.pipeline.demo import sample_data
+from tfx_embeddings.pipeline.demo.retrain import GONE_WORDS, NEW_WORDS, vary_corpus
 
 
 def test_second_run_warm_starts_from_the_first(tmp_path):

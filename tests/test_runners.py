@@ -8,11 +8,11 @@ import pytest
 import yaml
 from apache_beam.options import pipeline_options
 
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
-from tfx_embeddings.pipeline import runners
-from tfx_embeddings.pipeline.config import load_config
-from tfx_embeddings.pipeline.pipeline import METADATA_QUERY, create_pipeline
 from tests.conftest import write_vocabulary
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.pipeline.demo import runners
+from tfx_embeddings.pipeline.demo.config import load_config
+from tfx_embeddings.pipeline.demo.pipeline import METADATA_QUERY, create_pipeline
 
 
 @pytest.mark.parametrize("config_file, runner, options", [
@@ -72,9 +72,9 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     assert spec["root"]["inputDefinitions"]["parameters"]["vectors"]["defaultValue"] == \
         config.data.vectors
     assert parameter("EmbeddingGen", "max_shard_mb") == 256
-    assert parameter("EmbeddingTrainer", "run_fn") == "tfx_embeddings.pipeline.model.run_fn"
+    assert parameter("EmbeddingTrainer", "run_fn") == "tfx_embeddings.pipeline.demo.model.run_fn"
     assert json.loads(parameter("EmbeddingTrainer", "custom_config"))["epochs"] == 10
-    assert parameter("Transform", "preprocessing_fn") == "tfx_embeddings.pipeline.preprocessing.preprocessing_fn"
+    assert parameter("Transform", "preprocessing_fn") == "tfx_embeddings.pipeline.demo.preprocessing.preprocessing_fn"
     assert parameter("LatestBlessedModel", "pipeline_name") == "pretrained-embeddings"
     assert "embedding" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
     assert "base_model" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
@@ -83,7 +83,7 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     assert embedding_gen["image"] == "registry/embeddings:1"
     assert "tfx_embeddings.components.embedding_gen.executor.Executor" in embedding_gen["args"]
     assert embedding_gen["command"] == ["python", "-m",
-                                        "tfx_embeddings.pipeline.kubeflow_entrypoint"]
+                                        "tfx_embeddings.pipeline.kubeflow.entrypoint"]
     assert "--runner=DataflowRunner" in embedding_gen["args"]
 
 

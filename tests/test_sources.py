@@ -13,10 +13,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from tests.conftest import write_vocabulary
 from tfx_embeddings.components.embedding_gen import vectors
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tfx_embeddings.components.embedding_gen.sources import VectorFileError
-from tests.conftest import write_vocabulary
 
 TOKENS = [f"w{i}" for i in range(0, 40, 3)]
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tfx_embeddings.components.vocabulary_gen import tokenizer
-from tfx_embeddings.pipeline import text
+from tfx_embeddings.pipeline.demo import text
 
 # Every ASCII character but NUL, and what the rules look for: line breaks in all spellings,
 # punctuation runs, whitespace runs.
@@ -100,7 +100,7 @@ def test_counting_plain_ascii_never_imports_tensorflow(tmp_path):
 import sys
 import apache_beam as beam
 from tfx_embeddings.components.vocabulary_gen import beam_impl
-from tfx_embeddings.pipeline import text
+from tfx_embeddings.pipeline.demo import text
 with beam.Pipeline(runner="FnApiRunner") as pipeline:
     _ = (pipeline | beam.Create(["A b, b!", "c<br/>B"])
          | beam_impl.WriteVocabulary({str(path)!r}, text.tokenize, store_frequency=True))

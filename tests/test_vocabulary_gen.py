@@ -15,10 +15,10 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from tfx.types import artifact_utils, standard_artifacts
 
+from tfx_embeddings.components import specs, vocabulary_file
 from tfx_embeddings.components.types import Vocabulary
-from tfx_embeddings.components import vocabulary_file
 from tfx_embeddings.components.vocabulary_gen import beam_impl, executor, lookup
-from tfx_embeddings.pipeline import text
+from tfx_embeddings.pipeline.demo import text
 
 
 def split_on_bar(text):
@@ -203,9 +203,9 @@ def _run_executor(tmp_path, examples, **properties):
     output = Vocabulary()
     output.uri = str(tmp_path / "vocabulary")
     executor.Executor().Do(
-        {executor.EXAMPLES_KEY: [examples]}, {executor.VOCABULARY_KEY: [output]},
+        {specs.EXAMPLES_KEY: [examples]}, {specs.VOCABULARY_KEY: [output]},
         {"splits": json.dumps(["train"]), "text_feature": "text",
-         "tokenize_fn": "tfx_embeddings.pipeline.text.tokenize", **properties})
+         "tokenize_fn": "tfx_embeddings.pipeline.demo.text.tokenize", **properties})
     return output
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.embedding_trainer import restore, warmstart
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tests.conftest import write_glove, write_vocabulary
+from tfx_embeddings.components import embedding_artifact
+from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_trainer import restore, warmstart
 
 
 def _matrix(artifact_dir):

@@ -24,18 +24,21 @@ its trainer module restores the embedding into the model:
             vocabulary_name="body_vocabulary")
         ...
 
-Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTrainer`, and their
-artifact types `PretrainedEmbedding`, `Vocabulary`, `HtmlReport`. Trainer side:
+Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTrainer`,
+`LatestBlessedModel`, and their artifact types `PretrainedEmbedding`, `Vocabulary`,
+`HtmlReport`. Trainer side:
 `pretrained_embedding`, `LazyAdam`, `export_trained_embedding` (tf_keras or Keras 3: the Keras
 `tf.keras` is, unless `pretrained_embedding(keras=...)` says). The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX:
 `build_embedding`. In a preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors:
-`VectorFileError`, `VocabularyFileError`, `CheckpointError`.
+`VectorFileError`, `VocabularyFileError`, `CheckpointError`. Orchestrators: `compile_for_kubeflow`
+(open-source Kubeflow Pipelines or Vertex).
 
 Names are imported when first used, so a Beam worker that imports one module of the package does
 not load TensorFlow or TFX for the others.
 """
 
 import importlib
+import typing
 
 __version__ = "0.2.0"
 
@@ -44,7 +47,8 @@ _EXPORTS = {
     "VocabularyGen": "components.vocabulary_gen.component",
     "VocabularyTransform": "components.vocabulary_transform.component",
     "EmbeddingTrainer": "components.embedding_trainer.component",
-    "EMBEDDING_URI_KEY": "components.embedding_trainer.executor",
+    "LatestBlessedModel": "components.latest_blessed_model.component",
+    "EMBEDDING_URI_KEY": "components.specs",
     "PretrainedEmbedding": "components.types",
     "Vocabulary": "components.types",
     "HtmlReport": "components.types",
@@ -59,15 +63,44 @@ _EXPORTS = {
     "VocabularyFileError": "components.vocabulary_file",
     "apply_vocabulary": "components.vocabulary_gen.lookup",
     "Tokenizer": "components.vocabulary_gen.tokenizer",
+    "compile_for_kubeflow": "pipeline.kubeflow.compiler",
 }
 
 __all__ = sorted(_EXPORTS)
+
+# What IDEs and type checkers see (tested to match _EXPORTS); `X as X` marks a re-export.
+if typing.TYPE_CHECKING:
+    from .components.embedding_artifact import CheckpointError as CheckpointError
+    from .components.embedding_artifact import EmbeddingArtifact as EmbeddingArtifact
+    from .components.embedding_artifact import RowLayout as RowLayout
+    from .components.embedding_gen.component import EmbeddingGen as EmbeddingGen
+    from .components.embedding_gen.executor import build_embedding as build_embedding
+    from .components.embedding_gen.vectors import VectorFileError as VectorFileError
+    from .components.embedding_trainer.component import EmbeddingTrainer as EmbeddingTrainer
+    from .components.embedding_trainer.optimizers import LazyAdam as LazyAdam
+    from .components.embedding_trainer.restore import pretrained_embedding as pretrained_embedding
+    from .components.embedding_trainer.warmstart import (
+        export_trained_embedding as export_trained_embedding,
+    )
+    from .components.latest_blessed_model.component import LatestBlessedModel as LatestBlessedModel
+    from .components.specs import EMBEDDING_URI_KEY as EMBEDDING_URI_KEY
+    from .components.types import HtmlReport as HtmlReport
+    from .components.types import PretrainedEmbedding as PretrainedEmbedding
+    from .components.types import Vocabulary as Vocabulary
+    from .components.vocabulary_file import VocabularyFileError as VocabularyFileError
+    from .components.vocabulary_gen.component import VocabularyGen as VocabularyGen
+    from .components.vocabulary_gen.lookup import apply_vocabulary as apply_vocabulary
+    from .components.vocabulary_gen.tokenizer import Tokenizer as Tokenizer
+    from .components.vocabulary_transform.component import (
+        VocabularyTransform as VocabularyTransform,
+    )
+    from .pipeline.kubeflow.compiler import compile_for_kubeflow as compile_for_kubeflow
 
 
 def __getattr__(name):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'tfx_embeddings' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     globals()[name] = value
     return value
 

@@ -15,8 +15,8 @@ Spark.
 """
 
 import base64
-import hashlib
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -26,8 +26,9 @@ from typing import Dict, Iterable, List, Optional
 import apache_beam as beam
 import numpy as np
 from apache_beam.utils import shared
-from tfx_embeddings.components import embedding_artifact, filesystems, progress, vocabulary_file
-from tfx_embeddings.components.embedding_gen import coverage, fasttext, vectors
+
+from .. import embedding_artifact, filesystems, progress, vocabulary_file
+from . import coverage, fasttext, vectors
 
 NAMESPACE = "embedding_gen"
 # The Beam counters, one per field of the manifest's Counts: the same names everywhere.

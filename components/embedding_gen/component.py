@@ -1,29 +1,21 @@
 """EmbeddingGen: joins the TransformGraph's vocabulary with a pretrained vector file into a
 sharded TF checkpoint, with Beam (any runner, through the pipeline's beam_pipeline_args)."""
 
+from typing import Optional, Sequence
+
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.types import channel, component_spec, standard_artifacts
+from tfx.types import channel
 
-from tfx_embeddings.components.embedding_gen import executor
-from tfx_embeddings.components.embedding_gen.parameters import (EmbeddingGenParameters,
-                                                                spec_parameters)
-from tfx_embeddings.components.types import HtmlReport, PretrainedEmbedding
-
-
-class EmbeddingGenSpec(component_spec.ComponentSpec):
-    PARAMETERS = {
-        "vectors_path": component_spec.ExecutionParameter(type=str),
-        "vocabulary_name": component_spec.ExecutionParameter(type=str),
-        **spec_parameters(),
-    }
-    INPUTS = {
-        executor.TRANSFORM_GRAPH_KEY: component_spec.ChannelParameter(
-            type=standard_artifacts.TransformGraph),
-    }
-    OUTPUTS = {
-        executor.EMBEDDING_KEY: component_spec.ChannelParameter(type=PretrainedEmbedding),
-        executor.REPORT_KEY: component_spec.ChannelParameter(type=HtmlReport),
-    }
+from ..specs import EmbeddingGenSpec
+from ..types import HtmlReport, PretrainedEmbedding
+from . import executor
+from .parameters import (
+    EmbeddingGenParameters,
+    InvalidUtf8,
+    Normalization,
+    RowLayoutName,
+    VectorFormat,
+)
 
 
 class EmbeddingGen(base_beam_component.BaseBeamComponent):
@@ -39,11 +31,11 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
       vectors_path: the pretrained vector file: GloVe, word2vec text or binary, fastText .vec,
         plain or .gz/.bz2; any path tf.io.gfile opens (gs://, s3://, hdfs:// with their plugins).
       vocabulary_name: the preprocessing_fn's vocab_filename (the TransformGraph asset's name).
-      **parameters: how the file is read and the checkpoint laid out and written:
-        `EmbeddingGenParameters` (vector_format, vocabulary_has_counts, row_layout,
-        num_oov_buckets, num_shards, max_shard_mb, init_scale, case_fold_fallback,
-        invalid_utf8, min_coverage, coverage_warning, normalization, text_feature,
-        ids_feature), each with its default there.
+      vector_format, vocabulary_has_counts, row_layout, num_oov_buckets, num_shards,
+        max_shard_mb, init_scale, case_fold_fallback, invalid_utf8, min_coverage,
+        coverage_warning, normalization, text_feature, ids_feature: how the file is read and
+        the checkpoint laid out and written; each is documented, with its range, in
+        `EmbeddingGenParameters` (components/embedding_gen/parameters.py).
 
     Outputs: `embedding`: PretrainedEmbedding (with its coverage report, report.html);
       `report`: the same report as an HtmlReport, which Kubeflow shows as the step's
@@ -61,11 +53,34 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = EmbeddingGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, transform_graph, vectors_path, vocabulary_name, **parameters):
+    def __init__(self, transform_graph, vectors_path: str, vocabulary_name: str, *,
+                 vector_format: VectorFormat = "auto",
+                 vocabulary_has_counts: bool = True,
+                 row_layout: RowLayoutName = "auto",
+                 num_oov_buckets: int = 1,
+                 num_shards: int = 4,
+                 max_shard_mb: Optional[float] = None,
+                 init_scale: float = 0.05,
+                 case_fold_fallback: bool = False,
+                 invalid_utf8: InvalidUtf8 = "error",
+                 min_coverage: float = 0.25,
+                 coverage_warning: float = 0.8,
+                 normalization: Sequence[Normalization] = (),
+                 text_feature: Optional[str] = None,
+                 ids_feature: Optional[str] = None):
+        # Every keyword is an EmbeddingGenParameters field with its default (tested).
+        parameters = EmbeddingGenParameters(
+            vector_format=vector_format, vocabulary_has_counts=vocabulary_has_counts,
+            row_layout=row_layout, num_oov_buckets=num_oov_buckets, num_shards=num_shards,
+            max_shard_mb=max_shard_mb, init_scale=init_scale,
+            case_fold_fallback=case_fold_fallback, invalid_utf8=invalid_utf8,
+            min_coverage=min_coverage, coverage_warning=coverage_warning,
+            normalization=tuple(normalization), text_feature=text_feature,
+            ids_feature=ids_feature)
         super().__init__(spec=EmbeddingGenSpec(
             transform_graph=transform_graph,
             vectors_path=vectors_path,
             vocabulary_name=vocabulary_name,
-            **EmbeddingGenParameters(**parameters).to_exec_properties(),
+            **parameters.to_exec_properties(),
             embedding=channel.Channel(type=PretrainedEmbedding),
             report=channel.Channel(type=HtmlReport)))

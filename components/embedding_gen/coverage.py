@@ -14,8 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from tfx_embeddings.components.embedding_gen.vectors import (VectorFileError, casefold,
-                                                              fixed_width, head_tokens)
+from .vectors import VectorFileError, casefold, fixed_width, head_tokens
 
 # ASCII punctuation, the characters a whitespace tokenizer leaves on a word's ends.
 PUNCTUATION = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"

@@ -16,19 +16,19 @@ import tensorflow_transform as tft
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from tfx_embeddings.components import embedding_artifact, progress, vocabulary_file
-from tfx_embeddings.components import object_storage
-from tfx_embeddings.components.embedding_artifact import CheckpointError
-from tfx_embeddings.components.embedding_gen import beam_impl
-from tfx_embeddings.components.embedding_gen import coverage as coverage_lib
-from tfx_embeddings.components.embedding_gen import token_ids, vectors
-from tfx_embeddings.components.embedding_gen.parameters import (EmbeddingGenParameters,
-                                                                ParameterError)
-from tfx_embeddings.components.embedding_gen import report as report_lib
-
-TRANSFORM_GRAPH_KEY = "transform_graph"
-EMBEDDING_KEY = "embedding"
-REPORT_KEY = "report"
+from .. import embedding_artifact, object_storage, progress, vocabulary_file
+from ..embedding_artifact import CheckpointError
+from ..specs import (
+    EMBEDDING_KEY,
+    REPORT_KEY,
+    TRANSFORM_GRAPH_KEY,
+    VECTORS_PATH_KEY,
+    VOCABULARY_NAME_KEY,
+)
+from . import beam_impl, token_ids, vectors
+from . import coverage as coverage_lib
+from . import report as report_lib
+from .parameters import EmbeddingGenParameters, ParameterError
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -40,7 +40,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY]))
         embedding = artifact_utils.get_single_instance(output_dict[EMBEDDING_KEY])
         parameters = EmbeddingGenParameters.from_exec_properties(exec_properties)
-        vocabulary_name = exec_properties["vocabulary_name"]
+        vocabulary_name = exec_properties[VOCABULARY_NAME_KEY]
         vocabulary_path = transform_output.vocabulary_file_by_name(vocabulary_name)
         tokens, _ = vocabulary_file.read_vocabulary(vocabulary_path,
                                                     parameters.vocabulary_has_counts)
@@ -48,7 +48,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             transform_output, vocabulary_name, tokens, row_layout=parameters.row_layout,
             num_oov_buckets=parameters.num_oov_buckets, ids_feature=parameters.ids_feature)
         manifest = build_embedding(
-            vocabulary_path, exec_properties["vectors_path"], embedding.uri,
+            vocabulary_path, exec_properties[VECTORS_PATH_KEY], embedding.uri,
             make_pipeline=self._make_beam_pipeline, token_ids=ids,
             **dataclasses.asdict(parameters.replace(row_layout=layout.name)))
         embedding.set_int_custom_property("vocabulary_size", manifest.layout.vocabulary_size)

@@ -31,7 +31,7 @@ import struct
 
 import numpy as np
 
-from tfx_embeddings.components import filesystems
+from .. import filesystems
 
 MAGIC = 793712314
 FORMAT = "fasttext_bin"

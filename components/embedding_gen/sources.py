@@ -22,7 +22,7 @@ from typing import Optional
 
 from isal import igzip, isal_zlib
 
-from tfx_embeddings.components import filesystems
+from .. import filesystems
 
 GZIP, BZIP2, DEFLATE = "gzip", "bzip2", "deflate"
 _GZIP_MAGIC, _BZIP2_MAGIC, _ZIP_MAGIC = b"\x1f\x8b", b"BZh", b"PK\x03\x04"

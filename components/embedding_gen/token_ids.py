@@ -15,8 +15,8 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.embedding_artifact import RowLayout, TokenIds
+from .. import embedding_artifact
+from ..embedding_artifact import RowLayout, TokenIds
 
 # Vocabulary tokens probed: the first ones, the last one, and some spread between.
 _PROBES = 12

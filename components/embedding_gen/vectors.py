@@ -41,9 +41,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tfx_embeddings.components import filesystems
-from tfx_embeddings.components.embedding_gen import fasttext, parameters, sources
-from tfx_embeddings.components.embedding_gen.sources import VectorFileError
+from .. import filesystems
+from . import fasttext, parameters, sources
+from .sources import VectorFileError
 
 GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY = "glove", "word2vec_text", "word2vec_binary"
 FASTTEXT_BIN = fasttext.FORMAT

@@ -8,18 +8,11 @@ from tfx import types
 from tfx.components.util import udf_utils
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import trainer_pb2
-from tfx.types import component_spec, standard_artifacts, standard_component_specs
+from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import json_utils
 
-from tfx_embeddings.components.embedding_trainer import executor
-from tfx_embeddings.components.types import PretrainedEmbedding
-
-
-class EmbeddingTrainerSpec(standard_component_specs.TrainerSpec):
-    INPUTS = {
-        **standard_component_specs.TrainerSpec.INPUTS,
-        executor.EMBEDDING_KEY: component_spec.ChannelParameter(type=PretrainedEmbedding),
-    }
+from ..specs import EmbeddingTrainerSpec
+from . import executor
 
 
 class EmbeddingTrainer(base_component.BaseComponent):

@@ -3,13 +3,10 @@
 import logging
 
 from tfx.components.trainer import executor as trainer_executor
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils
 
-from tfx_embeddings.components import latest_blessed_model
-
-EMBEDDING_KEY = "embedding"
-# The custom_config key of run_fn's fn_args that holds the embedding artifact's directory.
-EMBEDDING_URI_KEY = "embedding_uri"
+from .. import latest_blessed_model
+from ..specs import BASE_MODEL_KEY, EMBEDDING_KEY, EMBEDDING_URI_KEY
 
 
 class Executor(trainer_executor.GenericExecutor):
@@ -21,7 +18,7 @@ class Executor(trainer_executor.GenericExecutor):
 
     def _GetFnArgs(self, input_dict, output_dict, exec_properties):
         given = input_dict
-        input_dict = latest_blessed_model.present(given, standard_component_specs.BASE_MODEL_KEY)
+        input_dict = latest_blessed_model.present(given, BASE_MODEL_KEY)
         if input_dict is not given:
             logging.info("EmbeddingTrainer: %s", latest_blessed_model.NO_PREVIOUS_MODEL)
         fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)

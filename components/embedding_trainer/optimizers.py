@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 import tf_keras
 
-from tfx_embeddings.components.embedding_trainer import keras_versions
+from . import keras_versions
 
 
 def _adam_rows(gradient, m, v, beta_1, beta_2):

@@ -13,9 +13,9 @@ import keras
 import tensorflow as tf
 import tf_keras
 
-from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.embedding_artifact import CheckpointError
-from tfx_embeddings.components.embedding_trainer import keras_versions, warmstart
+from .. import embedding_artifact
+from ..embedding_artifact import CheckpointError
+from . import keras_versions, warmstart
 
 
 class _CheckpointRows:

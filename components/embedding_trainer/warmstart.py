@@ -24,9 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow as tf
 
-from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components import object_storage
-from tfx_embeddings.components.embedding_artifact import CheckpointError
+from .. import embedding_artifact, object_storage
+from ..embedding_artifact import CheckpointError
 
 EMBEDDING_EXPORT_DIR = "Format-Embedding"
 READ_BLOCK_SLICES = 2  # Stored slices per RestoreV2 call in the overlay: 2 x 4 MB read in parallel.

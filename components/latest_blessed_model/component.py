@@ -8,19 +8,10 @@ question from the ML Metadata store every Kubeflow Pipelines install runs.
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import component_spec, standard_artifacts
+from tfx.types import standard_artifacts
 
-from tfx_embeddings.components.latest_blessed_model import executor
-
-
-class LatestBlessedModelSpec(types.ComponentSpec):
-    PARAMETERS = {
-        executor.PIPELINE_NAME_KEY: component_spec.ExecutionParameter(type=str),
-        executor.TRAINER_TASK_KEY: component_spec.ExecutionParameter(type=str),
-        executor.EVALUATOR_TASK_KEY: component_spec.ExecutionParameter(type=str),
-    }
-    INPUTS = {}
-    OUTPUTS = {executor.MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model)}
+from ..specs import LatestBlessedModelSpec
+from . import executor
 
 
 class LatestBlessedModel(base_component.BaseComponent):

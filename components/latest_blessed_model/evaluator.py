@@ -8,7 +8,7 @@ when a Resolver found nothing.
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_component_specs
 
-from tfx_embeddings.components.latest_blessed_model import present
+from . import present
 
 
 class Executor(evaluator_executor.Executor):

@@ -27,12 +27,9 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from tfx_embeddings.components.latest_blessed_model import FOUND_PROPERTY, NO_PREVIOUS_MODEL
+from ..specs import EVALUATOR_TASK_KEY, MODEL_KEY, PIPELINE_NAME_KEY, TRAINER_TASK_KEY
+from . import FOUND_PROPERTY, NO_PREVIOUS_MODEL
 
-MODEL_KEY = "model"
-PIPELINE_NAME_KEY = "pipeline_name"
-TRAINER_TASK_KEY = "trainer_task"
-EVALUATOR_TASK_KEY = "evaluator_task"
 # The custom property recording which artifact the output stands for.
 PREVIOUS_MODEL_ID_PROPERTY = "previous_model_id"
 

@@ -30,8 +30,8 @@ from apache_beam.transforms import window
 from isal import igzip
 from tfx_bsl.coders import example_coder
 
-from tfx_embeddings.components import filesystems, progress, vocabulary_file
-from tfx_embeddings.components.vocabulary_gen import _example_reader, _word_counter, tokenizer
+from .. import filesystems, progress, vocabulary_file
+from . import _example_reader, _word_counter, tokenizer
 
 NAMESPACE = "vocabulary_gen"
 NUM_SHARDS = 8

@@ -5,28 +5,12 @@ time; VocabularyTransform then maps tokens with it, so it becomes the TransformG
 """
 
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.types import channel, component_spec, standard_artifacts
+from tfx.types import channel
 from tfx.utils import json_utils
 
-from tfx_embeddings.components.types import Vocabulary
-from tfx_embeddings.components.vocabulary_gen import executor
-
-
-class VocabularyGenSpec(component_spec.ComponentSpec):
-    PARAMETERS = {
-        "splits": component_spec.ExecutionParameter(type=str),
-        "text_feature": component_spec.ExecutionParameter(type=str),
-        "tokenize_fn": component_spec.ExecutionParameter(type=str),
-        "top_k": component_spec.ExecutionParameter(type=int, optional=True),
-        "frequency_threshold": component_spec.ExecutionParameter(type=int, optional=True),
-        "max_tokens_per_document": component_spec.ExecutionParameter(type=int, optional=True),
-    }
-    INPUTS = {
-        executor.EXAMPLES_KEY: component_spec.ChannelParameter(type=standard_artifacts.Examples),
-    }
-    OUTPUTS = {
-        executor.VOCABULARY_KEY: component_spec.ChannelParameter(type=Vocabulary),
-    }
+from ..specs import VocabularyGenSpec
+from ..types import Vocabulary
+from . import executor
 
 
 class VocabularyGen(base_beam_component.BaseBeamComponent):

@@ -12,11 +12,18 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import import_utils
 
-from tfx_embeddings.components import progress, vocabulary_file
-from tfx_embeddings.components.vocabulary_gen import beam_impl
-
-EXAMPLES_KEY = "examples"
-VOCABULARY_KEY = "vocabulary"
+from .. import progress, vocabulary_file
+from ..specs import (
+    EXAMPLES_KEY,
+    FREQUENCY_THRESHOLD_KEY,
+    MAX_TOKENS_PER_DOCUMENT_KEY,
+    SPLITS_KEY,
+    TEXT_FEATURE_KEY,
+    TOKENIZE_FN_KEY,
+    TOP_K_KEY,
+    VOCABULARY_KEY,
+)
+from . import beam_impl
 
 
 class Executor(base_beam_executor.BaseBeamExecutor):
@@ -25,11 +32,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict, output_dict, exec_properties):
         examples = artifact_utils.get_single_instance(input_dict[EXAMPLES_KEY])
         output = artifact_utils.get_single_instance(output_dict[VOCABULARY_KEY])
-        module, _, name = exec_properties["tokenize_fn"].rpartition(".")
+        module, _, name = exec_properties[TOKENIZE_FN_KEY].rpartition(".")
         path = os.path.join(output.uri, vocabulary_file.VOCABULARY_FILE)
         patterns = [os.path.join(artifact_utils.get_split_uri([examples], split), "*")
-                    for split in json.loads(exec_properties["splits"])]
-        feature = exec_properties["text_feature"]
+                    for split in json.loads(exec_properties[SPLITS_KEY])]
+        feature = exec_properties[TEXT_FEATURE_KEY]
         tf.io.gfile.makedirs(output.uri)
         with self._make_beam_pipeline() as pipeline:
             _ = (
@@ -38,9 +45,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 | "Documents" >> beam.Flatten()
                 | "Vocabulary" >> beam_impl.WriteVocabulary(
                     path, import_utils.import_func_from_module(module, name),
-                    top_k=exec_properties.get("top_k"),
-                    frequency_threshold=exec_properties.get("frequency_threshold"),
-                    max_tokens_per_document=exec_properties.get("max_tokens_per_document"),
+                    top_k=exec_properties.get(TOP_K_KEY),
+                    frequency_threshold=exec_properties.get(FREQUENCY_THRESHOLD_KEY),
+                    max_tokens_per_document=exec_properties.get(MAX_TOKENS_PER_DOCUMENT_KEY),
                     store_frequency=True))
         with tf.io.gfile.GFile(path, "rb") as f:
             size = f.read().count(b"\n")

@@ -8,18 +8,11 @@ executor hands the file's path to the preprocessing_fn (custom_config["vocabular
 from tfx import types
 from tfx.components.util import udf_utils
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.types import component_spec, standard_component_specs
+from tfx.types import standard_component_specs
 from tfx.utils import json_utils
 
-from tfx_embeddings.components.types import Vocabulary
-from tfx_embeddings.components.vocabulary_transform import executor
-
-
-class VocabularyTransformSpec(standard_component_specs.TransformSpec):
-    INPUTS = {
-        **standard_component_specs.TransformSpec.INPUTS,
-        executor.VOCABULARY_KEY: component_spec.ChannelParameter(type=Vocabulary, optional=True),
-    }
+from ..specs import VocabularyTransformSpec
+from . import executor
 
 
 class VocabularyTransform(base_beam_component.BaseBeamComponent):

@@ -3,14 +3,11 @@
 import os
 
 from tfx.components.transform import executor as transform_executor
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils
 from tfx.utils import json_utils
 
-from tfx_embeddings.components import vocabulary_file
-
-VOCABULARY_KEY = "vocabulary"
-# The custom_config key under which the preprocessing_fn finds the Vocabulary artifact's file.
-VOCABULARY_FILE_KEY = "vocabulary_file"
+from .. import vocabulary_file
+from ..specs import CUSTOM_CONFIG_KEY, VOCABULARY_FILE_KEY, VOCABULARY_KEY
 
 
 class Executor(transform_executor.Executor):
@@ -18,10 +15,9 @@ class Executor(transform_executor.Executor):
 
     def Do(self, input_dict, output_dict, exec_properties):
         if input_dict.get(VOCABULARY_KEY):
-            key = standard_component_specs.CUSTOM_CONFIG_KEY
-            config = json_utils.loads(exec_properties.get(key) or "null") or {}
+            config = json_utils.loads(exec_properties.get(CUSTOM_CONFIG_KEY) or "null") or {}
             config[VOCABULARY_FILE_KEY] = os.path.join(
                 artifact_utils.get_single_uri(input_dict[VOCABULARY_KEY]),
                 vocabulary_file.VOCABULARY_FILE)
-            exec_properties = {**exec_properties, key: json_utils.dumps(config)}
+            exec_properties = {**exec_properties, CUSTOM_CONFIG_KEY: json_utils.dumps(config)}
         super().Do(input_dict, output_dict, exec_properties)

@@ -1,7 +1,7 @@
 """Scheduled retraining on open-source Kubeflow Pipelines, without a cluster: the compiled spec
 run twice by `run-spec`, with new rows added to the data between the runs.
 
-    python -m tfx_embeddings.pipeline.kubeflow_demo --config configs/kubeflow-local.yaml \\
+    python -m tfx_embeddings.pipeline.demo.kubeflow --config configs/kubeflow-local.yaml \\
         --sample data/sample --work build/kfp --python IMAGE_PYTHON          (make demo-kfp)
 
 The sample is copied to the work directory (the runs' data, a stand-in for a bucket), the
@@ -27,9 +27,11 @@ warnings.filterwarnings("ignore", "You are using a non-supported Python version"
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd  # noqa: E402 (after the filter)
 
-from tfx_embeddings.components.latest_blessed_model import FOUND_PROPERTY, NO_PREVIOUS_MODEL
-from tfx_embeddings.pipeline import kubeflow_local, kubeflow_metadata, sample_data
-from tfx_embeddings.pipeline.pipeline import EVALUATOR_ID, LATEST_MODEL_ID, TRAINER_ID
+from ...components.latest_blessed_model import FOUND_PROPERTY, NO_PREVIOUS_MODEL
+from ..kubeflow.metadata import sqlite_store
+from ..kubeflow.run_spec import SpecRun
+from . import sample_data
+from .pipeline import EVALUATOR_ID, LATEST_MODEL_ID, TRAINER_ID
 
 IMAGE = "tfx-pretrained-embeddings:local"
 EXAMPLE_GEN = "CsvExampleGen"
@@ -77,7 +79,7 @@ def describe_runs(metadata_path, first, second, new_rows):
       it should be (ExampleGen served from the cache, the new rows not read, no warm start from
       the first run's blessed model, another baseline).
     """
-    store = kubeflow_metadata.sqlite_store(metadata_path)
+    store = sqlite_store(metadata_path)
     one, two = run_tasks(store, first), run_tasks(store, second)
     fingerprint = f"{EXAMPLE_GEN}-input-fingerprint"
     old, new = (tasks[fingerprint][0].custom_properties["outputs"].struct_value
@@ -117,7 +119,7 @@ def describe_runs(metadata_path, first, second, new_rows):
 
 
 def _run(spec, work, python, report):
-    run = kubeflow_local.SpecRun(
+    run = SpecRun(
         spec, os.path.join(work, "root"), python, env={"TF_USE_LEGACY_KERAS": "1"},
         parameters={"examples": os.path.join(work, "data", "corpus"),
                     "vectors": os.path.join(work, "data", "vectors", "glove.sample.50d.txt"),

@@ -7,14 +7,14 @@ cluster.
 What the backend does (kubeflow/pipelines backend/src, 2.5 to 2.17), done the same way here:
 
 - the upload and the run are checked with the API server's and the compiler's rules
-  (kubeflow_spec): the spec is a bare PipelineSpec of schema 2.1.0 (a Vertex PipelineJob is
+  (backend): the spec is a bare PipelineSpec of schema 2.1.0 (a Vertex PipelineJob is
   "unknown template format"), executors are containers or importers (a resolver is "non-container
   and non-importer executor not implemented"), lifecycle hooks are refused (the backend would
   silently skip them), root inputs are typed, required and known, defaults fill the rest;
-- ML Metadata is a real ml_metadata store (`<pipeline root>/kubeflow_metadata.sqlite`, or
+- ML Metadata is a real ml_metadata store (`<pipeline root>/metadata.sqlite`, or
   --metadata) served over gRPC while the run lasts; every task's environment has its address in
   METADATA_GRPC_SERVICE_HOST and METADATA_GRPC_SERVICE_PORT, as a Kubeflow pod does, and the
-  driver's and launcher's records are written there (kubeflow_metadata);
+  driver's and launcher's records are written there (metadata);
 - each task, in dependency order: its inputs resolved as the driver does (constants, the run's
   inputs, upstream output parameters; upstream artifacts by their MLMD ids, handed over with an
   empty instance schema), then, with `cachingOptions.enableCache`, the driver's cache key: a
@@ -46,12 +46,16 @@ import yaml
 from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
-from tfx_embeddings.pipeline import kubeflow_metadata, kubeflow_spec
-from tfx_embeddings.pipeline.kubeflow_metadata import (CONTAINER_EXECUTION, DAG_EXECUTION,
-                                                       IMPORTER_EXECUTION, KfpMetadata,
-                                                       MetadataServer)
+from . import backend, metadata
+from .metadata import (
+    CONTAINER_EXECUTION,
+    DAG_EXECUTION,
+    IMPORTER_EXECUTION,
+    KfpMetadata,
+    MetadataServer,
+)
 
-METADATA_FILE = "kubeflow_metadata.sqlite"
+METADATA_FILE = "metadata.sqlite"
 NAMESPACE = "kubeflow"
 LOGS_OUTPUT = "executor-logs"
 # What the backend records as the run's store_session_info for a bucket; here, the local root.
@@ -88,18 +92,18 @@ class SpecRun:
         default from 2.5 on).
 
     Raises:
-      kubeflow_spec.SpecError: the backend would refuse the spec or the run's inputs.
+      backend.SpecError: the backend would refuse the spec or the run's inputs.
       SpecRunError: the spec needs what this runner does not do (loops, conditions, sub-DAGs).
     """
 
     def __init__(self, spec_path, pipeline_root, python, parameters=None, env=None,
                  metadata_path=None, publish_logs=True):
-        self.spec = kubeflow_spec.load_spec(spec_path)
-        kubeflow_spec.check_executors(self.spec)
+        self.spec = backend.load_spec(spec_path)
+        backend.check_executors(self.spec)
         self._check_supported()
-        given = {name: kubeflow_spec.parse_parameter(self.spec, name, text)
+        given = {name: backend.parse_parameter(self.spec, name, text)
                  for name, text in (parameters or {}).items()}
-        self.parameters = kubeflow_spec.run_parameters(self.spec, given)
+        self.parameters = backend.run_parameters(self.spec, given)
         self.pipeline_root = os.path.abspath(pipeline_root)
         self.metadata_path = os.path.abspath(
             metadata_path or os.path.join(self.pipeline_root, METADATA_FILE))
@@ -204,7 +208,7 @@ class SpecRun:
                 raise SpecRunError(f"task {name}: {source['producerTask']} has no output "
                                    f"artifact {source['outputArtifactKey']}")
             artifact = produced[source["outputArtifactKey"]][0]
-            artifacts[key] = {"artifacts": [kubeflow_metadata.runtime_artifact(artifact)]}
+            artifacts[key] = {"artifacts": [metadata.runtime_artifact(artifact)]}
         return {"parameterValues": parameters, "artifacts": artifacts}
 
     def _provision_outputs(self, name, component, pod_tmp):
@@ -258,7 +262,7 @@ class SpecRun:
 
     def _fingerprint(self, container, component, executor_input, input_ids):
         outputs = executor_input["outputs"]
-        return kubeflow_metadata.cache_fingerprint(
+        return metadata.cache_fingerprint(
             input_ids, executor_input["inputs"]["parameterValues"],
             {key: artifact_list["artifacts"][0]
              for key, artifact_list in outputs["artifacts"].items()},
@@ -436,8 +440,8 @@ def _text(value):
     if value is None:
         return ""
     if isinstance(value, (int, float)):
-        return kubeflow_metadata.go_float(value, exponent=False)
-    return kubeflow_metadata.go_json(value)
+        return metadata.go_float(value, exponent=False)
+    return metadata.go_json(value)
 
 
 def _output_parameters(name, executor_output, outputs, component):

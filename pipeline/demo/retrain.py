@@ -1,7 +1,7 @@
 """Scheduled retraining, shown on the shipped sample: two consecutive runs of one pipeline, the
 second on a changed corpus (new words appear, some vanish), warm-started from the first.
 
-    python -m tfx_embeddings.pipeline.retrain_demo [--config configs/demo.yaml]   (make demo-retrain)
+    python -m tfx_embeddings.pipeline.demo.retrain [--config configs/demo.yaml]   (make demo-retrain)
 
 Prints the second run's eval accuracy after its first epoch beside the first run's final
 accuracy and beside a cold start (the same model from the pretrained vectors alone).
@@ -13,8 +13,8 @@ import os
 import re
 import shutil
 
-from tfx_embeddings.pipeline.config import load_config
-from tfx_embeddings.pipeline.console import RunConsole
+from ..console import RunConsole
+from .config import load_config
 
 # Adjectives of the sample that the first run's corpus lacks (they appear in the second) and
 # that the second run's corpus lacks (they vanish).
@@ -39,7 +39,7 @@ def vary_corpus(source, destination, drop_words):
 
 def run_twice(config, work_dir):
     """Runs the pipeline on the two corpora; returns the two runs' summaries."""
-    from tfx_embeddings.pipeline import report, runners
+    from . import report, runners
 
     summaries = []
     for run, drop in (("run1", NEW_WORDS), ("run2", GONE_WORDS)):

@@ -25,7 +25,6 @@ classes are not loaded again for every job (otherwise TaskManager metaspace grow
 30 MB per job and runs out after about 8 jobs; a TFX run is several).
 """
 
-import argparse
 import contextlib
 import dataclasses
 import fcntl
@@ -641,40 +640,3 @@ def cluster_ports(beam_pipeline_args):
                              f"{option}=127.0.0.1:PORT (or localhost:PORT)")
         ports.append(int(found.group(2)))
     return tuple(ports)
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("build", help="fetch and build the jars (once; cached)")
-    serve = commands.add_parser(
-        "serve", help="start the cluster, hold it until Ctrl-C (then run the pipeline with the "
-                      "same config in another terminal)")
-    serve.add_argument("--config", default="configs/flink.yaml",
-                       help="its beam_pipeline_args name the ports")
-    serve.add_argument("--task_managers", type=int, default=2)
-    serve.add_argument("--run_dir", default="build/flink/cluster")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            jars = ensure_jars()
-            print(f"Flink runtime: {jars.lib_dir}\nBeam's Flink job server: {jars.job_server}")
-            return
-        from tfx_embeddings.pipeline.config import load_config
-
-        rest_port, job_port = cluster_ports(load_config(args.config).beam_pipeline_args)
-        with FlinkCluster(args.run_dir, task_managers=args.task_managers, rest_port=rest_port,
-                          job_port=job_port) as cluster:
-            print(f"Web UI {cluster.web_url}; logs {cluster.log_dir}. Run the pipeline with "
-                  f"`python -m tfx_embeddings.pipeline run --config {args.config}`; Ctrl-C stops "
-                  f"the cluster.", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(3600)
-        print("Stopped.")
-    except FlinkError as e:
-        sys.exit(f"error: {e}")
-
-
-if __name__ == "__main__":
-    main()

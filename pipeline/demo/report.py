@@ -8,11 +8,10 @@ import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
-from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.types import PretrainedEmbedding
-from tfx_embeddings.pipeline import model
-from tfx_embeddings.pipeline.pipeline import (BASELINE_TRAINER_ID, COLD_START_TRAINER_ID,
-                                              EVALUATOR_ID, TRAINER_ID)
+from ...components import embedding_artifact
+from ...components.types import PretrainedEmbedding
+from . import model
+from .pipeline import BASELINE_TRAINER_ID, COLD_START_TRAINER_ID, EVALUATOR_ID, TRAINER_ID
 
 
 def _latest_output(store, pipeline_name, node_id, type_name):

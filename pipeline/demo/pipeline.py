@@ -16,14 +16,14 @@ from google.protobuf import json_format
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from tfx_embeddings.components.embedding_gen.component import EmbeddingGen
-from tfx_embeddings.components.embedding_trainer.component import EmbeddingTrainer
-from tfx_embeddings.components.latest_blessed_model import evaluator as blessed_evaluator
-from tfx_embeddings.components.latest_blessed_model.component import LatestBlessedModel
-from tfx_embeddings.components.vocabulary_gen.component import VocabularyGen
-from tfx_embeddings.components.vocabulary_transform.component import VocabularyTransform
-from tfx_embeddings.pipeline import preprocessing, schema
-from tfx_embeddings.pipeline.config import embedding_parameters
+from ...components.embedding_gen.component import EmbeddingGen
+from ...components.embedding_trainer.component import EmbeddingTrainer
+from ...components.latest_blessed_model import evaluator as blessed_evaluator
+from ...components.latest_blessed_model.component import LatestBlessedModel
+from ...components.vocabulary_gen.component import VocabularyGen
+from ...components.vocabulary_transform.component import VocabularyTransform
+from . import preprocessing, schema
+from .config import embedding_parameters
 
 TRAINER_ID = "EmbeddingTrainer"
 BASELINE_TRAINER_ID = "RandomInitTrainer"
@@ -161,7 +161,7 @@ def _vocabulary_gen(config, example_gen):
         return None
     return VocabularyGen(
         examples=example_gen.outputs["examples"],
-        tokenize_fn="tfx_embeddings.pipeline.text.tokenize",
+        tokenize_fn="tfx_embeddings.pipeline.demo.text.tokenize",
         splits=config.text.vocabulary_splits,
         text_feature=preprocessing.TEXT_KEY,
         top_k=config.text.top_k,
@@ -174,7 +174,7 @@ def _transform(config, example_gen, schema_gen, vocabulary_gen):
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         vocabulary=vocabulary_gen and vocabulary_gen.outputs["vocabulary"],
-        preprocessing_fn="tfx_embeddings.pipeline.preprocessing.preprocessing_fn",
+        preprocessing_fn="tfx_embeddings.pipeline.demo.preprocessing.preprocessing_fn",
         splits_config=tfx.proto.SplitsConfig(analyze=config.text.vocabulary_splits,
                                              transform=["train", "eval"]),
         custom_config=config.text.model_dump(exclude={"vocabulary_splits", "vocabulary"}),
@@ -214,7 +214,7 @@ def _trainer(config, transform, embedding_gen, embedding_init, base_model=None):
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         embedding=embedding_gen.outputs["embedding"],
-        run_fn="tfx_embeddings.pipeline.model.run_fn",
+        run_fn="tfx_embeddings.pipeline.demo.model.run_fn",
         base_model=base_model,
         custom_config={**config.trainer.model_dump(exclude={"train_random_baseline",
                                                             "train_cold_start_baseline"}),

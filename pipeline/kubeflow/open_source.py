@@ -23,10 +23,10 @@ import json
 
 import yaml
 
-from tfx_embeddings.pipeline import kubeflow_spec
+from . import backend
 
 EXAMPLE_GEN_DRIVER = "tfx.orchestration.kubeflow.v2.file_based_example_gen.driver"
-FINGERPRINT_COMMAND = ["python", "-m", "tfx_embeddings.pipeline.data_fingerprint"]
+FINGERPRINT_COMMAND = ["python", "-m", "tfx_embeddings.pipeline.kubeflow.data_fingerprint"]
 FINGERPRINT_PARAMETER = "input_fingerprint"  # TFX's name for it (example_gen.utils).
 _INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
 
@@ -43,7 +43,7 @@ def open_source_spec(compiled, defaults, uncached_tasks=()):
       The new PipelineSpec, checked with the open-source backend's rules.
 
     Raises:
-      kubeflow_spec.SpecError: a lifecycle hook other than TFX's ExampleGen driver, or anything
+      backend.SpecError: a lifecycle hook other than TFX's ExampleGen driver, or anything
         the backend would refuse.
     """
     spec = copy.deepcopy(compiled)
@@ -53,8 +53,8 @@ def open_source_spec(compiled, defaults, uncached_tasks=()):
     tasks = spec["root"]["dag"]["tasks"]
     for task in uncached_tasks:
         tasks[task]["cachingOptions"] = {}  # enableCache false, as the kfp SDK writes it.
-    kubeflow_spec.check_upload(spec)
-    kubeflow_spec.check_executors(spec)
+    backend.check_upload(spec)
+    backend.check_executors(spec)
     return spec
 
 
@@ -78,7 +78,7 @@ def _set_root_defaults(spec, defaults):
     parameters = spec["root"].get("inputDefinitions", {}).get("parameters", {})
     unknown = set(defaults) - set(parameters)
     if unknown:
-        raise kubeflow_spec.SpecError(f"defaults for inputs the pipeline lacks: {sorted(unknown)}")
+        raise backend.SpecError(f"defaults for inputs the pipeline lacks: {sorted(unknown)}")
     for name, value in defaults.items():
         parameters[name]["defaultValue"] = value
 
@@ -101,7 +101,7 @@ def _tasks_with_example_gen_driver(spec):
             continue
         command = hooks.get("preCacheCheck", {}).get("command", [])
         if set(hooks) != {"preCacheCheck"} or EXAMPLE_GEN_DRIVER not in command:
-            raise kubeflow_spec.SpecError(
+            raise backend.SpecError(
                 f"task {task}: lifecycle hooks {sorted(hooks)} ({command}) are never run by the "
                 f"open-source backend, and none of them is TFX's ExampleGen driver")
         found.append(task)

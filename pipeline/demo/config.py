@@ -11,7 +11,7 @@ from typing import List, Literal, Optional
 import pydantic
 import yaml
 
-from tfx_embeddings.components.embedding_gen import parameters
+from ...components.embedding_gen import parameters
 
 
 class ConfigError(ValueError):

@@ -10,7 +10,7 @@ adjective near the others.
 The vectors cover most of the vocabulary, not all: names and typos in the corpus have no vector,
 and the file also holds words the corpus never uses, as real vector files do.
 
-    python -m tfx_embeddings.pipeline.sample_data --out data/sample
+    python -m tfx_embeddings.pipeline.demo.sample_data --out data/sample
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """The pipeline's Beam steps on a real Apache Flink cluster, started and stopped here.
 
-    python -m tfx_embeddings.pipeline.flink_demo --config configs/flink.yaml   (make demo-flink)
+    python -m tfx_embeddings.pipeline.demo.flink --config configs/flink.yaml   (make demo-flink)
 
 Runs the pipeline once on the local runner (the reference), then starts a standalone Flink
 cluster on this machine (a JobManager and TaskManagers, each a `java` process of its own, and
@@ -21,10 +21,10 @@ import os
 import sys
 import time
 
-from tfx_embeddings.pipeline import flink
-from tfx_embeddings.pipeline.config import PipelineConfig, load_config
-from tfx_embeddings.pipeline.console import RunConsole
-from tfx_embeddings.pipeline.portable_demo import compare_outputs, run_in
+from ..console import RunConsole
+from ..flink.cluster import FlinkCluster, FlinkError, cluster_ports, ensure_jars
+from .config import PipelineConfig, load_config
+from .portable import compare_outputs, run_in
 
 LOCAL_BEAM_ARGS = PipelineConfig.model_fields["beam_pipeline_args"].default
 
@@ -55,16 +55,16 @@ def run_demo(config, work_dir, task_managers=2, console_line=print, hold=False):
       directory).
 
     Raises:
-      flink.FlinkError: the cluster could not be built or started.
+      FlinkError: the cluster could not be built or started.
     """
-    from tfx_embeddings.pipeline import report
+    from . import report
 
-    rest_port, job_port = flink.cluster_ports(config.beam_pipeline_args)
-    jars = flink.ensure_jars(report=console_line)
+    rest_port, job_port = cluster_ports(config.beam_pipeline_args)
+    jars = ensure_jars(report=console_line)
     console_line("Run 1 of 2: the local runner, the reference")
     run_in(config, os.path.join(work_dir, "local"), LOCAL_BEAM_ARGS)
     console_line("Run 2 of 2: the config's beam_pipeline_args, every Beam step a Flink job")
-    with flink.FlinkCluster(os.path.join(work_dir, "cluster"), task_managers=task_managers,
+    with FlinkCluster(os.path.join(work_dir, "cluster"), task_managers=task_managers,
                             rest_port=rest_port, job_port=job_port, jars=jars,
                             report=console_line) as cluster:
         console_line(f"Flink web UI: {cluster.web_url} (while the demo runs)")
@@ -108,7 +108,7 @@ def main():
                           f"here; the full log: {log_path}")
             beam_steps, jobs, identical, summary, logs = run_demo(load_config(args.config), work_dir,
                                                       args.task_managers, console.line, args.hold)
-    except flink.FlinkError as e:
+    except FlinkError as e:
         sys.exit(f"error: {e}")
     print(f"\n{'Beam step':22s} {'Flink job id':34s} {'state':9s} {'seconds':>7s}  "
           f"subtasks per TaskManager")

@@ -1,6 +1,6 @@
 """The Beam steps on Beam's portable runner, the path Flink, Spark and Dataflow run Python on.
 
-    python -m tfx_embeddings.pipeline.portable_demo --config configs/demo.yaml   (make demo-portable)
+    python -m tfx_embeddings.pipeline.demo.portable --config configs/demo.yaml   (make demo-portable)
 
 Starts a Beam job service in a process of its own and an external SDK worker pool in another
 (the shape configs/flink.yaml uses: --environment_type=EXTERNAL), runs the pipeline with every
@@ -24,8 +24,8 @@ import subprocess
 import sys
 import time
 
-from tfx_embeddings.pipeline.config import load_config
-from tfx_embeddings.pipeline.console import RunConsole
+from ..console import RunConsole
+from .config import load_config
 
 # The artifacts compared, as globs under a pipeline root.
 COMPARED = ("VocabularyGen/vocabulary/*/vocabulary.txt",
@@ -101,11 +101,10 @@ def run_in(config, root, beam_pipeline_args, component_beam_args=None):
     Returns:
       The PipelineConfig the run used.
     """
-    from tfx import v1 as tfx
     from tfx.dsl.components.base import base_beam_component
 
-    from tfx_embeddings.pipeline import runners
-    from tfx_embeddings.pipeline.pipeline import create_pipeline
+    from .. import local
+    from .pipeline import create_pipeline
 
     shutil.rmtree(root, ignore_errors=True)
     run_config = config.model_copy(update={
@@ -116,8 +115,7 @@ def run_in(config, root, beam_pipeline_args, component_beam_args=None):
     for component in pipeline.components:
         if component_beam_args and isinstance(component, base_beam_component.BaseBeamComponent):
             component.with_beam_pipeline_args(component_beam_args(component.id))
-    with runners.metadata_lock(run_config.metadata_path):
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+    local.run(pipeline)
     return run_config
 
 

@@ -1,0 +1,186 @@
+"""Command line: run the pipeline, compile it for Kubeflow, inspect an embedding artifact.
+
+    python -m tfx_embeddings.pipeline run --config configs/demo.yaml
+    python -m tfx_embeddings.pipeline compile --config configs/kubeflow.yaml --image IMAGE \
+        --output pipeline.yaml                       # open-source Kubeflow Pipelines 2.x
+    python -m tfx_embeddings.pipeline compile --target vertex ... --output pipeline_job.json
+    python -m tfx_embeddings.pipeline run-spec pipeline.yaml --python IMAGE_PYTHON ...
+    python -m tfx_embeddings.pipeline inspect ARTIFACT_DIR
+
+(also installed as the `tfx-embeddings` command)
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from ..components import object_storage
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT and the model use Keras 2 (tf_keras).
+
+
+def _run(args):
+    from . import console as console_lib
+    from .demo.config import load_config
+
+    config = load_config(args.config)
+    log_path = console_lib.log_path(config)
+    console = console_lib.RunConsole(log_path, verbose=args.verbose)
+    try:
+        with console:  # Before TFX is imported: its import warnings belong to the log.
+            console.print(f"Running {config.pipeline_name}; the full log: {log_path}")
+            object_storage.use(config.pipeline_root, config.serving_dir, config.data.examples,
+                               config.data.vectors, config.data.schema_file)
+            from .demo import report, runners
+
+            runners.run_local(config)
+            console.print("\n" + console.times.table())
+            console.print("\n" + report.format_summary(report.summarize(config)))
+    except Exception as e:  # The project's message first, then where the rest is.
+        sys.exit(f"error: {_message(e)}\nthe full log: {log_path}")
+
+
+_OWN_ERRORS = ("ConfigError", "CheckpointError", "VectorFileError", "VocabularyFileError",
+               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError")
+
+
+def _is_own_error(error):
+    """One of the project's errors, which say what is wrong already (known by name, so that
+    checking does not import TensorFlow)."""
+    return (type(error).__name__ in _OWN_ERRORS
+            and type(error).__module__.startswith("tfx_embeddings."))
+
+
+def _message(error):
+    return str(error) if _is_own_error(error) else f"{type(error).__name__}: {error}"
+
+
+def _compile(args):
+    from .demo import runners
+    from .demo.config import load_config
+
+    output = args.output or _DEFAULT_OUTPUT[args.target]
+    runners.compile_kubeflow(load_config(args.config), args.image, output, target=args.target)
+    what = {"kubeflow": "open-source Kubeflow Pipelines spec (PipelineSpec, schema 2.1.0)",
+            "vertex": "Vertex AI PipelineJob"}[args.target]
+    print(f"{what} written to {output}")
+
+
+_DEFAULT_OUTPUT = {"kubeflow": "pipeline.yaml", "vertex": "pipeline_job.json"}
+
+
+def _run_spec(args):
+    from .kubeflow import run_spec
+
+    run = run_spec.SpecRun(args.spec, args.pipeline_root, args.python, dict(args.param),
+                                 dict(args.env), metadata_path=args.metadata,
+                                 publish_logs=not args.no_publish_logs)
+    results = run.run(report=lambda line: print(line, flush=True))
+    print("outputs (each task's log is its executor-logs artifact):")
+    for task, result in results.items():
+        for key, uri in sorted(result.outputs.items()):
+            if key != run_spec.LOGS_OUTPUT:
+                print(f"{task}.{key}: {uri}")
+
+
+def _name_value(text):
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _predict(args):
+    import tensorflow as tf
+
+    object_storage.use(args.model)
+    model = tf.saved_model.load(args.model)
+    probabilities = model.signatures["predict_text"](tf.constant(args.text))["probabilities"]
+    for text, probability in zip(args.text, probabilities.numpy()):
+        print(f"{probability:.3f}  {text}")
+
+
+def _inspect(args):
+    from ..components import embedding_artifact
+    from .demo import report
+
+    manifest = embedding_artifact.EmbeddingArtifact(args.artifact).manifest
+    if args.json:
+        print(json.dumps(manifest.to_json(), indent=2))
+        return
+    print(report.format_manifest(manifest))
+    page = os.path.join(args.artifact, "report.html")
+    if os.path.exists(page):
+        print(f"coverage report:        {os.path.abspath(page)}")
+
+
+@object_storage.exits_cleanly  # tensorflow-io's s3:// would abort the process at exit.
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="tfx-embeddings", description=(
+        "Pretrained word embeddings for TFX: vocabulary -> sharded checkpoint -> trainer."))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, text):
+        return commands.add_parser(name, help=text, description=text)
+
+    run = command("run", "run the pipeline here (LocalDagRunner, SQLite metadata under the "
+                         "pipeline root; Beam runner from the config's beam_pipeline_args)")
+    run.add_argument("--config", required=True, help="YAML config, e.g. configs/demo.yaml")
+    run.add_argument("--verbose", action="store_true",
+                     help="show the full log (TFX, Beam, TensorFlow) live; it always goes to a "
+                          "file under the pipeline root")
+    run.set_defaults(handler=_run)
+    compile_ = command("compile", "compile the pipeline for Kubeflow Pipelines: open source "
+                                  "(a PipelineSpec YAML, schema 2.1.0) or Vertex AI (a "
+                                  "PipelineJob JSON)")
+    compile_.add_argument("--config", required=True, help="YAML config, e.g. configs/kubeflow.yaml")
+    compile_.add_argument("--image", required=True,
+                          help="container image with this project installed, run by every step")
+    compile_.add_argument("--target", choices=sorted(_DEFAULT_OUTPUT), default="kubeflow",
+                          help="kubeflow: open-source Kubeflow Pipelines 2.x (default); vertex: "
+                               "Vertex AI Pipelines (TFX's PipelineJob, with resolvers)")
+    compile_.add_argument("--output", help="spec file to write (default: pipeline.yaml, or "
+                                           "pipeline_job.json for vertex)")
+    compile_.set_defaults(handler=_compile)
+    inspect = command("inspect", "print an embedding artifact's manifest: shape, shards, "
+                                 "coverage, counts")
+    inspect.add_argument("artifact", help="the artifact's directory (EmbeddingGen output, or a "
+                                          "model's Format-Embedding)")
+    inspect.add_argument("--json", action="store_true", help="the whole manifest as JSON")
+    inspect.set_defaults(handler=_inspect)
+    run_spec = command("run-spec", "run an open-source Kubeflow Pipelines spec here, as its "
+                                   "backend would: its checks, ML Metadata, cache; each task's "
+                                   "container command with --python as the image")
+    run_spec.add_argument("spec", help="the compiled spec (compile's YAML)")
+    run_spec.add_argument("--python", required=True,
+                          help="the interpreter that plays the image (a virtualenv with the "
+                               "wheel installed: make image)")
+    run_spec.add_argument("--pipeline-root", required=True, help="the run's pipeline root")
+    run_spec.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                          type=_name_value,
+                          help="a pipeline input of the run (examples, vectors, "
+                               "push_destination)")
+    run_spec.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                          type=_name_value,
+                          help="an environment variable of the image (its Dockerfile's ENV)")
+    run_spec.add_argument("--metadata", help="the ML Metadata SQLite file (default: "
+                                             "kubeflow_metadata.sqlite in the pipeline root)")
+    run_spec.add_argument("--no-publish-logs", action="store_true",
+                          help="no executor-logs output per task (the backend's PUBLISH_LOGS "
+                               "false)")
+    run_spec.set_defaults(handler=_run_spec)
+    predict = command("predict", "score raw texts with a pushed model of the demo pipeline "
+                                 "(its predict_text signature)")
+    predict.add_argument("model", help="the pushed model's directory")
+    predict.add_argument("text", nargs="+", help="texts to score")
+    predict.set_defaults(handler=_predict)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        args.handler(args)
+    except Exception as e:
+        if not _is_own_error(e):
+            raise
+        sys.exit(f"error: {e}")

@@ -1,0 +1,65 @@
+"""The demo pipeline's runs: locally (LocalDagRunner) or compiled for Kubeflow Pipelines (open
+source, or Vertex AI Pipelines), from its config.
+
+Where Beam work runs is the config's `beam_pipeline_args` (DirectRunner by default; see
+configs/dataflow.yaml, flink.yaml, spark.yaml), whichever orchestrator runs the pipeline.
+"""
+
+import os
+
+from .. import local
+from ..kubeflow.compiler import KUBEFLOW, TARGETS, compile_for_kubeflow
+from .config import ConfigError
+from .pipeline import METADATA_QUERY, RESOLVER, create_pipeline, pipeline_inputs
+
+
+def run_local(config):
+    """Runs the pipeline with LocalDagRunner and the config's SQLite metadata store."""
+    local.run(create_pipeline(config))
+
+
+def compile_kubeflow(config, image, output_file, target=KUBEFLOW):
+    """Writes the pipeline's spec for Kubeflow Pipelines to output_file.
+
+    The components run in image (the Dockerfile: this project installed from its wheel); the
+    orchestrator keeps the metadata, so the config's SQLite store is not used. The examples, the
+    vector file and the push destination are pipeline inputs, the config's values their
+    defaults; those and the pipeline root must be reachable from the cluster (gs://, s3://...).
+    Nothing in the spec is a path of this machine: the schema and the code ship in the image.
+
+    Args:
+      config: a validated PipelineConfig.
+      image: the container image every step runs.
+      output_file: where to write the spec.
+      target: KUBEFLOW (open-source Kubeflow Pipelines 2.x: a bare PipelineSpec of schema 2.1.0
+        as YAML, container executors only, the latest blessed model found by the
+        LatestBlessedModel step, ExampleGen's input files fingerprinted by a step of their own)
+        or VERTEX (Vertex AI Pipelines: TFX's PipelineJob JSON, with TFX's resolvers).
+
+    Returns:
+      output_file.
+
+    Raises:
+      ConfigError: a path of this machine in the config, or an unknown target.
+      kubeflow.backend.SpecError: (KUBEFLOW) the spec breaks a rule of the open-source backend.
+    """
+    _check_cluster_paths(config)
+    if target not in TARGETS:
+        raise ConfigError(f"target: {target!r} is not one of {', '.join(TARGETS)}")
+    pipeline = create_pipeline(config, metadata_connection_config=None, runtime_parameters=True,
+                               latest_model=METADATA_QUERY if target == KUBEFLOW else RESOLVER)
+    return compile_for_kubeflow(pipeline, image, output_file, target=target,
+                                parameter_values=pipeline_inputs(config))
+
+
+def _check_cluster_paths(config):
+    for key, path in (("pipeline_root", config.pipeline_root), ("serving_dir", config.serving_dir),
+                      ("data.examples", config.data.examples),
+                      ("data.vectors", config.data.vectors)):
+        if "://" not in path:
+            raise ConfigError(f"{key}: {path} is a path of this machine, which Kubeflow's steps "
+                              f"cannot read; give a URI the cluster reaches (gs://, s3://...)")
+    if os.path.basename(config.data.schema_file) != config.data.schema_file and (
+            "://" not in config.data.schema_file):
+        raise ConfigError(f"data.schema_file: {config.data.schema_file} is a path of this "
+                          f"machine; name a schema shipped in the image or give a URI")

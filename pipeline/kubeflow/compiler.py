@@ -1,0 +1,75 @@
+"""A TFX pipeline compiled for Kubeflow Pipelines: open source (2.x) or Vertex AI Pipelines.
+
+    tfx_embeddings.compile_for_kubeflow(pipeline, image="registry/my-image:1",
+                                        output_file="pipeline.yaml")
+
+Every step runs the project's entrypoint (`entrypoint.COMMAND`, TFX's own taught what the
+open-source backend hands it). For open-source Kubeflow, TFX's spec of schema 2.1.0 is made one
+that backend runs as intended (`open_source`).
+"""
+
+import os
+import tempfile
+
+import yaml
+
+from . import entrypoint, open_source
+
+KUBEFLOW = "kubeflow"  # Open-source Kubeflow Pipelines 2.x: a bare PipelineSpec, schema 2.1.0.
+VERTEX = "vertex"  # Vertex AI Pipelines: TFX's PipelineJob (schema 2.0.0), with resolvers.
+TARGETS = (KUBEFLOW, VERTEX)
+
+
+def compile_for_kubeflow(pipeline, image, output_file, *, target=KUBEFLOW, parameter_values=None):
+    """Writes a TFX pipeline's spec for Kubeflow Pipelines to output_file.
+
+    Args:
+      pipeline: the tfx.dsl.Pipeline (its metadata connection is the orchestrator's: None).
+      image: the container image every step runs (the project and the pipeline's code in it).
+      output_file: where to write the spec (.yaml for KUBEFLOW, .json for VERTEX).
+      target: KUBEFLOW (open-source Kubeflow Pipelines 2.x: a bare PipelineSpec of schema 2.1.0
+        as YAML, container executors only, ExampleGen's input files fingerprinted by a step of
+        their own) or VERTEX (Vertex AI Pipelines: TFX's PipelineJob JSON, with TFX's
+        resolvers).
+      parameter_values: {name: value} of the pipeline's RuntimeParameters: the run's defaults.
+
+    Returns:
+      output_file.
+
+    Raises:
+      ValueError: an unknown target.
+      backend.SpecError: (KUBEFLOW) the spec breaks a rule of the open-source backend.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target: {target!r} is not one of {', '.join(TARGETS)}")
+    parameter_values = dict(parameter_values or {})
+    if target == VERTEX:
+        return _run_kubeflow_v2_runner(pipeline, image, output_file, parameter_values,
+                                       spec_2_1=False)
+    from ...components.latest_blessed_model.component import LatestBlessedModel
+
+    with tempfile.TemporaryDirectory(prefix="tfx-kfp-") as work:
+        compiled_path = _run_kubeflow_v2_runner(pipeline, image,
+                                                os.path.join(work, "tfx_spec.yaml"),
+                                                parameter_values, spec_2_1=True)
+        with open(compiled_path) as f:
+            compiled = yaml.safe_load(f)
+    uncached = [node.id for node in pipeline.components if isinstance(node, LatestBlessedModel)]
+    spec = open_source.open_source_spec(compiled, parameter_values, uncached_tasks=uncached)
+    open_source.write_spec(spec, output_file)
+    return output_file
+
+
+def _run_kubeflow_v2_runner(pipeline, image, output_file, parameter_values, spec_2_1):
+    """TFX's KubeflowV2DagRunner: with spec_2_1 and a .yaml file, a bare PipelineSpec of schema
+    2.1.0; otherwise Vertex's PipelineJob JSON."""
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+    runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+            default_image=image, default_commands=entrypoint.COMMAND,
+            use_pipeline_spec_2_1=spec_2_1),
+        output_dir=os.path.dirname(os.path.abspath(output_file)),
+        output_filename=os.path.basename(output_file))
+    runner.run(pipeline, parameter_values=parameter_values)
+    return output_file

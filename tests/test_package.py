@@ -1,0 +1,43 @@
+"""The package's shape: the public API as IDEs see it, and EmbeddingGen's signature."""
+
+import ast
+import dataclasses
+import importlib
+import inspect
+import os
+
+import tfx_embeddings
+from tests.conftest import ROOT
+from tfx_embeddings.components.embedding_gen.component import EmbeddingGen
+from tfx_embeddings.components.embedding_gen.parameters import EmbeddingGenParameters
+
+
+def test_the_typed_exports_are_the_lazy_exports():
+    """The TYPE_CHECKING block (what Pyright and mypy read) names every export, from the
+    module `__getattr__` imports it from, and nothing else."""
+    with open(os.path.join(ROOT, "tfx_embeddings", "__init__.py")) as f:
+        tree = ast.parse(f.read())
+    [block] = [node for node in tree.body if isinstance(node, ast.If)
+               and ast.unparse(node.test) == "typing.TYPE_CHECKING"]
+    typed = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom) and node.level == 1
+        for alias in node.names:
+            assert alias.asname == alias.name  # `X as X`: a re-export.
+            typed[alias.name] = node.module
+    assert typed == tfx_embeddings._EXPORTS
+    for name, module in typed.items():
+        assert getattr(importlib.import_module(f"tfx_embeddings.{module}"), name) is (
+            getattr(tfx_embeddings, name))
+
+
+def test_embedding_gen_takes_every_parameter_with_its_default():
+    """EmbeddingGen's keywords are EmbeddingGenParameters' fields, in order, with the same
+    defaults (the parameters' one definition), so help() and an IDE show them all."""
+    signature = inspect.signature(EmbeddingGen.__init__)
+    keywords = [p for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
+    fields = dataclasses.fields(EmbeddingGenParameters)
+    assert [p.name for p in keywords] == [f.name for f in fields]
+    for parameter, field in zip(keywords, fields, strict=True):
+        assert parameter.default == field.default, parameter.name
+    assert not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())

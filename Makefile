@@ -12,7 +12,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 
-.PHONY: demo demo-retrain demo-kfp demo-portable demo-flink flink-jars test sample clean venv wheel image kfp-sdk bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline bench-flink
+.PHONY: demo demo-retrain demo-kfp demo-portable demo-flink flink-jars test test-fast test-random lint sample clean venv wheel image kfp-sdk bench-restore bench-ingest bench-warmstart bench-vocab bench-pipeline bench-flink
 
 venv: $(STAMP)
 
@@ -97,8 +97,24 @@ demo-flink: $(STAMP)
 flink-jars: $(STAMP)
 	$(PY) -m tfx_embeddings.pipeline.flink build
 
-test: $(STAMP)
-	$(PY) -m pytest tests -v --durations=10
+# The checks, then every test: what CI runs. The image stand-in, the kfp SDK's virtualenv and the
+# Flink jars are built here, before the tests (each once; the tests only use them).
+test: lint image kfp-sdk flink-jars
+	$(PY) -m pytest tests -v --durations=20 -p randomly --randomly-dont-reorganize
+
+# The tests that run no pipeline and start no cluster (pytest.ini's markers): a few minutes.
+test-fast: $(STAMP)
+	$(PY) -m pytest tests -m "not pipeline and not cluster" -p randomly --randomly-dont-reorganize
+
+# Every test in a random order (the seed is printed; --randomly-seed=N repeats an order).
+test-random: lint image kfp-sdk flink-jars
+	$(PY) -m pytest tests -p randomly
+
+# ruff (ruff.toml), the layering (.importlinter) and every import resolved (pyrightconfig.json).
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/basedpyright
 
 # Benchmarks: each writes benchmarks/results/<name>.json and prints its table.
 bench-restore: $(STAMP)

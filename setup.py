@@ -39,9 +39,12 @@ setuptools.setup(
         # s3:// paths: tensorflow-io registers s3:// with tf.io.gfile (TensorFlow 2.16 has no S3
         # filesystem of its own); Beam's S3 filesystem is boto3.
         "s3": ["tensorflow-io", "boto3"],
-        # The tests run the s3 extra against moto's S3 server (flask and flask-cors serve it).
-        "test": ["pytest", "gensim", "pandas", "psutil",
-                 "tensorflow-io", "boto3", "moto[s3]", "flask", "flask-cors"],
+        # The tests run the s3 extra against moto's S3 server (flask and flask-cors serve it);
+        # make lint runs ruff, import-linter (the layering) and basedpyright (every import
+        # resolves); pytest-randomly shuffles the order (make test-random).
+        "test": ["pytest", "pytest-randomly", "gensim", "pandas", "psutil",
+                 "tensorflow-io", "boto3", "moto[s3]", "flask", "flask-cors",
+                 "ruff", "import-linter", "basedpyright"],
     },
     entry_points={"console_scripts": [
         "tfx-embeddings=tfx_embeddings.pipeline.cli:main",

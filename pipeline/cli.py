@@ -6,6 +6,7 @@
     python -m tfx_embeddings.pipeline compile --target vertex ... --output pipeline_job.json
     python -m tfx_embeddings.pipeline run-spec pipeline.yaml --python IMAGE_PYTHON ...
     python -m tfx_embeddings.pipeline inspect ARTIFACT_DIR
+    python -m tfx_embeddings.pipeline flink start --run-dir DIR    # a Flink cluster here
 
 (also installed as the `tfx-embeddings` command)
 """
@@ -43,7 +44,7 @@ def _run(args):
 
 
 _OWN_ERRORS = ("ConfigError", "CheckpointError", "VectorFileError", "VocabularyFileError",
-               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError")
+               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError", "FlinkError")
 
 
 def _is_own_error(error):
@@ -176,6 +177,11 @@ def main(argv=None):
     predict.add_argument("model", help="the pushed model's directory")
     predict.add_argument("text", nargs="+", help="texts to score")
     predict.set_defaults(handler=_predict)
+    from .flink import __main__ as flink_commands
+
+    flink_commands.configure(command(
+        "flink", "a Flink cluster on this machine for a pipeline's Beam steps: build the jars, "
+                 "start it (prints the Beam options to give the pipeline), args, stop, serve"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:

@@ -14,9 +14,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="session")
 def image():
     """The python of build/image: a fresh virtualenv with the built wheel installed and nothing
-    else of ours (`make image`), the stand-in for the container image."""
-    subprocess.run(["make", "-s", "image"], cwd=ROOT, check=True, capture_output=True)
-    return os.path.join(ROOT, "build", "image", "bin", "python")
+    else of ours, the stand-in for the container image. `make test` builds it (`make image`)
+    before the tests; it is built here only when missing."""
+    python = os.path.join(ROOT, "build", "image", "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run(["make", "-s", "image"], cwd=ROOT, check=True, capture_output=True)
+    return python
 
 
 def write_glove(path, entries, fmt="%.5f"):

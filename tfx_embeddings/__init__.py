@@ -26,12 +26,13 @@ its trainer module restores the embedding into the model:
 
 Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTrainer`,
 `LatestBlessedModel`, and their artifact types `PretrainedEmbedding`, `Vocabulary`,
-`HtmlReport`. Trainer side:
-`pretrained_embedding`, `LazyAdam`, `export_trained_embedding` (tf_keras or Keras 3: the Keras
-`tf.keras` is, unless `pretrained_embedding(keras=...)` says). The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX:
-`build_embedding`. In a preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors:
-`VectorFileError`, `VocabularyFileError`, `CheckpointError`. Orchestrators: `compile_for_kubeflow`
-(open-source Kubeflow Pipelines or Vertex).
+`HtmlReport`. Trainer side: `pretrained_embedding`, `LazyAdam`, `export_trained_embedding`
+(tf_keras or Keras 3: the Keras `tf.keras` is, unless `pretrained_embedding(keras=...)` says).
+The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX: `build_embedding`. In a
+preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors: `VectorFileError`,
+`VocabularyFileError`, `CheckpointError`. Orchestrators and runners: `compile_for_kubeflow`
+(open-source Kubeflow Pipelines or Vertex), `FlinkCluster` (a Flink cluster on this machine for
+a pipeline's Beam steps).
 
 Names are imported when first used, so a Beam worker that imports one module of the package does
 not load TensorFlow or TFX for the others.
@@ -64,6 +65,7 @@ _EXPORTS = {
     "apply_vocabulary": "components.vocabulary_gen.lookup",
     "Tokenizer": "components.vocabulary_gen.tokenizer",
     "compile_for_kubeflow": "pipeline.kubeflow.compiler",
+    "FlinkCluster": "pipeline.flink.cluster",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -94,6 +96,7 @@ if typing.TYPE_CHECKING:
     from .components.vocabulary_transform.component import (
         VocabularyTransform as VocabularyTransform,
     )
+    from .pipeline.flink.cluster import FlinkCluster as FlinkCluster
     from .pipeline.kubeflow.compiler import compile_for_kubeflow as compile_for_kubeflow
 
 

@@ -9,6 +9,12 @@ job server, which the pipeline's Beam steps are submitted to (configs/flink.yaml
         beam.Pipeline(options=PipelineOptions(cluster.beam_pipeline_args()))...
         cluster.jobs()   # Flink's own view: job ids, names, states
 
+    FlinkCluster("build/flink/cluster").start(detached=True)   # outlives this process
+    FlinkCluster.attach("build/flink/cluster").stop()           # from any later process
+
+The same from the command line, for any pipeline (`tfx-embeddings flink start|args|stop`): start
+prints the Beam pipeline options that send a pipeline's Beam steps to the cluster.
+
 **The jars** come from Maven Central, with Maven, once (`ensure_jars`), into a cache outside the
 checkout (~/.cache/tfx-embeddings/flink/, or $TFX_EMBEDDINGS_CACHE/flink/); never while a
 pipeline runs. Flink 1.19.3's runtime is its separate jars (maven/flink-runtime/pom.xml: Maven
@@ -47,6 +53,7 @@ FLINK_VERSION = "1.19.3"
 BEAM_JAVA_VERSION = "2.70.0"
 WORKER_COMMAND = "tfx-embeddings-beam-worker"  # pipeline/beam_worker.py, a console script.
 HOST = "127.0.0.1"
+STATE_FILE = "cluster.json"  # In the run directory of a detached cluster: its pids and ports.
 
 _MAVEN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "maven")
 _POMS = {"runtime": os.path.join(_MAVEN_DIR, "flink-runtime", "pom.xml"),
@@ -297,7 +304,9 @@ class FlinkCluster:
 
     A context manager: entering starts everything (building the jars first if they are not
     built) and waits until the TaskManagers have registered and the job server listens; leaving
-    stops every process it started, on an error, Ctrl-C or SIGTERM too.
+    stops every process it started, on an error, Ctrl-C or SIGTERM too. Or `start(detached=True)`
+    for a cluster that outlives the process that started it, stopped later by
+    `FlinkCluster.attach(run_dir).stop()`; run_dir/cluster.json records its processes and ports.
 
     Args:
       run_dir: for the processes' configuration, logs (log/) and working files.
@@ -323,8 +332,35 @@ class FlinkCluster:
         self.rest_port, self.job_port = rest_port, job_port
         self._memory = {"taskmanager": taskmanager_memory, "jobmanager": jobmanager_memory}
         self.jars, self.start_timeout, self._report = jars, start_timeout, report
-        self._processes = {}  # name -> Popen, in start order
+        self._processes = {}  # name -> Popen (or a pid, when attached), in start order
         self._saved_handlers = None
+        self._detached = False
+
+    @classmethod
+    def attach(cls, run_dir):
+        """The cluster that `start(detached=True)` started in run_dir, from its cluster.json.
+
+        Raises:
+          FlinkError: no cluster was started there, or it is no longer running.
+        """
+        state_path = os.path.join(os.path.abspath(run_dir), STATE_FILE)
+        try:
+            with open(state_path) as f:
+                state = json.load(f)
+        except FileNotFoundError:
+            raise FlinkError(f"no Flink cluster was started in {run_dir} (no {STATE_FILE}; "
+                             f"start one with `tfx-embeddings flink start --run-dir "
+                             f"{run_dir}`)") from None
+        cluster = cls(run_dir, task_managers=state["task_managers"],
+                      slots_per_task_manager=state["slots_per_task_manager"],
+                      rest_port=state["rest_port"], job_port=state["job_port"])
+        cluster._processes = dict(state["pids"])
+        cluster._detached = True
+        if not any(_group_alive(pid) for pid in cluster._processes.values()):
+            os.remove(state_path)
+            raise FlinkError(f"the Flink cluster started in {run_dir} is no longer running "
+                             f"(its processes are gone; logs: {cluster.log_dir})")
+        return cluster
 
     @property
     def flink_master(self):
@@ -359,7 +395,7 @@ class FlinkCluster:
 
     def pids(self):
         """{process name: pid} of the processes started (jobmanager, taskmanager1..., jobserver)."""
-        return {name: process.pid for name, process in self._processes.items()}
+        return {name: _pid(process) for name, process in self._processes.items()}
 
     # REST ------------------------------------------------------------------------------------
 
@@ -416,8 +452,16 @@ class FlinkCluster:
             self._saved_handlers = None
         return False
 
-    def start(self):
+    def start(self, detached=False):
         """Starts the JobManager, the TaskManagers and the job server; returns when all are ready.
+
+        Args:
+          detached: the processes outlive this Python process (otherwise each gets SIGTERM
+            when it dies, where `setpriv` exists); stop them with
+            `FlinkCluster.attach(run_dir).stop()`.
+
+        Returns:
+          self.
 
         Raises:
           FlinkError: Java missing, a port in use, a process that exited while starting, or not
@@ -425,6 +469,16 @@ class FlinkCluster:
         """
         if self._processes:
             raise FlinkError("the cluster is already started")
+        if os.path.exists(os.path.join(self.run_dir, STATE_FILE)):
+            try:
+                FlinkCluster.attach(self.run_dir)  # Removes the file of a cluster that is gone.
+            except FlinkError:
+                pass
+            else:
+                raise FlinkError(f"a Flink cluster started in {self.run_dir} is running; stop "
+                                 f"it first (`tfx-embeddings flink stop --run-dir "
+                                 f"{self.run_dir}`)")
+        self._detached = detached
         started = time.monotonic()
         self.jars = self.jars or ensure_jars(report=self._report)
         java_version()
@@ -470,6 +524,8 @@ class FlinkCluster:
                 f"--artifacts-dir={os.path.join(self.run_dir, 'jobserver', 'tmp')}"],
                 environment)
             self._wait_until_ready(started)
+            if detached:
+                self._write_state()
         except BaseException:
             self.stop()
             raise
@@ -478,6 +534,15 @@ class FlinkCluster:
                      f"Beam's job server ready in "
                      f"{time.monotonic() - started:.0f}s; web UI {self.web_url}")
         return self
+
+    def _write_state(self):
+        state = {"pids": self.pids(), "task_managers": self.task_managers,
+                 "slots_per_task_manager": self.slots, "rest_port": self.rest_port,
+                 "job_port": self.job_port, "beam_pipeline_args": self.beam_pipeline_args()}
+        temporary = os.path.join(self.run_dir, STATE_FILE + ".tmp")
+        with open(temporary, "w") as f:
+            json.dump(state, f, indent=2)
+        os.replace(temporary, os.path.join(self.run_dir, STATE_FILE))
 
     def _write_conf(self):
         conf = os.path.join(self.run_dir, "conf")
@@ -542,7 +607,7 @@ class FlinkCluster:
         # A session of its own: stopping signals its whole process group. setpriv: SIGTERM when
         # this Python process dies, however it dies.
         setpriv = shutil.which("setpriv")
-        if setpriv:
+        if setpriv and not self._detached:
             command = [setpriv, "--pdeathsig", "TERM", "--", *command]
         with open(os.path.join(self.log_dir, name + ".out"), "w") as out:
             self._processes[name] = subprocess.Popen(
@@ -554,7 +619,7 @@ class FlinkCluster:
         registered, listening = 0, False
         while True:
             for name, process in self._processes.items():
-                if process.poll() is not None:
+                if process.poll() is not None:  # Popen: started by this process.
                     raise FlinkError(f"the {name} exited with status {process.returncode} while "
                                      f"starting:\n{self._tail(name)}\nits logs: "
                                      f"{self.log_dir}/{name}.out and .log")
@@ -596,28 +661,39 @@ class FlinkCluster:
         processes, self._processes = self._processes, {}
         for process in processes.values():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+                os.killpg(_pid(process), signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for process in processes.values():
+            if isinstance(process, int):  # Attached: not our child; its group's state tells.
+                while _group_alive(process) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                continue
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
         for process in processes.values():  # The group too: SDK workers a TaskManager started.
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+                os.killpg(_pid(process), signal.SIGKILL)
+            if not isinstance(process, int):
+                process.wait()
         alive = []
         for name, process in processes.items():
             until = time.monotonic() + 10
-            while _group_alive(process.pid) and time.monotonic() < until:
+            while _group_alive(_pid(process)) and time.monotonic() < until:
                 time.sleep(0.1)
-            if _group_alive(process.pid):
-                alive.append(f"{name} (process group {process.pid})")
+            if _group_alive(_pid(process)):
+                alive.append(f"{name} (process group {_pid(process)})")
         for directory in glob.glob(os.path.join(self.run_dir, "*", "tmp")):
             shutil.rmtree(directory, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(self.run_dir, STATE_FILE))
         if alive:
             raise FlinkError(f"still running after SIGKILL: {', '.join(alive)}")
+
+
+def _pid(process):
+    return process if isinstance(process, int) else process.pid
 
 
 def cluster_ports(beam_pipeline_args):

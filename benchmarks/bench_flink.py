@@ -10,14 +10,24 @@ then on a Flink cluster started here (tfx_embeddings.pipeline.flink) with 1 Task
 with 2 (2 slots each, --parallelism=2, one Python SDK worker per TaskManager, Beam's default).
 Each job's driver runs in a process of its own; the time is build_embedding's, from the driver
 (job submission, the jar's upload, the SDK workers' start included), beside Flink's own
-duration of the job. The harness polls each TaskManager's process (the JVM) and the SDK workers
-it started (its child processes) for their peak RSS. Writes benchmarks/results/flink.json.
-Clusters are started before and stopped after their row (not timed).
+duration of the job. It is split, from the driver's clock, Flink's job timestamps (REST API)
+and the TaskManagers' logs, into: submission (Beam's run() until Flink has the job: the job
+server's translation and the upload of its jar), Flink's scheduling (the job created until
+running), the SDK workers' start (running until the first Python SDK worker connects: the
+TaskManager starts `tfx-embeddings-beam-worker`, which imports Beam), the work (until the job
+ends) and the driver's own steps before and after the job (inspect; merge, verify, publish).
+The harness polls each TaskManager's process (the JVM) and the SDK workers it started (its
+child processes) for their peak RSS. Writes benchmarks/results/flink.json. Clusters are started
+before and stopped after their row (not timed).
 """
 
 import argparse
+import datetime
+import glob
 import json
+import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -66,24 +76,74 @@ def run_driver(beam_args, vectors, vocabulary, task_manager_pids=()):
     if driver.returncode:
         raise SystemExit(f"the job with {beam_args} failed (exit status {driver.returncode})")
     with open(result) as f:
-        seconds = json.load(f)["seconds"]
+        measured = json.load(f)
     os.remove(result)
-    return seconds, driver_peak / 2**20, {name: (jvm / 2**20, workers / 2**20)
-                                          for name, (jvm, workers) in peaks.items()}
+    return measured, driver_peak / 2**20, {name: (jvm / 2**20, workers / 2**20)
+                                           for name, (jvm, workers) in peaks.items()}
 
 
 def one(beam_args, vectors, vocabulary, result):
-    """The measured job, in this process; the time excludes interpreter start and imports."""
+    """The measured job, in this process; the time excludes interpreter start and imports.
+    Writes {seconds, submitted: the wall-clock time Beam's run() was called, stages: the
+    EmbeddingGen stage seconds build_embedding logs}."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from tfx_embeddings.components.embedding_gen.executor import build_embedding
+    import tfx_embeddings
+
+    stages, submitted = {}, []
+
+    class Stages(logging.Handler):
+        def emit(self, record):
+            stages.update(getattr(record, "stage_seconds", {}))
+
+    stage_logger = logging.getLogger("tfx_embeddings.embedding_gen.stages")
+    stage_logger.addHandler(Stages())
+    stage_logger.setLevel(logging.INFO)  # Python's default, WARNING, drops it.
+    run = beam.Pipeline.run
+
+    def timed_run(pipeline, *args, **kwargs):
+        submitted.append(time.time())
+        return run(pipeline, *args, **kwargs)
+
+    beam.Pipeline.run = timed_run
     started = time.time()
     with tempfile.TemporaryDirectory(dir=WORK) as out:
-        build_embedding(vocabulary, vectors, os.path.join(out, "embedding"), row_layout="padded",
-                        make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(beam_args)))
+        tfx_embeddings.build_embedding(
+            vocabulary, vectors, os.path.join(out, "embedding"), row_layout="padded",
+            make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(beam_args)))
     with open(result, "w") as f:
-        json.dump({"seconds": time.time() - started}, f)
+        json.dump({"seconds": time.time() - started, "submitted": submitted[0],
+                   "stages": stages}, f)
+
+
+_CONNECTED = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*Beam Fn Control client "
+                        r"connected with id")
+
+
+def phases(measured, job, log_dir):
+    """The job's seconds by phase (see the module's docstring), from the driver's measurement,
+    Flink's job details (/jobs/<jid>: timestamps in ms) and the TaskManagers' logs."""
+    stamps = {state: ms / 1000 for state, ms in job["timestamps"].items() if ms}
+    created = min(stamps.get("INITIALIZING", job["start-time"] / 1000),
+                  stamps.get("CREATED", float("inf")))
+    connected = []
+    for path in glob.glob(os.path.join(log_dir, "taskmanager*.log")):
+        with open(path) as f:
+            for line in f:
+                found = _CONNECTED.match(line)
+                if found:  # The TaskManagers log local time.
+                    connected.append(datetime.datetime.strptime(
+                        found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
+    running = stamps["RUNNING"]
+    first_worker = min(connected) if connected else running
+    stages = measured["stages"]
+    return {"submission_s": round(created - measured["submitted"], 2),
+            "flink_scheduling_s": round(running - created, 2),
+            "sdk_worker_start_s": round(first_worker - running, 2),
+            "work_s": round(job["end-time"] / 1000 - first_worker, 2),
+            "driver_before_after_s": round(sum(stages.get(stage, 0.0) for stage in (
+                "inspect", "merge", "verify", "publish")), 2)}
 
 
 def main():
@@ -104,10 +164,14 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     jars = flink.ensure_jars()
     rows = []
-    seconds, driver_mb, _ = run_driver(bench_ingest.RUNNER_ARGS["processes"], vectors,
-                                       vocabulary)
-    rows.append({"runner": "local (FnApiRunner, 2 worker processes)", "seconds": round(seconds, 2),
-                 "flink_job_seconds": "-", "state": "-",
+    measured, driver_mb, _ = run_driver(bench_ingest.RUNNER_ARGS["processes"], vectors,
+                                        vocabulary)
+    stages = measured["stages"]
+    rows.append({"runner": "local (FnApiRunner, 2 worker processes)",
+                 "seconds": round(measured["seconds"], 2), "flink_job_seconds": "-",
+                 "work_s": round(stages.get("beam_job", 0.0), 2),
+                 "driver_before_after_s": round(sum(stages.get(stage, 0.0) for stage in (
+                     "inspect", "merge", "verify", "publish")), 2), "state": "-",
                  "peak_rss_mb": f"{driver_mb:.0f} (the driver and its workers)",
                  "driver_peak_rss_mb": "-", "subtasks": "-"})
     print(rows[-1], flush=True)
@@ -119,12 +183,15 @@ def main():
                 f"--job_name=bench-flink-{count}tm"]
             task_managers = [(name, pid) for name, pid in cluster.pids().items()
                              if name.startswith("taskmanager")]
-            seconds, driver_mb, peaks = run_driver(beam_args, vectors, vocabulary, task_managers)
+            measured, driver_mb, peaks = run_driver(beam_args, vectors, vocabulary,
+                                                    task_managers)
             [job] = [job for job in cluster.jobs() if job["name"] == f"bench-flink-{count}tm"]
             spread = cluster.job_task_managers(job["jid"])
             rows.append({
                 "runner": f"Flink, {count} TaskManager{'s' if count > 1 else ''}",
-                "seconds": round(seconds, 2), "flink_job_seconds": job["duration"] / 1000,
+                "seconds": round(measured["seconds"], 2),
+                "flink_job_seconds": job["duration"] / 1000,
+                **phases(measured, cluster.rest(f"/jobs/{job['jid']}"), cluster.log_dir),
                 "state": job["state"],
                 "peak_rss_mb": "; ".join(
                     f"{name.replace('taskmanager', 'TM ')}: JVM {jvm:.0f} + SDK workers "
@@ -132,7 +199,9 @@ def main():
                 "driver_peak_rss_mb": round(driver_mb),
                 "subtasks": ", ".join(f"{tm} {n}" for tm, n in spread.items())})
             print(rows[-1], flush=True)
-    write_table("flink", rows, ["runner", "seconds", "flink_job_seconds", "state", "peak_rss_mb",
+    write_table("flink", rows, ["runner", "seconds", "submission_s", "flink_scheduling_s",
+                                "sdk_worker_start_s", "work_s", "driver_before_after_s",
+                                "flink_job_seconds", "state", "peak_rss_mb",
                                 "driver_peak_rss_mb", "subtasks"],
                 extra={"vectors": os.path.basename(vectors),
                        "vectors_bytes": os.path.getsize(vectors),

@@ -7,8 +7,8 @@ environment without Docker.
 the venv's bin/; the task managers find it on their PATH). It does what the Go `boot` program of
 Beam's SDK container does first: the runner starts it with `--id=ID --provision_endpoint=HOST:PORT`;
 it asks that provision service for the pipeline's options and for the control and logging
-endpoints, then replaces itself with `python -m apache_beam.runners.worker.sdk_worker_main`
-(the same interpreter) given those in its environment.
+endpoints, then runs Beam's `apache_beam.runners.worker.sdk_worker_main` given those in its
+environment, in the same process (no second interpreter to start, nothing imported twice).
 
 What it does not do, unlike `boot`: fetch and install staged artifacts (`--extra_package`,
 `--setup_file`, `--requirements_file`, a `--save_main_session` pickle). The worker runs the code
@@ -24,6 +24,7 @@ worker; that job then waits forever. Here each task manager starts its own worke
 import argparse
 import logging
 import os
+import runpy
 import sys
 import tempfile
 
@@ -72,7 +73,8 @@ def worker_environment(worker_id, provision_endpoint, semi_persistent_directory=
 
 
 def main(argv=None):
-    """Entry point of `tfx-embeddings-beam-worker`: never returns (execs the SDK worker)."""
+    """Entry point of `tfx-embeddings-beam-worker`: runs the SDK worker until the runner stops
+    it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--id", required=True, help="the worker id the runner gives")
     parser.add_argument("--provision_endpoint", required=True, help="host:port")
@@ -81,14 +83,16 @@ def main(argv=None):
     # service's answer has them all.
     args, _ = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    environment = {**os.environ, **worker_environment(args.id, args.provision_endpoint,
-                                                       args.semi_persistent_directory)}
-    logging.info("Beam SDK worker %s: %s -m apache_beam.runners.worker.sdk_worker_main",
-                 args.id, sys.executable)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "apache_beam.runners.worker.sdk_worker_main"],
-              environment)
+    os.environ.update(worker_environment(args.id, args.provision_endpoint,
+                                         args.semi_persistent_directory))
+    logging.info("Beam SDK worker %s: %s, apache_beam.runners.worker.sdk_worker_main", args.id,
+                 sys.executable)
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # sdk_worker_main sends the logs to the runner.
+        root.removeHandler(handler)
+    sys.argv = [sys.argv[0]]
+    runpy.run_module("apache_beam.runners.worker.sdk_worker_main", run_name="__main__",
+                     alter_sys=True)
 
 
 if __name__ == "__main__":

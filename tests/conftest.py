@@ -73,3 +73,22 @@ def no_numpy_matrix(monkeypatch):
         monkeypatch.setattr(ops._EagerTensorBase, "numpy", guarded_numpy)
 
     return guard
+
+
+@pytest.fixture(scope="session")
+def history(tmp_path_factory):
+    """The session's scheduled runs of the demo pipeline on one root (tests/history.py)."""
+    from tests.history import History
+
+    return History(str(tmp_path_factory.mktemp("history")))
+
+
+# The tiers (pytest.ini's markers): a test that uses one of these fixtures runs a whole pipeline
+# or the image stand-in; modules that start clusters or run pipelines otherwise mark themselves.
+_PIPELINE_FIXTURES = {"history", "image", "pipeline_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pipeline)

@@ -1,6 +1,5 @@
 """The whole pipeline through LocalDagRunner on a tiny slice of the sample, as a user runs it."""
 
-import glob
 import json
 import os
 import re
@@ -12,62 +11,25 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
-from ml_metadata.metadata_store import metadata_store
-from tfx.orchestration import metadata
 
+from tests.history import command_line
 from tfx_embeddings.components import embedding_artifact, vocabulary_file
 from tfx_embeddings.components.types import PretrainedEmbedding, Vocabulary
-from tfx_embeddings.pipeline.demo import preprocessing, sample_data
-
-
-def _config(tmp_path, vectors, name="config.yaml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(f"""
-        pipeline_name: test-pipeline
-        pipeline_root: {tmp_path}/root
-        serving_dir: {tmp_path}/serving
-        data:
-          examples: {tmp_path}/sample/corpus
-          vectors: {vectors}
-        text:
-          max_tokens: 16
-          vocabulary_splits: [train, eval]
-        embedding:
-          num_shards: 3
-        trainer:
-          epochs: 2
-          batch_size: 16
-        beam_pipeline_args: [--runner=FnApiRunner, --direct_running_mode=in_memory]
-    """))
-    return str(path)
-
-
-def _run(config):
-    return subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", "run", "--config", config],
-                          capture_output=True, text=True)
+from tfx_embeddings.pipeline.demo import preprocessing
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("pipeline")
-    sample_data.write_sample(str(tmp_path / "sample"), n_train=160, n_eval=80)
-    vectors = tmp_path / "sample" / "vectors" / "glove.sample.50d.txt"
-    result = _run(_config(tmp_path, vectors))
-    assert result.returncode == 0, result.stderr[-5000:]
-    return tmp_path, result
-
-
-def _store(tmp_path):
-    return metadata_store.MetadataStore(
-        metadata.sqlite_metadata_connection_config(str(tmp_path / "root" / "metadata.sqlite")))
+def pipeline_run(history):
+    """The history's first run (tests/history.py): its work directory, its CompletedProcess."""
+    return history, history.run("first")
 
 
 def test_run_reports_what_it_built(pipeline_run):
-    tmp_path, result = pipeline_run
+    history, result = pipeline_run
     for text in ("vocabulary size:", "vocabulary coverage:", "corpus token coverage:",
                  "checkpoint shards:      3", "eval accuracy, pretrained embedding:",
                  "model:                  blessed by the Evaluator",
-                 f"pushed to:              {tmp_path}/serving/"):
+                 f"pushed to:              {history.serving}/"):
         assert text in result.stdout
 
 
@@ -75,13 +37,13 @@ def test_a_run_prints_what_a_person_reads_and_logs_the_rest(pipeline_run):
     """The terminal: a line per component start and end, the summary, the log's path; no
     traceback, no warning about anything but the run, no download attempt. The full log has
     all of TFX, Beam and TensorFlow."""
-    tmp_path, result = pipeline_run
+    history, result = pipeline_run
     terminal = result.stdout + result.stderr
     assert len(terminal.splitlines()) <= 60, terminal
     for unwanted in ("Traceback", "FutureWarning", "Warning:", "prism", "Prism", "download"):
         assert unwanted not in terminal, unwanted
     log_path = terminal.split("the full log: ", 1)[1].split()[0]
-    assert log_path.startswith(str(tmp_path / "root" / "logs"))
+    assert log_path.startswith(os.path.join(history.root, "logs"))
     lines = terminal.splitlines()
     for component in ("CsvExampleGen", "VocabularyGen", "Transform", "EmbeddingGen",
                       "EmbeddingTrainer", "Pusher"):
@@ -101,14 +63,10 @@ def test_a_run_prints_what_a_person_reads_and_logs_the_rest(pipeline_run):
 
 
 def test_trainer_gets_the_embedding_through_lineage(pipeline_run):
-    tmp_path, _ = pipeline_run
-    store = _store(tmp_path)
-    [embedding] = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
-    trainer_context = store.get_context_by_type_and_name("node", "test-pipeline.EmbeddingTrainer")
-    [execution] = store.get_executions_by_context(trainer_context.id)
-    inputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
-              if e.type == e.INPUT]
-    assert embedding.id in inputs
+    history, _ = pipeline_run
+    embedding = history.output("EmbeddingGen", "first", "embedding")
+    assert embedding.type == PretrainedEmbedding.TYPE_NAME
+    assert embedding.id in history.inputs("EmbeddingTrainer", "first")
     manifest = embedding_artifact.EmbeddingArtifact(embedding.uri).manifest
     assert len(manifest.shards) == 3
     assert embedding.custom_properties["num_shards"].int_value == 3
@@ -116,12 +74,12 @@ def test_trainer_gets_the_embedding_through_lineage(pipeline_run):
 
 def test_trained_model_started_from_the_checkpoint_rows(pipeline_run):
     """A token seen by no training example keeps its pretrained row in the exported model."""
-    tmp_path, _ = pipeline_run
-    store = _store(tmp_path)
-    [embedding] = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
-    [model] = store.get_artifacts_by_type("Model")
+    history, _ = pipeline_run
+    embedding = history.output("EmbeddingGen", "first", "embedding")
+    model = history.output("EmbeddingTrainer", "first", "model")
     pretrained = tf.train.load_variable(
-        os.path.join(embedding.uri, embedding_artifact.CHECKPOINT_PREFIX), embedding_artifact.TENSOR_NAME)
+        os.path.join(embedding.uri, embedding_artifact.CHECKPOINT_PREFIX),
+        embedding_artifact.TENSOR_NAME)
     loaded = tf.saved_model.load(os.path.join(model.uri, "Format-Serving"))
     parts = sorted((v for v in loaded.variables if "embeddings/part_" in v.name),
                    key=lambda v: int(v.name.split("part_")[1].split(":")[0]))
@@ -129,16 +87,17 @@ def test_trained_model_started_from_the_checkpoint_rows(pipeline_run):
     trained = np.concatenate([v.numpy() for v in parts])
     assert not np.array_equal(trained, pretrained)  # Trainable: rows moved...
     np.testing.assert_array_equal(trained[-1], pretrained[-1])  # ...but not the OOV row,
-    assert (np.abs(trained - pretrained).max(axis=1) == 0).sum() > 0.2 * len(trained)  # nor eval-only tokens.
+    unchanged = (np.abs(trained - pretrained).max(axis=1) == 0).sum()
+    assert unchanged > 0.2 * len(trained)  # nor eval-only tokens.
 
 
 def test_transform_graph_maps_with_the_vocabulary_gen_file(pipeline_run):
     """The fast vocabulary is the TransformGraph's asset and EmbeddingGen's rows, byte for byte."""
-    tmp_path, _ = pipeline_run
-    store = _store(tmp_path)
-    [produced] = store.get_artifacts_by_type(Vocabulary.TYPE_NAME)
-    [graph] = store.get_artifacts_by_type("TransformGraph")
-    [embedding] = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
+    history, _ = pipeline_run
+    produced = history.output("VocabularyGen", "first", "vocabulary")
+    assert produced.type == Vocabulary.TYPE_NAME
+    graph = history.output("Transform", "first", "transform_graph")
+    embedding = history.output("EmbeddingGen", "first", "embedding")
     paths = [os.path.join(produced.uri, vocabulary_file.VOCABULARY_FILE),
              tft.TFTransformOutput(graph.uri).vocabulary_file_by_name(
                  preprocessing.VOCABULARY_NAME),
@@ -167,15 +126,17 @@ SERVING_PROBE = textwrap.dedent("""
 
 def test_pushed_model_scores_raw_strings_in_a_fresh_process(pipeline_run):
     """...with the embedding checkpoint out of reach: serving never needs it."""
-    tmp_path, _ = pipeline_run
-    [pushed] = glob.glob(str(tmp_path / "serving" / "*"))
-    embedding_gen = tmp_path / "root" / "EmbeddingGen"
-    embedding_gen.rename(tmp_path / "hidden")
+    history, _ = pipeline_run
+    pushed = history.output("Pusher", "first", "pushed_model").custom_properties[
+        "pushed_destination"].string_value
+    embedding_gen = os.path.join(history.root, "EmbeddingGen")
+    hidden = os.path.join(history.work, "hidden")
+    os.rename(embedding_gen, hidden)
     try:
         result = subprocess.run([sys.executable, "-c", SERVING_PROBE, pushed],
                                 capture_output=True, text=True, check=True)
     finally:
-        (tmp_path / "hidden").rename(embedding_gen)
+        os.rename(hidden, embedding_gen)
     scores = json.loads(result.stdout.strip().splitlines()[-1])
     probabilities = scores["predict_text"]
     assert len(probabilities) == 3 and all(0 <= p <= 1 for p in probabilities)
@@ -184,27 +145,29 @@ def test_pushed_model_scores_raw_strings_in_a_fresh_process(pipeline_run):
 
 
 def test_bad_vector_file_fails_the_run_and_publishes_nothing(pipeline_run):
-    tmp_path, _ = pipeline_run
-    bad = tmp_path / "bad_vectors.txt"
-    bad.write_text("brikaka 0.1 0.2 0.3\nbrisaka 0.1 0.2\n")
-    result = _run(_config(tmp_path, bad, "bad.yaml"))
+    history, _ = pipeline_run
+    bad = os.path.join(history.work, "bad_vectors.txt")
+    with open(bad, "w") as f:
+        f.write("brikaka 0.1 0.2 0.3\nbrisaka 0.1 0.2\n")
+    live_before = {a.id for a in history.store().get_artifacts_by_type(
+        PretrainedEmbedding.TYPE_NAME) if a.state == a.LIVE}
+    result = command_line(history.config("first", vectors=bad))
     assert result.returncode != 0
     assert f"{bad} line 2 (byte offset 20): expected 3 values after the token, found 2" \
         in result.stderr
-    store = _store(tmp_path)
-    embeddings = store.get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
-    published = [a for a in embeddings if a.state == a.LIVE]
-    assert len(published) == 1  # Only the first run's.
+    embeddings = history.store().get_artifacts_by_type(PretrainedEmbedding.TYPE_NAME)
+    assert {a.id for a in embeddings if a.state == a.LIVE} == live_before  # None published.
     for artifact in embeddings:
         if artifact.state != artifact.LIVE and os.path.exists(artifact.uri):
             assert os.listdir(artifact.uri) == []
+    history.config("first")  # The config file as it was.
 
 
 def test_bad_config_key_is_named(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("pipeline_name: p\npipeline_root: r\nserving_dir: s\n"
                       "data: {examples: e, vectors: v}\ntrainer: {epoch: 3}\n")
-    result = _run(str(config))
+    result = command_line(str(config))
     assert result.returncode != 0
     assert f"error: {config}: trainer.epoch: unknown key" in result.stderr
 
@@ -217,22 +180,23 @@ def test_the_same_run_with_root_data_and_serving_in_a_bucket(pipeline_run):
     (but for the local paths its manifest and projector config name)."""
     from tests.s3_emulator import S3Emulator, differing, local_tree
 
-    tmp_path, local = pipeline_run
+    history, local = pipeline_run
+    work = history.work
     bucket = "pipeline"
     with S3Emulator(buckets=[bucket]) as s3:
-        s3.upload_tree(tmp_path / "sample", bucket, "sample")
-        config = _config(tmp_path, f"s3://{bucket}/sample/vectors/glove.sample.50d.txt",
-                         "s3.yaml")
-        text = open(config).read()
-        for local_path, remote in ((f"{tmp_path}/root", f"s3://{bucket}/root"),
-                                   (f"{tmp_path}/serving", f"s3://{bucket}/serving"),
-                                   (f"{tmp_path}/sample", f"s3://{bucket}/sample")):
+        s3.upload_tree(os.path.join(work, "sample"), bucket, "sample")
+        s3.upload_tree(os.path.join(work, "corpus", "first"), bucket, "corpus/first")
+        with open(history.config("first")) as f:
+            text = f.read()
+        for local_path, remote in ((f"{work}/root", f"s3://{bucket}/root"),
+                                   (f"{work}/serving", f"s3://{bucket}/serving"),
+                                   (f"{work}/sample", f"s3://{bucket}/sample"),
+                                   (f"{work}/corpus", f"s3://{bucket}/corpus")):
             text = text.replace(local_path, remote)
+        config = os.path.join(work, "s3.yaml")
         with open(config, "w") as f:
-            f.write(text + f"metadata_path: {tmp_path}/s3/metadata.sqlite\n")
-        result = subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", "run",
-                                 "--config", config], capture_output=True, text=True,
-                                env={**os.environ, **s3.env()}, timeout=1800)
+            f.write(text + f"metadata_path: {work}/s3/metadata.sqlite\n")
+        result = command_line(config, env={**os.environ, **s3.env()})
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
         def summary(stdout, label):
@@ -242,12 +206,12 @@ def test_the_same_run_with_root_data_and_serving_in_a_bucket(pipeline_run):
         assert summary(result.stdout, "model:") == "blessed by the Evaluator"
         embedding = summary(result.stdout, "embedding artifact:")
         assert embedding.startswith(f"s3://{bucket}/root/EmbeddingGen/embedding/")
-        renames = [(tmp_path / "sample", f"s3://{bucket}/sample"),
-                   (tmp_path / "root", f"s3://{bucket}/root")]
+        renames = [(os.path.join(work, "sample"), f"s3://{bucket}/sample"),
+                   (history.root, f"s3://{bucket}/root")]
         prefix = len(f"s3://{bucket}/")
         compared = [(summary(local.stdout, "embedding artifact:"), embedding)]
-        [vocabulary] = glob.glob(str(tmp_path / "root" / "VocabularyGen" / "vocabulary" / "*"))
-        compared.append((vocabulary, vocabulary.replace(str(tmp_path), f"s3://{bucket}")))
+        vocabulary = history.output("VocabularyGen", "first", "vocabulary").uri
+        compared.append((vocabulary, vocabulary.replace(work, f"s3://{bucket}")))
         compared.append((summary(local.stdout, "pushed to:"),
                          summary(result.stdout, "pushed to:")))
         for local_dir, uri in compared:  # The same execution ids: the same directories.

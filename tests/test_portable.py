@@ -7,7 +7,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tfx_embeddings.pipeline.demo import sample_data
+
+pytestmark = pytest.mark.cluster
 
 
 def test_portable_runner_writes_the_same_bytes(tmp_path):

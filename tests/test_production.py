@@ -19,6 +19,8 @@ from tfx_embeddings.components.embedding_trainer import restore
 from tfx_embeddings.components.types import PretrainedEmbedding
 from tfx_embeddings.pipeline.demo import sample_data
 
+pytestmark = pytest.mark.pipeline
+
 UPSTREAM = ("CsvExampleGen", "StatisticsGen", "VocabularyGen", "Transform", "EmbeddingGen")
 
 

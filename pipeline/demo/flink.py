@@ -24,7 +24,7 @@ import time
 from ..console import RunConsole
 from ..flink.cluster import FlinkCluster, FlinkError, cluster_ports, ensure_jars
 from .config import PipelineConfig, load_config
-from .portable import compare_outputs, run_in
+from .runners import compare_outputs, run_in
 
 LOCAL_BEAM_ARGS = PipelineConfig.model_fields["beam_pipeline_args"].default
 

@@ -15,10 +15,7 @@ the Flink or Spark job servers themselves (Java, from Maven Central; not reachab
 
 import argparse
 import contextlib
-import filecmp
-import glob
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -26,11 +23,7 @@ import time
 
 from ..console import RunConsole
 from .config import load_config
-
-# The artifacts compared, as globs under a pipeline root.
-COMPARED = ("VocabularyGen/vocabulary/*/vocabulary.txt",
-            "EmbeddingGen/embedding/*/checkpoint/embeddings.*",
-            "EmbeddingGen/embedding/*/vocabulary.txt")
+from .runners import compare_outputs, run_in
 
 
 def _free_port():
@@ -84,52 +77,6 @@ def portable_services(log_dir):
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-def run_in(config, root, beam_pipeline_args, component_beam_args=None):
-    """Runs the pipeline with LocalDagRunner, its pipeline root, metadata store and serving
-    directory under root (emptied first), Beam options beam_pipeline_args, and no random baseline
-    trainer.
-
-    Args:
-      config: a PipelineConfig.
-      root: the run's directory.
-      beam_pipeline_args: every Beam step's options.
-      component_beam_args: a function of a Beam component's id giving options added to that
-        component's (e.g. its --job_name), or None.
-
-    Returns:
-      The PipelineConfig the run used.
-    """
-    from tfx.dsl.components.base import base_beam_component
-
-    from .. import local
-    from .pipeline import create_pipeline
-
-    shutil.rmtree(root, ignore_errors=True)
-    run_config = config.model_copy(update={
-        "pipeline_root": root, "metadata_path": os.path.join(root, "metadata.sqlite"),
-        "serving_dir": os.path.join(root, "serving"), "beam_pipeline_args": beam_pipeline_args,
-        "trainer": config.trainer.model_copy(update={"train_random_baseline": False})})
-    pipeline = create_pipeline(run_config)
-    for component in pipeline.components:
-        if component_beam_args and isinstance(component, base_beam_component.BaseBeamComponent):
-            component.with_beam_pipeline_args(component_beam_args(component.id))
-    local.run(pipeline)
-    return run_config
-
-
-def compare_outputs(reference_root, other_root):
-    """{path relative to the roots: whether other_root's file has reference_root's bytes} for
-    the vocabulary file and the checkpoint's files (COMPARED)."""
-    identical = {}
-    for pattern in COMPARED:
-        for path in sorted(glob.glob(os.path.join(reference_root, pattern))):
-            relative = os.path.relpath(path, reference_root)
-            other = os.path.join(other_root, relative)
-            identical[relative] = os.path.exists(other) and filecmp.cmp(path, other,
-                                                                         shallow=False)
-    return identical
 
 
 def compare_runs(config, work_dir):

@@ -1,16 +1,26 @@
 """The demo pipeline's runs: locally (LocalDagRunner) or compiled for Kubeflow Pipelines (open
-source, or Vertex AI Pipelines), from its config.
+source, or Vertex AI Pipelines), from its config; and, for the scripts that compare runners
+(portable.py, flink.py), a run under a root of its own (`run_in`) and the bytes two runs must
+share (`compare_outputs`).
 
 Where Beam work runs is the config's `beam_pipeline_args` (DirectRunner by default; see
 configs/dataflow.yaml, flink.yaml, spark.yaml), whichever orchestrator runs the pipeline.
 """
 
+import filecmp
+import glob
 import os
+import shutil
 
 from .. import local
 from ..kubeflow.compiler import KUBEFLOW, TARGETS, compile_for_kubeflow
 from .config import ConfigError
 from .pipeline import METADATA_QUERY, RESOLVER, create_pipeline, pipeline_inputs
+
+# What two runners must write byte for byte: globs under a pipeline root.
+COMPARED = ("VocabularyGen/vocabulary/*/vocabulary.txt",
+            "EmbeddingGen/embedding/*/checkpoint/embeddings.*",
+            "EmbeddingGen/embedding/*/vocabulary.txt")
 
 
 def run_local(config):
@@ -63,3 +73,46 @@ def _check_cluster_paths(config):
             "://" not in config.data.schema_file):
         raise ConfigError(f"data.schema_file: {config.data.schema_file} is a path of this "
                           f"machine; name a schema shipped in the image or give a URI")
+
+
+def run_in(config, root, beam_pipeline_args, component_beam_args=None):
+    """Runs the pipeline with LocalDagRunner, its pipeline root, metadata store and serving
+    directory under root (emptied first), Beam options beam_pipeline_args, and no random baseline
+    trainer.
+
+    Args:
+      config: a PipelineConfig.
+      root: the run's directory.
+      beam_pipeline_args: every Beam step's options.
+      component_beam_args: a function of a Beam component's id giving options added to that
+        component's (e.g. its --job_name), or None.
+
+    Returns:
+      The PipelineConfig the run used.
+    """
+    from tfx.dsl.components.base import base_beam_component
+
+    shutil.rmtree(root, ignore_errors=True)
+    run_config = config.model_copy(update={
+        "pipeline_root": root, "metadata_path": os.path.join(root, "metadata.sqlite"),
+        "serving_dir": os.path.join(root, "serving"), "beam_pipeline_args": beam_pipeline_args,
+        "trainer": config.trainer.model_copy(update={"train_random_baseline": False})})
+    pipeline = create_pipeline(run_config)
+    for component in pipeline.components:
+        if component_beam_args and isinstance(component, base_beam_component.BaseBeamComponent):
+            component.with_beam_pipeline_args(component_beam_args(component.id))
+    local.run(pipeline)
+    return run_config
+
+
+def compare_outputs(reference_root, other_root):
+    """{path relative to the roots: whether other_root's file has reference_root's bytes} for
+    the vocabulary file and the checkpoint's files (COMPARED)."""
+    identical = {}
+    for pattern in COMPARED:
+        for path in sorted(glob.glob(os.path.join(reference_root, pattern))):
+            relative = os.path.relpath(path, reference_root)
+            other = os.path.join(other_root, relative)
+            identical[relative] = os.path.exists(other) and filecmp.cmp(path, other,
+                                                                         shallow=False)
+    return identical

@@ -31,7 +31,8 @@ Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTr
 `tf.keras` is, unless `pretrained_embedding(keras=...)` says). The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX:
 `build_embedding`. In a preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors:
 `VectorFileError`, `VocabularyFileError`, `CheckpointError`. Orchestrators: `compile_for_kubeflow`
-(open-source Kubeflow Pipelines or Vertex).
+(open-source Kubeflow Pipelines or Vertex), `run_local` (a scheduled run here: one at a time,
+nothing left behind, old artifacts retired by a `RetentionPolicy`).
 
 Names are imported when first used, so a Beam worker that imports one module of the package does
 not load TensorFlow or TFX for the others.
@@ -64,6 +65,8 @@ _EXPORTS = {
     "apply_vocabulary": "components.vocabulary_gen.lookup",
     "Tokenizer": "components.vocabulary_gen.tokenizer",
     "compile_for_kubeflow": "pipeline.kubeflow.compiler",
+    "run_local": "pipeline.local",
+    "RetentionPolicy": "pipeline.retention",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -95,6 +98,8 @@ if typing.TYPE_CHECKING:
         VocabularyTransform as VocabularyTransform,
     )
     from .pipeline.kubeflow.compiler import compile_for_kubeflow as compile_for_kubeflow
+    from .pipeline.local import run_local as run_local
+    from .pipeline.retention import RetentionPolicy as RetentionPolicy
 
 
 def __getattr__(name):

@@ -21,6 +21,8 @@ import time
 from . import sample_data
 from .config import load_config
 
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT and the model use Keras 2 (tf_keras).
+
 # Rows of the eval split kept as they are: every run is evaluated on the same rows.
 NEW_ROWS_FILE = "new.csv"
 

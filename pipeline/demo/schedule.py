@@ -64,13 +64,18 @@ def measure(config, temporary_dir):
     import psutil
 
     process = psutil.Process()
+    root_bytes = disk_bytes(config.pipeline_root)
+    metadata_bytes = (os.path.getsize(config.metadata_path)
+                      if os.path.exists(config.metadata_path) else 0)
+    inside = config.metadata_path.startswith(config.pipeline_root.rstrip("/") + "/")
     return {
-        "pipeline_root_bytes": disk_bytes(config.pipeline_root),
+        "pipeline_root_bytes": root_bytes,
+        # The pipeline root without the metadata store (the artifacts, and what TFX keeps).
+        "artifact_bytes": root_bytes - (metadata_bytes if inside else 0),
         "serving_bytes": disk_bytes(config.serving_dir),
         "tmp_bytes": disk_bytes(temporary_dir),
         "tmp_entries": sorted(os.listdir(temporary_dir)),
-        "metadata_bytes": (os.path.getsize(config.metadata_path)
-                           if os.path.exists(config.metadata_path) else 0),
+        "metadata_bytes": metadata_bytes,
         "open_files": sorted(f.path for f in process.open_files()),
         "fds": process.num_fds(),
         "children": [" ".join(c.cmdline()[:3]) for c in process.children(recursive=True)],

@@ -118,8 +118,9 @@ def test_runs_leave_nothing_in_the_temporary_directory(scheduled):
 
 def test_runs_leave_no_process_and_no_open_file(scheduled):
     """Before the first run (record 0) and after each: the same open files, but for a handle on
-    the process's own command line that the first run opens once, for the process's life; the
-    same number of descriptors after every run."""
+    the process's own command line (/proc/<pid>/cmdline) that TensorFlow's runtime opens at its
+    first op and keeps for the process's life; the same number of descriptors after every run
+    (gRPC keeps its poller's from the first run on)."""
     records = scheduled["records"]
     assert [r["children"] for r in records] == [[]] * 4
     for record in records[1:]:

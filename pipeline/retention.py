@@ -31,7 +31,6 @@ from typing import Dict, List, Optional
 
 from ..components import progress
 
-LIVE_OUTPUT_STATES = ("LIVE",)
 _SYSTEM_DIR = ".system"
 # Under <pipeline_root>/<node>/.system: per execution temporary and working directories.
 _EXECUTION_DIRS = ("executor_execution", "stateful_working_dir")

@@ -17,9 +17,12 @@ is measured is what a run leaves, not how well it trains.
 """
 
 import argparse
+import contextlib
 import csv
+import logging
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -79,6 +82,28 @@ def slopes(records):
     return result
 
 
+@contextlib.contextmanager
+def _quiet(log_path):
+    """Everything the runs write (TFX, Beam, TensorFlow: file descriptors 1 and 2, and the
+    root logger) goes to log_path; yields a file on the terminal for one line per run."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(1), "w", buffering=1)
+    with open(log_path, "ab", buffering=0) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, force=True)
+        try:
+            yield terminal
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            terminal.close()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -94,13 +119,13 @@ def main():
     os.environ["TMPDIR"] = temporary
     tempfile.tempdir = temporary
 
-    from tfx_embeddings.pipeline.console import RunConsole
     from tfx_embeddings.pipeline.demo import schedule
     from tfx_embeddings.pipeline.demo.config import load_config
 
     config = load_config(write_config(work))
-    with RunConsole(os.path.join(work, "schedule.log")) as console:
-        records = schedule.simulate(config, args.runs, work, rows=args.rows, report=console.print)
+    with _quiet(os.path.join(work, "schedule.log")) as terminal:
+        records = schedule.simulate(config, args.runs, work, rows=args.rows,
+                                    report=lambda line: terminal.write(line + "\n"))
     rows = [{"run": r["run"], "seconds": r["seconds"],
              "pipeline_root_mb": round(r["pipeline_root_bytes"] / 1e6, 2),
              "artifacts_mb": round(r["artifact_bytes"] / 1e6, 2),

@@ -1,6 +1,8 @@
 """Running pipelines that use the components, and the project's demo pipeline.
 
-- `local.py`: a TFX pipeline run here (LocalDagRunner, SQLite metadata, one run at a time).
+- `local.py`: a TFX pipeline run here (LocalDagRunner, SQLite metadata, one run at a time,
+  nothing left behind, old artifacts retired); `retention.py` (what a schedule keeps, and
+  healing after a killed run), `packages.py` (the project's wheel for Beam workers).
 - `kubeflow/`: a TFX pipeline compiled for Kubeflow Pipelines, open source or Vertex
   (`compile_for_kubeflow`), its steps' entrypoint, and `run-spec` (a spec run here as the
   open-source backend runs it).

@@ -7,6 +7,7 @@
     python -m tfx_embeddings.pipeline run-spec pipeline.yaml --python IMAGE_PYTHON ...
     python -m tfx_embeddings.pipeline inspect ARTIFACT_DIR
     python -m tfx_embeddings.pipeline flink start --run-dir DIR    # a Flink cluster here
+    python -m tfx_embeddings.pipeline retire --config configs/demo.yaml [--keep-runs N]
 
 (also installed as the `tfx-embeddings` command)
 """
@@ -36,9 +37,12 @@ def _run(args):
                                config.data.vectors, config.data.schema_file)
             from .demo import report, runners
 
-            runners.run_local(config)
+            result = runners.run_local(config)
             console.print("\n" + console.times.table())
             console.print("\n" + report.format_summary(report.summarize(config)))
+            for label, what in (("healed", result.healed), ("retention", result.retired)):
+                if what is not None and (what.retired or what.orphans or label == "retention"):
+                    console.print(f"{label + ':':24s}{what.describe()}")
     except Exception as e:  # The project's message first, then where the rest is.
         sys.exit(f"error: {_message(e)}\nthe full log: {log_path}")
 
@@ -91,6 +95,13 @@ def _name_value(text):
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
+
+
+def _retire(args):
+    from .demo import runners
+    from .demo.config import load_config
+
+    print("retention: " + runners.retire(load_config(args.config), args.keep_runs).describe())
 
 
 def _predict(args):
@@ -172,6 +183,12 @@ def main(argv=None):
                           help="no executor-logs output per task (the backend's PUBLISH_LOGS "
                                "false)")
     run_spec.set_defaults(handler=_run_spec)
+    retire = command("retire", "retire the artifacts the config's retention policy does not "
+                               "keep (files deleted, ML Metadata record DELETED), between runs")
+    retire.add_argument("--config", required=True, help="YAML config, e.g. configs/demo.yaml")
+    retire.add_argument("--keep-runs", type=int, help="keep the last N runs' artifacts (default: "
+                                                      "the config's retention.keep_runs)")
+    retire.set_defaults(handler=_retire)
     predict = command("predict", "score raw texts with a pushed model of the demo pipeline "
                                  "(its predict_text signature)")
     predict.add_argument("model", help="the pushed model's directory")

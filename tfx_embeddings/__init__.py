@@ -30,9 +30,10 @@ Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTr
 (tf_keras or Keras 3: the Keras `tf.keras` is, unless `pretrained_embedding(keras=...)` says).
 The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX: `build_embedding`. In a
 preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors: `VectorFileError`,
-`VocabularyFileError`, `CheckpointError`. Orchestrators and runners: `compile_for_kubeflow`
-(open-source Kubeflow Pipelines or Vertex), `FlinkCluster` (a Flink cluster on this machine for
-a pipeline's Beam steps).
+`VocabularyFileError`, `CheckpointError`. Orchestrators and runners: `run_local`
+(a scheduled run here: one at a time, nothing left behind, old artifacts retired by a
+`RetentionPolicy`), `compile_for_kubeflow` (open-source Kubeflow Pipelines or Vertex),
+`FlinkCluster` (a Flink cluster on this machine for a pipeline's Beam steps).
 
 Names are imported when first used, so a Beam worker that imports one module of the package does
 not load TensorFlow or TFX for the others.
@@ -66,6 +67,8 @@ _EXPORTS = {
     "Tokenizer": "components.vocabulary_gen.tokenizer",
     "compile_for_kubeflow": "pipeline.kubeflow.compiler",
     "FlinkCluster": "pipeline.flink.cluster",
+    "run_local": "pipeline.local",
+    "RetentionPolicy": "pipeline.retention",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -98,6 +101,8 @@ if typing.TYPE_CHECKING:
     )
     from .pipeline.flink.cluster import FlinkCluster as FlinkCluster
     from .pipeline.kubeflow.compiler import compile_for_kubeflow as compile_for_kubeflow
+    from .pipeline.local import run_local as run_local
+    from .pipeline.retention import RetentionPolicy as RetentionPolicy
 
 
 def __getattr__(name):

@@ -83,6 +83,14 @@ class EvaluationConfig(_Section):
     """How far below the latest blessed model's eval accuracy a model may fall."""
 
 
+class RetentionConfig(_Section):
+    """Which artifacts the pipeline keeps after each run (pipeline.retention.RetentionPolicy)."""
+    keep_runs: Optional[int] = pydantic.Field(None, ge=1)
+    """The artifacts the last keep_runs successful runs used or produced are kept, with the
+    latest blessed and the latest pushed model; the others are retired (files deleted, ML
+    Metadata record DELETED). None: nothing is retired."""
+
+
 class PipelineConfig(_Section):
     pipeline_name: str
     pipeline_root: str
@@ -92,6 +100,7 @@ class PipelineConfig(_Section):
     embedding: EmbeddingConfig = EmbeddingConfig()
     trainer: TrainerConfig = TrainerConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    retention: RetentionConfig = RetentionConfig()
     metadata_path: Optional[str] = None
     """SQLite metadata store of local runs; by default metadata.sqlite under a local
     pipeline_root (required when pipeline_root is remote)."""

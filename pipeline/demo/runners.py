@@ -12,7 +12,7 @@ import glob
 import os
 import shutil
 
-from .. import local
+from .. import local, retention
 from ..kubeflow.compiler import KUBEFLOW, TARGETS, compile_for_kubeflow
 from .config import ConfigError
 from .pipeline import METADATA_QUERY, RESOLVER, create_pipeline, pipeline_inputs
@@ -24,8 +24,27 @@ COMPARED = ("VocabularyGen/vocabulary/*/vocabulary.txt",
 
 
 def run_local(config):
-    """Runs the pipeline with LocalDagRunner and the config's SQLite metadata store."""
-    local.run(create_pipeline(config))
+    """Runs the pipeline with LocalDagRunner and the config's SQLite metadata store, then
+    retires what the config's retention policy does not keep; returns local.LocalRun."""
+    return local.run(create_pipeline(config), retention=retention_policy(config))
+
+
+def retention_policy(config):
+    """The config's retention.RetentionPolicy, or None (nothing retired)."""
+    if config.retention.keep_runs is None:
+        return None
+    return retention.RetentionPolicy(keep_runs=config.retention.keep_runs)
+
+
+def retire(config, keep_runs=None):
+    """Applies the config's retention policy (or keep_runs) now, between runs, under the
+    metadata lock; returns the retention.Report."""
+    keep_runs = keep_runs or config.retention.keep_runs
+    if keep_runs is None:
+        raise ConfigError("retention.keep_runs: not set; say how many runs to keep")
+    pipeline = create_pipeline(config)
+    with local.metadata_lock(config.metadata_path):
+        return retention.apply(pipeline, retention.RetentionPolicy(keep_runs=keep_runs))
 
 
 def compile_kubeflow(config, image, output_file, target=KUBEFLOW):

@@ -1,0 +1,155 @@
+"""A schedule of runs of the demo pipeline, simulated as fast as the machine allows: new train
+rows before each run, then the run (LocalDagRunner, under the metadata lock, retention after it),
+then what it left: seconds, disk under the pipeline root, in the serving directory and in the
+temporary directory, ML Metadata's size, the process's open files and child processes.
+
+    python -m tfx_embeddings.pipeline.demo.schedule --config configs/demo.yaml --runs 20 \
+        [--json schedule.json]
+
+The runs share this one process, as runs of a long-lived scheduler's worker would: whatever a
+run leaves open or running adds up. `make bench-schedule` runs 100 of them.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from . import sample_data
+from .config import load_config
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TFT and the model use Keras 2 (tf_keras).
+
+# Rows of the eval split kept as they are: every run is evaluated on the same rows.
+NEW_ROWS_FILE = "new.csv"
+
+
+def prepare_data(config, work_dir):
+    """A copy of the config's corpus under work_dir, whose train split gets new rows each run;
+    returns the config that reads it."""
+    corpus = os.path.join(work_dir, "data", "corpus")
+    shutil.rmtree(os.path.join(work_dir, "data"), ignore_errors=True)
+    shutil.copytree(config.data.examples, corpus)
+    return config.model_copy(update={"data": config.data.model_copy(update={"examples": corpus})})
+
+
+def add_rows(config, run, rows, data_cycle=0, name=NEW_ROWS_FILE):
+    """Writes the run's new train rows to the file `name` of the train split (by default
+    replacing the last run's), seeded by the run's number, or by run % data_cycle: the same
+    rows (and file times) come back every data_cycle runs."""
+    seed = 1000 + (run % data_cycle if data_cycle else run)
+    path = sample_data.add_train_rows(os.path.dirname(config.data.examples), rows, seed=seed,
+                                      name=name)
+    if data_cycle:  # ExampleGen's fingerprint of its input holds the files' times.
+        os.utime(path, (1_700_000_000 + seed, 1_700_000_000 + seed))
+
+
+def disk_bytes(path):
+    """Bytes of the files under path (0 if it does not exist)."""
+    total = 0
+    for directory, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(directory, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def measure(config, temporary_dir):
+    """What is on disk and open now (the metadata store's size: 0 before the first run)."""
+    import psutil
+
+    process = psutil.Process()
+    root_bytes = disk_bytes(config.pipeline_root)
+    metadata_bytes = (os.path.getsize(config.metadata_path)
+                      if os.path.exists(config.metadata_path) else 0)
+    inside = config.metadata_path.startswith(config.pipeline_root.rstrip("/") + "/")
+    return {
+        "pipeline_root_bytes": root_bytes,
+        # The pipeline root without the metadata store (the artifacts, and what TFX keeps).
+        "artifact_bytes": root_bytes - (metadata_bytes if inside else 0),
+        "serving_bytes": disk_bytes(config.serving_dir),
+        "tmp_bytes": disk_bytes(temporary_dir),
+        "tmp_entries": sorted(os.listdir(temporary_dir)),
+        "metadata_bytes": metadata_bytes,
+        "open_files": sorted(f.path for f in process.open_files()),
+        "fds": process.num_fds(),
+        "children": [" ".join(c.cmdline()[:3]) for c in process.children(recursive=True)],
+        "threads": process.num_threads(),
+        "rss_bytes": process.memory_info().rss,
+    }
+
+
+def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print):
+    """Runs the pipeline `runs` times with new rows before each; returns one record per run,
+    after one of run 0: what was open and on disk before the first.
+
+    Args:
+      config: a validated PipelineConfig (its corpus is copied; its pipeline root and serving
+        directory are used as they are).
+      runs: how many runs.
+      work_dir: where the copied corpus lives.
+      rows: new train rows per run.
+      data_cycle: if > 0, the new rows repeat every data_cycle runs (for TFX's cache).
+      report: called with a line per run.
+    """
+    from . import runners
+
+    config = prepare_data(config, work_dir)
+    temporary_dir = tempfile.gettempdir()
+    records = [{"run": 0, "seconds": 0, **measure(config, temporary_dir)}]  # Before any run.
+    for run in range(1, runs + 1):
+        add_rows(config, run, rows, data_cycle)
+        started = time.monotonic()
+        result = runners.run_local(config)
+        record = {"run": run, "seconds": round(time.monotonic() - started, 2),
+                  **measure(config, temporary_dir)}
+        if result.retired is not None:
+            record["retired"] = result.retired.retired
+            record["freed_bytes"] = result.retired.freed_bytes
+            record["kept_runs"] = len(result.retired.kept_runs)
+            record["orphans"] = result.retired.orphans
+        record["healed_orphans"] = result.healed.orphans
+        records.append(record)
+        report(f"run {run:3d}: {record['seconds']:6.1f} s, pipeline root "
+               f"{record['pipeline_root_bytes'] / 1e6:7.1f} MB, serving "
+               f"{record['serving_bytes'] / 1e6:5.1f} MB, metadata "
+               f"{record['metadata_bytes'] / 1e6:5.2f} MB, tmp {record['tmp_bytes']} B, "
+               f"open files {len(record['open_files'])}, children {len(record['children'])}, "
+               f"freed {record.get('freed_bytes', 0) / 1e6:.1f} MB")
+    return records
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default="configs/demo.yaml")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--rows", type=int, default=40, help="new train rows per run")
+    parser.add_argument("--data-cycle", type=int, default=0,
+                        help="the new rows repeat every N runs (0: new every run)")
+    parser.add_argument("--work", default="build/schedule",
+                        help="the corpus copy, the pipeline root, the serving directory (unless "
+                             "the config names them)")
+    parser.add_argument("--json", help="write the records here")
+    parser.add_argument("--log", help="the runs' full log (default: <work>/schedule.log)")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    work_dir = os.path.abspath(args.work)
+    os.makedirs(work_dir, exist_ok=True)
+    from ..console import RunConsole
+
+    with RunConsole(args.log or os.path.join(work_dir, "schedule.log")) as console:
+        records = simulate(config, args.runs, work_dir, args.rows, args.data_cycle,
+                           report=console.print)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(records, f, indent=1)
+    return records
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

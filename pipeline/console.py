@@ -29,12 +29,22 @@ PROGRESS_EVERY_SECONDS = 5.0
 _FORWARDED = re.compile(r'message: "((?:[^"\\]|\\.)*)"')  # A Beam worker's record, forwarded.
 
 
+# The full logs of this many runs are kept (a schedule's disk stays bounded).
+LOGS_KEPT = 30
+
+
 def log_path(config):
     """Where a local run's full log goes: <pipeline root>/logs/, or beside the metadata store
-    when the pipeline root is remote."""
+    when the pipeline root is remote. The oldest logs there beyond LOGS_KEPT - 1 are removed."""
     base = (config.pipeline_root if "://" not in config.pipeline_root
             else os.path.dirname(config.metadata_path))
-    return os.path.join(base, "logs", f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    logs = os.path.join(base, "logs")
+    if os.path.isdir(logs):
+        old = sorted((entry for entry in os.scandir(logs) if entry.name.endswith(".log")),
+                     key=lambda entry: entry.stat().st_mtime)
+        for entry in old[:max(0, len(old) - (LOGS_KEPT - 1))]:
+            os.remove(entry.path)
+    return os.path.join(logs, f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
 
 
 class ComponentTimes:

@@ -37,9 +37,13 @@ def _run(args):
 
             runners.run_local(config)
             console.print("\n" + console.times.table())
+            if console.statements:
+                console.print("\n" + console.statements_text())
             console.print("\n" + report.format_summary(report.summarize(config)))
     except Exception as e:  # The project's message first, then where the rest is.
-        sys.exit(f"error: {_message(e)}\nthe full log: {log_path}")
+        said = console.statements_text()  # What it changed in the model, until it failed.
+        sys.exit((f"{said}\n" if said else "")
+                 + f"error: {_message(e)}\nthe full log: {log_path}")
 
 
 _OWN_ERRORS = ("ConfigError", "CheckpointError", "VectorFileError", "VocabularyFileError",

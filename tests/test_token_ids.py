@@ -26,6 +26,7 @@ def preprocessing_fn(inputs):
     """One TransformGraph, many users' ways of giving ids (each an output feature)."""
     tokens = tf.strings.split(tf.strings.lower(inputs["text"]))
     vocabulary = tft.vocabulary(tokens, vocab_filename="words")
+    tft.annotate_asset("the_words", "words")  # A name of its own (VocabularyTransform's way).
     dense = lambda ids, pad: ids.to_tensor(default_value=pad, shape=[None, 6])  # noqa: E731
     one = tft.apply_vocabulary(tokens, vocabulary, num_oov_buckets=1)
     default = tft.apply_vocabulary(tokens, vocabulary, default_value=-1)
@@ -210,21 +211,22 @@ def test_several_vocabularies_are_listed_with_the_features_of_their_ids(graph):
         token_ids.find_vocabulary(output, None, has_counts=False)
     assert str(raised.value) == (
         "the TransformGraph holds 2 vocabularies: 'vocab_compute_and_apply_vocabulary_vocabulary' "
-        "(2 tokens: ids in 'first_word'); 'words' (9 tokens: ids in 'default_far', "
+        "(2 tokens: ids in 'first_word'); 'the_words' (9 tokens: ids in 'default_far', "
         "'default_ids', 'default_last', 'default_past', 'default_plus_one', 'offset_three', "
         "'pad_minus_one', 'padded_ids', 'ragged', 'tft_ids', 'tft_pad_past', 'tft_pad_zero', "
         "'two_buckets'); which one the embedding follows is not for EmbeddingGen to guess. Set "
         "vocabulary_name to one of them (or ids_feature to the feature the embedding looks up).")
     # ids_feature singles one out.
     assert token_ids.find_vocabulary(output, None, has_counts=False, ids_feature="padded_ids")[
-        :1] + (tokens,) == ("words", tokens)
+        ::2] == ("the_words", tokens)
+    assert token_ids.find_vocabulary(output, "words", has_counts=False)[::2] == ("words", tokens)
     assert token_ids.find_vocabulary(output, None, has_counts=False, ids_feature="first_word")[
         2] == [b"the", b"a"]
     with pytest.raises(TokenIdsError, match="none of them gives ids_feature 'label' its ids"):
         token_ids.find_vocabulary(output, None, has_counts=False, ids_feature="label")
     with pytest.raises(TokenIdsError, match=re.escape(
             "the TransformGraph has no vocabulary named 'word' (its assets: "
-            "['vocab_compute_and_apply_vocabulary_vocabulary', 'words'])")):
+            "['the_words', 'vocab_compute_and_apply_vocabulary_vocabulary'])")):
         token_ids.find_vocabulary(output, "word", has_counts=False)
 
 

@@ -17,6 +17,7 @@ transformed features that carry its ids.
 """
 
 import itertools
+import json
 import logging
 import os
 
@@ -65,10 +66,9 @@ def vocabulary_assets(transform_output):
 
 
 def _asset_map(transform_output):
-    import json
-
-    path = os.path.join(transform_output.transform_savedmodel_dir, os.pardir,
-                        "transformed_metadata", transform_output.ASSET_MAP)
+    """tft.annotate_asset's {key: file name}, beside the transformed metadata."""
+    path = os.path.join(os.path.dirname(transform_output.transform_savedmodel_dir.rstrip("/")),
+                        transform_output.TRANSFORMED_METADATA_DIR, transform_output.ASSET_MAP)
     if not tf.io.gfile.exists(path):
         return {}
     with tf.io.gfile.GFile(path) as f:
@@ -104,7 +104,7 @@ def find_vocabulary(transform_output, vocabulary_name, *, has_counts, ids_featur
         raise TokenIdsError(f"the TransformGraph ({transform_output.transform_savedmodel_dir}) "
                             f"holds no vocabulary asset: does the preprocessing_fn call "
                             f"tft.vocabulary or tft.compute_and_apply_vocabulary?")
-    found = {name: _features_of(transform_output, path, has_counts, ids_feature)
+    found = {name: _features_of(transform_output, path, has_counts)
              for name, path in assets.items()}
     if ids_feature is not None:
         chosen = [name for name, (_, features) in found.items() if ids_feature in features]
@@ -127,7 +127,7 @@ def _count_text(tokens):
     return "unreadable" if isinstance(tokens, str) else f"{len(tokens)} tokens"
 
 
-def _features_of(transform_output, path, has_counts, ids_feature):
+def _features_of(transform_output, path, has_counts):
     """(tokens, the transformed features whose ids are its token index + a constant); tokens
     is the error's text where the file is not a vocabulary read with has_counts."""
     try:

@@ -44,7 +44,8 @@ def _run(args):
             console.print("\n" + console.times.table())
             if console.statements:
                 console.print("\n" + console.statements_text())
-            console.print("\n" + report.format_summary(report.summarize(config)))
+            console.print("\n" + report.format_summary(report.summarize(config),
+                                                         stated=bool(console.statements)))
     except Exception as e:  # The project's message first, then where the rest is.
         said = console.statements_text()  # What it changed in the model, until it failed.
         sys.exit((f"{said}\n" if said else "")

@@ -300,7 +300,9 @@ def model_changes_text(manifest, name, mask_zero, asked, counts, *, input_dim=No
     sources = ", ".join(f"{source.replace('_', ' ')} {count}" for source, count in
                         dataclasses.asdict(counts).items() if count is not None)
     lines = [f"layer {name!r}: {rows} rows ({layout.rows_text()}; {layout.name} layout, "
-             + (f"as EmbeddingGen found the TransformGraph's ids: {ids.describe(layout)}"
+             + (f"as EmbeddingGen found the TransformGraph's ids: unknown tokens "
+                f"{', '.join(map(str, ids.oov_ids[:3]))}{', ...' if len(ids.oov_ids) > 3 else ''}"
+                + (f", padding {ids.padding_id}" if ids.padding_id is not None else "")
                 if ids else "not checked against a TransformGraph's ids")
              + f"); rows from: {sources}"]
     lines.append(f"layer {name!r}: {_mask_text(mask_zero, asked, layout, ids)}")

@@ -77,8 +77,9 @@ def _failures(evaluation_uri):
     return lines
 
 
-def format_manifest(manifest):
-    """An embedding artifact's manifest (embedding_artifact.Manifest), for people."""
+def format_manifest(manifest, stated=False):
+    """An embedding artifact's manifest (embedding_artifact.Manifest), for people; stated: the
+    token ids and what the model does with them were said already (a run's statements)."""
     rows, dimension = manifest.shape
     layout = manifest.layout
     first_oov = layout.first_token_row + layout.vocabulary_size
@@ -91,12 +92,13 @@ def format_manifest(manifest):
                         f"the TransformGraph gives)")
     lines = [f"vocabulary size:        {layout.vocabulary_size} tokens ({rows} rows x {dimension} "
              f"float32; {layout.name} layout: {', '.join(reserved)})"]
-    if manifest.token_ids:
+    if manifest.token_ids and not stated:
         lines.append(f"token ids:              {manifest.token_ids.describe(layout)} (checked)")
-    lines.append("in the model:           " + (
-        "mask_zero on by default (id 0 is the padding row)" if layout.padding_row == 0 else
-        "mask_zero off by default (id 0 is token 0's row)")
-        + f"; width {dimension}, the vector file's dimension")
+    if not stated:
+        lines.append("in the model:           " + (
+            "mask_zero on by default (id 0 is the padding row)" if layout.padding_row == 0 else
+            "mask_zero off by default (id 0 is token 0's row)")
+            + f"; width {dimension}, the vector file's dimension")
     coverage = manifest.coverage
     if coverage:
         subwords = (f"; {coverage.tokens_with_subword_vector} more from subwords"
@@ -124,10 +126,11 @@ def _sources(warm_start):
                      dataclasses.asdict(warm_start).items() if count is not None)
 
 
-def format_summary(summary):
+def format_summary(summary, stated=False):
+    """The run's summary (summarize); stated: as format_manifest's."""
     lines = []
     if summary.get("manifest"):
-        lines += [format_manifest(summary["manifest"]),
+        lines += [format_manifest(summary["manifest"], stated),
                   f"embedding artifact:     {summary['embedding_uri']}"]
     for key, label in (("pretrained", "pretrained embedding"), ("random", "random embedding"),
                        ("cold_start", "cold start")):

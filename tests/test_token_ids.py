@@ -224,6 +224,12 @@ def test_several_vocabularies_are_listed_with_the_features_of_their_ids(graph):
         2] == [b"the", b"a"]
     with pytest.raises(TokenIdsError, match="none of them gives ids_feature 'label' its ids"):
         token_ids.find_vocabulary(output, None, has_counts=False, ids_feature="label")
+    # EmbeddingGen's default, vocabulary_has_counts=True, on tft's files of tokens alone.
+    with pytest.raises(TokenIdsError) as raised:
+        token_ids.find_vocabulary(output, None, has_counts=True, ids_feature="padded_ids")
+    assert "'the_words' (9 tokens read with vocabulary_has_counts=False: ids in" in str(
+        raised.value)
+    assert str(raised.value).endswith(", and vocabulary_has_counts=False for one read only so.")
     with pytest.raises(TokenIdsError, match=re.escape(
             "the TransformGraph has no vocabulary named 'word' (its assets: "
             "['the_words', 'vocab_compute_and_apply_vocabulary_vocabulary'])")):

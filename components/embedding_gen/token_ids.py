@@ -107,36 +107,47 @@ def find_vocabulary(transform_output, vocabulary_name, *, has_counts, ids_featur
     found = {name: _features_of(transform_output, path, has_counts)
              for name, path in assets.items()}
     if ids_feature is not None:
-        chosen = [name for name, (_, features) in found.items() if ids_feature in features]
+        chosen = [name for name, (_, features, counts) in found.items()
+                  if ids_feature in features and counts == has_counts]
         if len(chosen) == 1:
             return chosen[0], assets[chosen[0]], found[chosen[0]][0]
     listed = "; ".join(
-        f"{name!r} ({_count_text(tokens)}: "
-        + (f"ids in {', '.join(repr(f) for f in features)}" if features
-           else "no transformed feature carries its ids") + ")"
-        for name, (tokens, features) in found.items())
+        f"{name!r} ({_tokens_text(tokens, counts, has_counts)}"
+        + (f": ids in {', '.join(repr(f) for f in features)}" if features
+           else ": no transformed feature carries its ids" if tokens is not None else "") + ")"
+        for name, (tokens, features, counts) in found.items())
     which = (f"none of them gives ids_feature {ids_feature!r} its ids"
-             if ids_feature is not None and not any(ids_feature in f for _, f in found.values())
+             if ids_feature is not None and not any(ids_feature in f for _, f, _ in found.values())
              else "which one the embedding follows is not for EmbeddingGen to guess")
+    other = any(tokens is not None and counts != has_counts
+                for tokens, _, counts in found.values())
     raise TokenIdsError(f"the TransformGraph holds {len(assets)} vocabularies: {listed}; "
                         f"{which}. Set vocabulary_name to one of them (or ids_feature to the "
-                        f"feature the embedding looks up).")
+                        f"feature the embedding looks up)"
+                        + (f", and vocabulary_has_counts={not has_counts} for one read only so"
+                           if other else "") + ".")
 
 
-def _count_text(tokens):
-    return "unreadable" if isinstance(tokens, str) else f"{len(tokens)} tokens"
+def _tokens_text(tokens, counts, has_counts):
+    if tokens is None:
+        return "not a vocabulary file"
+    return f"{len(tokens)} tokens" + ("" if counts == has_counts else
+                                      f" read with vocabulary_has_counts={counts}")
 
 
 def _features_of(transform_output, path, has_counts):
-    """(tokens, the transformed features whose ids are its token index + a constant); tokens
-    is the error's text where the file is not a vocabulary read with has_counts."""
-    try:
-        tokens, _ = vocabulary_file.read_vocabulary(path, has_counts)
-    except vocabulary_file.VocabularyFileError as e:
-        return str(e), []
-    indices = _probe_indices(tokens)
-    outputs, _ = _transform(transform_output, _documents(tokens, indices))
-    return tokens, sorted(_candidates(outputs, indices, ids_feature=None))
+    """(tokens, the transformed features whose ids are its token index + a constant, the
+    vocabulary_has_counts it was read with: has_counts, else the other where only that reads);
+    (None, [], has_counts) for a file read neither way."""
+    for counts in (has_counts, not has_counts):
+        try:
+            tokens, _ = vocabulary_file.read_vocabulary(path, counts)
+        except vocabulary_file.VocabularyFileError:
+            continue
+        indices = _probe_indices(tokens)
+        outputs, _ = _transform(transform_output, _documents(tokens, indices))
+        return tokens, sorted(_candidates(outputs, indices, ids_feature=None)), counts
+    return None, [], has_counts
 
 
 def check_token_ids(transform_output, vocabulary_name, tokens, *, row_layout, num_oov_buckets,

@@ -20,6 +20,13 @@ Row layouts (`RowLayout`), recorded in the manifest, V tokens and K OOV buckets:
             row 1 + V + k
     tft     token i is row i, OOV bucket k is row V + k: the ids tft.compute_and_apply_vocabulary
             and tft.apply_vocabulary(num_oov_buckets=K) give
+
+In both, E extra rows may follow the OOV buckets, up to the highest id the TransformGraph gives
+(a tft `default_value` at or beyond the vocabulary's end, e.g. `default_value=top_k` with fewer
+tokens than top_k): every id the model looks up has a row. An extra row holds an initializer row;
+its key is its row number, the id the preprocessing_fn names, so warm start maps it by that id.
+The manifest records E as `layout.num_extra_rows` and their range as `layout.extra_rows`, both
+absent where E is 0 (as in every artifact written before they existed).
 """
 
 import dataclasses
@@ -78,21 +85,36 @@ class RowLayout:
       name: "padded" or "tft".
       vocabulary_size: V, the number of vocabulary tokens.
       num_oov_buckets: K, rows after the vocabulary for out-of-vocabulary tokens.
+      num_extra_rows: E, rows after the OOV buckets up to the highest id the TransformGraph
+        gives (see `covering`).
 
     Raises:
-      ValueError: an unknown name, no tokens, or a negative number of OOV buckets.
+      ValueError: an unknown name, no tokens, or a negative number of OOV buckets or extra rows.
     """
     name: str
     vocabulary_size: int
     num_oov_buckets: int
+    num_extra_rows: int = 0
 
     def __post_init__(self):
         if self.name not in LAYOUTS:
             raise ValueError(f"row_layout must be one of {LAYOUTS}, got {self.name!r}")
         if self.vocabulary_size < 1:
             raise ValueError(f"the vocabulary has no tokens ({self.vocabulary_size})")
-        if self.num_oov_buckets < 0:
-            raise ValueError(f"num_oov_buckets must be >= 0, got {self.num_oov_buckets}")
+        for what in ("num_oov_buckets", "num_extra_rows"):
+            if getattr(self, what) < 0:
+                raise ValueError(f"{what} must be >= 0, got {getattr(self, what)}")
+
+    @classmethod
+    def covering(cls, name, vocabulary_size, num_oov_buckets, token_ids=None):
+        """The layout, with the extra rows that make every id token_ids records (TokenIds: the
+        unknown tokens' and the padding's) a row; ids below 0 are left to the caller."""
+        layout = cls(name, vocabulary_size, num_oov_buckets)
+        ids = () if token_ids is None else token_ids.reserved_ids()
+        highest = max(ids, default=-1)
+        if highest < layout.num_rows:
+            return layout
+        return cls(name, vocabulary_size, num_oov_buckets, highest + 1 - layout.num_rows)
 
     @property
     def padding_row(self):
@@ -104,8 +126,12 @@ class RowLayout:
         return 1 if self.name == PADDED else 0
 
     @property
-    def num_rows(self):
+    def first_extra_row(self):
         return self.first_token_row + self.vocabulary_size + self.num_oov_buckets
+
+    @property
+    def num_rows(self):
+        return self.first_extra_row + self.num_extra_rows
 
     def token_row(self, index):
         """The row of vocabulary token `index` (its line in the vocabulary file)."""
@@ -116,30 +142,51 @@ class RowLayout:
         the token, or for reserved rows a name no token has (a NUL first: tokens never start
         with one). Warm start joins rows by these keys."""
         first, last = self.first_token_row, self.first_token_row + self.vocabulary_size
+        extra = self.first_extra_row
         keys = [b"\x00<pad>"] if start <= 0 < stop and self.padding_row == 0 else []
         keys += tokens[max(start, first) - first:max(min(stop, last), first) - first]
-        keys += [b"\x00<oov-%d>" % (row - last) for row in range(max(start, last), stop)]
+        keys += [b"\x00<oov-%d>" % (row - last) for row in range(max(start, last),
+                                                                  min(stop, extra))]
+        keys += [b"\x00<id-%d>" % row for row in range(max(start, extra), stop)]
         return keys
 
     def describe_row(self, row, tokens=None):
         """What row holds, in words."""
         if row == self.padding_row:
-            return "the padding row, zeros, masked"
+            return "the padding row, zeros"
         index = row - self.first_token_row
         if 0 <= index < self.vocabulary_size:
             return f"the row of token {index}" + (
                 f" {tokens[index].decode('utf-8', 'replace')!r}" if tokens else "")
-        return f"OOV bucket row {index - self.vocabulary_size}"
+        if row < self.first_extra_row:
+            return f"OOV bucket row {index - self.vocabulary_size}"
+        return f"extra row {row}, past the vocabulary, from the initializer"
+
+    def rows_text(self):
+        """What each range of rows holds, in words: "padding 0, tokens 1-9, OOV buckets 10-10"."""
+        parts = [] if self.padding_row is None else [f"padding {self.padding_row}"]
+        first = self.first_token_row
+        parts.append(f"tokens {first}-{first + self.vocabulary_size - 1}")
+        if self.num_oov_buckets:
+            parts.append(f"OOV buckets {first + self.vocabulary_size}-{self.first_extra_row - 1}")
+        if self.num_extra_rows:
+            parts.append(f"extra rows {self.first_extra_row}-{self.num_rows - 1}")
+        return ", ".join(parts)
 
     def to_json(self):
-        return {"name": self.name, "vocabulary_size": self.vocabulary_size,
-                "num_oov_buckets": self.num_oov_buckets, "padding_row": self.padding_row,
-                "first_token_row": self.first_token_row,
-                "oov_rows": [self.first_token_row + self.vocabulary_size, self.num_rows]}
+        value = {"name": self.name, "vocabulary_size": self.vocabulary_size,
+                 "num_oov_buckets": self.num_oov_buckets, "padding_row": self.padding_row,
+                 "first_token_row": self.first_token_row,
+                 "oov_rows": [self.first_token_row + self.vocabulary_size, self.first_extra_row]}
+        if self.num_extra_rows:  # Absent where there are none, as before they existed.
+            value.update(num_extra_rows=self.num_extra_rows,
+                         extra_rows=[self.first_extra_row, self.num_rows])
+        return value
 
     @classmethod
     def from_json(cls, value):
-        return cls(value["name"], value["vocabulary_size"], value["num_oov_buckets"])
+        return cls(value["name"], value["vocabulary_size"], value["num_oov_buckets"],
+                   value.get("num_extra_rows", 0))
 
 
 def shard_bounds(num_rows, num_shards):
@@ -231,13 +278,21 @@ class TokenIds:
     def __post_init__(self):
         object.__setattr__(self, "oov_ids", tuple(self.oov_ids))
 
+    def reserved_ids(self):
+        """The ids that are no token's: the unknown tokens' and the padding's."""
+        return self.oov_ids + (() if self.padding_id is None else (self.padding_id,))
+
     def describe(self, layout, tokens=None):
         """One sentence: which ids the TransformGraph gives and which rows of layout they take
         (tokens, the vocabulary's, name the rows of tokens)."""
+        ids, rows = [str(i) for i in self.oov_ids], [layout.describe_row(i, tokens)
+                                                     for i in self.oov_ids]
+        if len(ids) > 3:  # Buckets: the first and the last seen.
+            ids, rows = [ids[0], "...", ids[-1]], [rows[0], "...", rows[-1]]
         text = (f"the TransformGraph's feature {self.feature!r} gives token i id "
-                f"i + {self.offset} ({layout.name} layout); unknown tokens: id "
-                f"{', '.join(map(str, self.oov_ids))} "
-                f"({'; '.join(layout.describe_row(i, tokens) for i in self.oov_ids)})")
+                f"i + {self.offset} ({layout.name} layout); unknown tokens: "
+                f"id{'s' if len(self.oov_ids) > 1 else ''} {', '.join(ids)} "
+                f"({'; '.join(rows)})")
         if self.padding_id is not None:
             text += (f"; padding: id {self.padding_id} "
                      f"({layout.describe_row(self.padding_id, tokens)})")

@@ -47,7 +47,7 @@ class EmbeddingGenSpec(component_spec.ComponentSpec):
     """EmbeddingGen: a TransformGraph and a vector file in, a PretrainedEmbedding out."""
     PARAMETERS = {
         VECTORS_PATH_KEY: component_spec.ExecutionParameter(type=str),
-        VOCABULARY_NAME_KEY: component_spec.ExecutionParameter(type=str),
+        VOCABULARY_NAME_KEY: component_spec.ExecutionParameter(type=str, optional=True),
         **parameters.spec_parameters(),
     }
     INPUTS = {

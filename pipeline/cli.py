@@ -6,10 +6,14 @@
     python -m tfx_embeddings.pipeline compile --target vertex ... --output pipeline_job.json
     python -m tfx_embeddings.pipeline run-spec pipeline.yaml --python IMAGE_PYTHON ...
     python -m tfx_embeddings.pipeline inspect ARTIFACT_DIR
-    python -m tfx_embeddings.pipeline flink start --run-dir DIR    # a Flink cluster here
     python -m tfx_embeddings.pipeline retire --config configs/demo.yaml [--keep-runs N]
+    python -m tfx_embeddings.pipeline flink start --run-dir DIR    # a Flink cluster here
 
 (also installed as the `tfx-embeddings` command)
+
+Every command prints only its own lines; the full log (TFX, Beam, TensorFlow) goes to a file:
+`run`'s under the pipeline root, the others' to a temporary file, removed when the command
+succeeds and named when it fails. `--verbose` shows the full log on the terminal too.
 """
 
 import argparse
@@ -17,6 +21,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 
 from ..components import object_storage
 
@@ -39,16 +44,38 @@ def _run(args):
 
             result = runners.run_local(config)
             console.print("\n" + console.times.table())
-            console.print("\n" + report.format_summary(report.summarize(config)))
+            if console.statements:
+                console.print("\n" + console.statements_text())
+            console.print("\n" + report.format_summary(report.summarize(config),
+                                                         stated=bool(console.statements)))
             for label, what in (("healed", result.healed), ("retention", result.retired)):
                 if what is not None and (what.retired or what.orphans or label == "retention"):
                     console.print(f"{label + ':':24s}{what.describe()}")
     except Exception as e:  # The project's message first, then where the rest is.
+        said = console.statements_text()  # What it changed in the model, until it failed.
+        sys.exit((f"{said}\n" if said else "")
+                 + f"error: {_message(e)}\nthe full log: {log_path}")
+
+
+def _quietly(args, work):
+    """Runs work(console) with the full log in a temporary file: the terminal gets the lines
+    work prints with console.print. The file is removed when work succeeds, named when it
+    fails."""
+    from . import console as console_lib
+
+    descriptor, log_path = tempfile.mkstemp(prefix=f"tfx-embeddings-{args.command}-",
+                                            suffix=".log")
+    os.close(descriptor)
+    try:
+        with console_lib.RunConsole(log_path, verbose=args.verbose) as console:
+            work(console)
+    except Exception as e:  # The project's message first, then where the rest is.
         sys.exit(f"error: {_message(e)}\nthe full log: {log_path}")
+    os.remove(log_path)
 
 
 _OWN_ERRORS = ("ConfigError", "CheckpointError", "VectorFileError", "VocabularyFileError",
-               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError", "FlinkError")
+               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError")
 
 
 def _is_own_error(error):
@@ -62,7 +89,7 @@ def _message(error):
     return str(error) if _is_own_error(error) else f"{type(error).__name__}: {error}"
 
 
-def _compile(args):
+def _compile(args, console):
     from .demo import runners
     from .demo.config import load_config
 
@@ -70,24 +97,24 @@ def _compile(args):
     runners.compile_kubeflow(load_config(args.config), args.image, output, target=args.target)
     what = {"kubeflow": "open-source Kubeflow Pipelines spec (PipelineSpec, schema 2.1.0)",
             "vertex": "Vertex AI PipelineJob"}[args.target]
-    print(f"{what} written to {output}")
+    console.print(f"{what} written to {output}")
 
 
 _DEFAULT_OUTPUT = {"kubeflow": "pipeline.yaml", "vertex": "pipeline_job.json"}
 
 
-def _run_spec(args):
+def _run_spec(args, console):
     from .kubeflow import run_spec
 
     run = run_spec.SpecRun(args.spec, args.pipeline_root, args.python, dict(args.param),
                                  dict(args.env), metadata_path=args.metadata,
                                  publish_logs=not args.no_publish_logs)
-    results = run.run(report=lambda line: print(line, flush=True))
-    print("outputs (each task's log is its executor-logs artifact):")
+    results = run.run(report=console.print)
+    console.print("outputs (each task's log is its executor-logs artifact):")
     for task, result in results.items():
         for key, uri in sorted(result.outputs.items()):
             if key != run_spec.LOGS_OUTPUT:
-                print(f"{task}.{key}: {uri}")
+                console.print(f"{task}.{key}: {uri}")
 
 
 def _name_value(text):
@@ -97,35 +124,36 @@ def _name_value(text):
     return name, value
 
 
-def _retire(args):
+def _retire(args, console):
     from .demo import runners
     from .demo.config import load_config
 
-    print("retention: " + runners.retire(load_config(args.config), args.keep_runs).describe())
+    console.print("retention: " + runners.retire(load_config(args.config),
+                                                 args.keep_runs).describe())
 
 
-def _predict(args):
+def _predict(args, console):
     import tensorflow as tf
 
     object_storage.use(args.model)
     model = tf.saved_model.load(args.model)
     probabilities = model.signatures["predict_text"](tf.constant(args.text))["probabilities"]
     for text, probability in zip(args.text, probabilities.numpy()):
-        print(f"{probability:.3f}  {text}")
+        console.print(f"{probability:.3f}  {text}")
 
 
-def _inspect(args):
+def _inspect(args, console):
     from ..components import embedding_artifact
     from .demo import report
 
     manifest = embedding_artifact.EmbeddingArtifact(args.artifact).manifest
     if args.json:
-        print(json.dumps(manifest.to_json(), indent=2))
+        console.print(json.dumps(manifest.to_json(), indent=2))
         return
-    print(report.format_manifest(manifest))
+    console.print(report.format_manifest(manifest))
     page = os.path.join(args.artifact, "report.html")
     if os.path.exists(page):
-        print(f"coverage report:        {os.path.abspath(page)}")
+        console.print(f"coverage report:        {os.path.abspath(page)}")
 
 
 @object_storage.exits_cleanly  # tensorflow-io's s3:// would abort the process at exit.
@@ -134,19 +162,27 @@ def main(argv=None):
         "Pretrained word embeddings for TFX: vocabulary -> sharded checkpoint -> trainer."))
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name, text):
-        return commands.add_parser(name, help=text, description=text)
+    def command(name, text, handler):
+        parser = commands.add_parser(name, help=text, description=text)
+        if name != "run":
+            parser.add_argument("--verbose", action="store_true",
+                                help="show the full log (TFX, TensorFlow) on the terminal too; "
+                                     "otherwise it goes to a temporary file, named if the "
+                                     "command fails")
+        parser.set_defaults(handler=handler if name == "run" else
+                            lambda args: _quietly(args, lambda console: handler(args, console)))
+        return parser
 
     run = command("run", "run the pipeline here (LocalDagRunner, SQLite metadata under the "
-                         "pipeline root; Beam runner from the config's beam_pipeline_args)")
+                         "pipeline root; Beam runner from the config's beam_pipeline_args)",
+                  _run)
     run.add_argument("--config", required=True, help="YAML config, e.g. configs/demo.yaml")
     run.add_argument("--verbose", action="store_true",
                      help="show the full log (TFX, Beam, TensorFlow) live; it always goes to a "
                           "file under the pipeline root")
-    run.set_defaults(handler=_run)
     compile_ = command("compile", "compile the pipeline for Kubeflow Pipelines: open source "
                                   "(a PipelineSpec YAML, schema 2.1.0) or Vertex AI (a "
-                                  "PipelineJob JSON)")
+                                  "PipelineJob JSON)", _compile)
     compile_.add_argument("--config", required=True, help="YAML config, e.g. configs/kubeflow.yaml")
     compile_.add_argument("--image", required=True,
                           help="container image with this project installed, run by every step")
@@ -155,16 +191,14 @@ def main(argv=None):
                                "Vertex AI Pipelines (TFX's PipelineJob, with resolvers)")
     compile_.add_argument("--output", help="spec file to write (default: pipeline.yaml, or "
                                            "pipeline_job.json for vertex)")
-    compile_.set_defaults(handler=_compile)
     inspect = command("inspect", "print an embedding artifact's manifest: shape, shards, "
-                                 "coverage, counts")
+                                 "coverage, counts", _inspect)
     inspect.add_argument("artifact", help="the artifact's directory (EmbeddingGen output, or a "
                                           "model's Format-Embedding)")
     inspect.add_argument("--json", action="store_true", help="the whole manifest as JSON")
-    inspect.set_defaults(handler=_inspect)
     run_spec = command("run-spec", "run an open-source Kubeflow Pipelines spec here, as its "
                                    "backend would: its checks, ML Metadata, cache; each task's "
-                                   "container command with --python as the image")
+                                   "container command with --python as the image", _run_spec)
     run_spec.add_argument("spec", help="the compiled spec (compile's YAML)")
     run_spec.add_argument("--python", required=True,
                           help="the interpreter that plays the image (a virtualenv with the "
@@ -182,23 +216,22 @@ def main(argv=None):
     run_spec.add_argument("--no-publish-logs", action="store_true",
                           help="no executor-logs output per task (the backend's PUBLISH_LOGS "
                                "false)")
-    run_spec.set_defaults(handler=_run_spec)
+    predict = command("predict", "score raw texts with a pushed model of the demo pipeline "
+                                 "(its predict_text signature)", _predict)
+    predict.add_argument("model", help="the pushed model's directory")
+    predict.add_argument("text", nargs="+", help="texts to score")
     retire = command("retire", "retire the artifacts the config's retention policy does not "
-                               "keep (files deleted, ML Metadata record DELETED), between runs")
+                               "keep (files deleted, ML Metadata record DELETED), between runs",
+                     _retire)
     retire.add_argument("--config", required=True, help="YAML config, e.g. configs/demo.yaml")
     retire.add_argument("--keep-runs", type=int, help="keep the last N runs' artifacts (default: "
                                                       "the config's retention.keep_runs)")
-    retire.set_defaults(handler=_retire)
-    predict = command("predict", "score raw texts with a pushed model of the demo pipeline "
-                                 "(its predict_text signature)")
-    predict.add_argument("model", help="the pushed model's directory")
-    predict.add_argument("text", nargs="+", help="texts to score")
-    predict.set_defaults(handler=_predict)
     from .flink import __main__ as flink_commands
 
-    flink_commands.configure(command(
-        "flink", "a Flink cluster on this machine for a pipeline's Beam steps: build the jars, "
-                 "start it (prints the Beam options to give the pipeline), args, stop, serve"))
+    text = ("a Flink cluster on this machine for a pipeline's Beam steps: build the jars, start "
+            "it (prints the Beam options to give the pipeline), args, stop, serve")
+    # Its processes log to files of their own: it prints its own lines, without _quietly.
+    flink_commands.configure(commands.add_parser("flink", help=text, description=text))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:

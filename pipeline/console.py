@@ -9,8 +9,9 @@ processes inherit them), TensorFlow's C++ runtime and warnings write goes there.
 gets what a person reads: a line when each component starts and one when it ends (with its
 status and duration), progress lines of long steps (at most one per component every few
 seconds), warnings of this project, an expected condition as one plain sentence (no previous
-model on a first run), and what the caller prints. With verbose, the whole log also streams to
-the terminal.
+model on a first run), and what the caller prints. What the project changed in the model
+(components/model_changes.py) is gathered in `statements`, for the caller's summary. With
+verbose, the whole log also streams to the terminal.
 """
 
 import logging
@@ -22,7 +23,7 @@ import time
 import traceback
 import warnings
 
-from ..components import progress
+from ..components import model_changes, progress
 from ..components.latest_blessed_model import NO_PREVIOUS_MODEL
 
 PROGRESS_EVERY_SECONDS = 5.0
@@ -121,6 +122,9 @@ class _ConsoleHandler(logging.Handler):
                 self._console.line(line)
             else:
                 self._held[current] = line
+        elif record.name == model_changes.LOGGER.name:
+            self._console.statements.append(
+                (current, getattr(record, "statement", record.getMessage())))
         elif (record.levelno >= logging.WARNING and record.name.startswith("tfx_embeddings")):
             self._console.line(f"{current + ': ' if current else ''}{record.getMessage()}")
 
@@ -150,6 +154,19 @@ class RunConsole:
     def __init__(self, log_path, verbose=False):
         self.log_path, self.verbose = log_path, verbose
         self.times = ComponentTimes()
+        self.statements = []  # (the component that made it, the statement), as they came.
+
+    def statements_text(self):
+        """What the project changed in the model, a line per statement: the same statement
+        of several components (trainers) once, naming them all; "" if there were none."""
+        by_text = {}
+        for component, text in self.statements:
+            by_text.setdefault(text, []).append(component)
+        if not by_text:
+            return ""
+        return "what changed in the model:\n" + "\n".join(
+            f"  {', '.join(dict.fromkeys(c for c in components if c)) or '-'}: {text}"
+            for text, components in by_text.items())
 
     def __enter__(self):
         import absl.logging
@@ -219,9 +236,9 @@ class RunConsole:
         logging.captureWarnings(False)
         os.dup2(self._saved[0], 1)
         os.dup2(self._saved[1], 2)
+        if self._tee is not None:  # The pipe's last writer is gone: it copies what is left.
+            self._tee.join(timeout=5)
         for fd in (*self._saved, self._terminal):
             os.close(fd)
-        if self._tee is not None:
-            self._tee.join(timeout=5)
         self._log.close()
         return False

@@ -223,6 +223,13 @@ def test_a_user_pipeline_restores_rows_that_line_up(image, project, run, layout)
     np.testing.assert_array_equal(matrix[ids], np.stack([vectors[t] for t in known]))
     assert all(0.0 <= p <= 1.0 for p in served["probability"])
 
+    mask = {"tft": "mask_zero off: id 0 is the row of token 0, not padding",
+            "padded": "mask_zero on: id 0 is the padding row (zeros), the TransformGraph's "
+                      "padding"}[layout]
+    for statement in ("EmbeddingGen: vocabulary 'body_vocabulary' (",
+                      f"pretrained_embedding: layer 'embedding': {mask}"):
+        assert result.stderr.count(statement) == 1, (statement, result.stderr[-5000:])
+
     export = os.path.join(model.uri, "Format-Embedding", "manifest.json")
     with open(export) as f:
         manifest = json.load(f)
@@ -233,26 +240,37 @@ def test_a_user_pipeline_restores_rows_that_line_up(image, project, run, layout)
 
 
 # A second user's project, written as TFX's own IMDB example (imdb_utils_native_keras.py) is:
-# `from tensorflow import keras` (Keras 3 in TFX's trainer), MirroredStrategy, a BiLSTM, unknown
-# tokens by `default_value` (no OOV bucket), ids plus one with padding 0, saved with
-# tf.saved_model.save and a serving signature that parses tf.Examples, and an Evaluator. Only the
-# README's steps are applied: EmbeddingGen and EmbeddingTrainer in the pipeline,
-# pretrained_embedding and LazyAdam in the module.
+# `from tensorflow import keras` (Keras 3 in TFX's trainer), MirroredStrategy, a BiLSTM, its
+# preprocessing_fn as it is (no vocab_filename; unknown tokens by `default_value=_VOCAB_SIZE`
+# with top_k=_VOCAB_SIZE, more than the sample's tokens; padding -1, then ids plus one), saved
+# with tf.saved_model.save and a serving signature that parses tf.Examples, and an Evaluator.
+# Only the README's steps are applied: EmbeddingGen and EmbeddingTrainer in the pipeline,
+# pretrained_embedding (for its keras.layers.Embedding) and LazyAdam in the module.
 
 KERAS3_PREPROCESSING = """
 import tensorflow as tf
 import tensorflow_transform as tft
 
-MAX_LEN = 16
+_VOCAB_SIZE = 8000
+_MAX_LEN = 16
+
+
+def _tokenize_review(review):
+    review_sparse = tf.strings.split(tf.reshape(review, [-1])).to_sparse()
+    # As the example: oov value _VOCAB_SIZE, padding -1, then 1 added to every id.
+    review_indices = tft.compute_and_apply_vocabulary(
+        review_sparse, default_value=_VOCAB_SIZE, top_k=_VOCAB_SIZE)
+    dense = tf.sparse.to_dense(review_indices, default_value=-1)
+    padding_config = [[0, 0], [0, _MAX_LEN]]
+    dense = tf.pad(dense, padding_config, "CONSTANT", -1)
+    padded = tf.slice(dense, [0, 0], [-1, _MAX_LEN])
+    padded += 1
+    return padded
 
 
 def preprocessing_fn(inputs):
     text = tf.strings.regex_replace(tf.strings.lower(inputs["text"]), r"<br />|[^a-z ]", " ")
-    tokens = tf.strings.split(text)
-    # Unknown tokens get default_value -1; with ids + 1 they and the padding share row 0.
-    ids = tft.compute_and_apply_vocabulary(tokens, default_value=-1, vocab_filename="words")
-    dense = (ids + 1)[:, :MAX_LEN].to_tensor(default_value=0, shape=[None, MAX_LEN])
-    return {"text_xf": dense, "label_xf": inputs["label"]}
+    return {"label_xf": inputs["label"], "text_xf": _tokenize_review(text)}
 """
 
 KERAS3_TRAINER = """
@@ -266,6 +284,8 @@ from tfx_bsl.public import tfxio
 import tfx_embeddings
 
 MAX_LEN = 16
+_VOCAB_SIZE = 8000
+_EMBEDDING_UNITS = 64
 
 
 def _dataset(fn_args, files, tft_output):
@@ -279,8 +299,9 @@ def run_fn(fn_args):
     uri = fn_args.custom_config[tfx_embeddings.EMBEDDING_URI_KEY]
     strategy = tf.distribute.MirroredStrategy()
     with strategy.scope():
-        embedding = tfx_embeddings.pretrained_embedding(
-            uri, transform_output=tft_output, vocabulary_name="words", trainable=False)
+        embedding = tfx_embeddings.pretrained_embedding(   # was keras.layers.Embedding(
+            uri, transform_output=tft_output, trainable=False,  # _VOCAB_SIZE + 2,
+            input_dim=_VOCAB_SIZE + 2, output_dim=_EMBEDDING_UNITS)  # _EMBEDDING_UNITS)
         ids = keras.layers.Input(shape=(MAX_LEN,), dtype="int64", name="text_xf")
         lstm = keras.layers.Bidirectional(keras.layers.LSTM(8))(embedding(ids))
         model = keras.Model({"text_xf": ids}, keras.layers.Dense(1)(
@@ -330,8 +351,7 @@ transform = tfx.components.Transform(examples=example_gen.outputs["examples"],
                                      module_file="preprocessing.py")
 embedding_gen = tfx_embeddings.EmbeddingGen(
     transform_graph=transform.outputs["transform_graph"], vectors_path="vectors.txt",
-    vocabulary_name="words", vocabulary_has_counts=False, num_oov_buckets=0,
-    **({} if layout == "auto" else {"row_layout": layout}))
+    vocabulary_has_counts=False, **({} if layout == "auto" else {"row_layout": layout}))
 trainer = tfx_embeddings.EmbeddingTrainer(
     examples=transform.outputs["transformed_examples"],
     transform_graph=transform.outputs["transform_graph"],
@@ -398,13 +418,34 @@ def test_a_keras3_module_trains_evaluates_and_pushes_the_vector_rows(image, kera
     with open(os.path.join(_latest(store, "tfx_embeddings.PretrainedEmbedding").uri,
                            "manifest.json")) as f:
         manifest = json.load(f)
-    assert manifest["layout"]["name"] == "padded" and manifest["layout"]["num_oov_buckets"] == 0
-    assert manifest["token_ids"] == {"feature": "text_xf", "offset": 1, "oov_ids": [0],
-                                     "padding_id": 0}
-
     tft_output = tft.TFTransformOutput(_latest(store, "TransformGraph").uri)
-    with open(tft_output.vocabulary_file_by_name("words"), "rb") as f:
+    name = "vocab_compute_and_apply_vocabulary_vocabulary"  # tft's, found by EmbeddingGen.
+    with open(tft_output.vocabulary_file_by_name(name), "rb") as f:
         vocabulary = f.read().decode().splitlines()
+    # The table the example's own Embedding(_VOCAB_SIZE + 2) had: padding 0, the tokens, the
+    # OOV bucket row, then extra rows up to unknown tokens' id, _VOCAB_SIZE + 1.
+    assert 30 < len(vocabulary) < 8000
+    assert manifest["layout"] == {
+        "name": "padded", "vocabulary_size": len(vocabulary), "num_oov_buckets": 1,
+        "padding_row": 0, "first_token_row": 1, "oov_rows": [len(vocabulary) + 1,
+                                                            len(vocabulary) + 2],
+        "num_extra_rows": 8000 - len(vocabulary), "extra_rows": [len(vocabulary) + 2, 8002]}
+    assert manifest["token_ids"] == {"feature": "text_xf", "offset": 1, "oov_ids": [8001],
+                                     "padding_id": 0}
+    # Each change to the model stated once, where the user's LocalDagRunner shows it.
+    for statement in (
+            f"EmbeddingGen: vocabulary {name!r} ({len(vocabulary)} tokens): the TransformGraph's "
+            f"feature 'text_xf' gives token i id i + 1 (padded layout); unknown tokens: id 8001 "
+            f"(extra row 8001, past the vocabulary, from the initializer); padding: id 0",
+            f"EmbeddingGen: {8000 - len(vocabulary)} extra rows ({len(vocabulary) + 2}-8001)",
+            "pretrained_embedding: layer 'embedding': 8002 rows",
+            "pretrained_embedding: layer 'embedding': mask_zero on: id 0 is the padding row "
+            "(zeros), the TransformGraph's padding; the layers after it skip those positions "
+            "(mask_zero=False turns it off)",
+            "pretrained_embedding: layer 'embedding': width 50, the vector file's dimension, "
+            "where the model's own Embedding had 64: the layers after it take 50 values per "
+            "token; 8002 rows, as the model's own Embedding"):
+        assert result.stderr.count(statement) == 1, (statement, result.stderr[-5000:])
     vectors = _vectors(keras3_project / "vectors.txt")
     known = [token for token in vocabulary if token in vectors]
     assert len(known) > 30
@@ -414,15 +455,16 @@ def test_a_keras3_module_trains_evaluates_and_pushes_the_vector_rows(image, kera
         text=True, check=True, env=_user_environment()).stdout.splitlines()[-1])
     ids = np.array(served)[:, 0]
     np.testing.assert_array_equal(ids[:-1], [vocabulary.index(t) + 1 for t in known])
-    assert ids[-1] == 0  # An unknown token: default_value -1, plus one.
+    assert ids[-1] == 8001  # An unknown token: default_value _VOCAB_SIZE, plus one.
     saved = tf.train.load_checkpoint(os.path.join(pushed, "variables", "variables"))
     parts = sorted((name for name in saved.get_variable_to_shape_map()
                     if re.search(r"/partitions/\d+/", name) and not name.startswith("optimizer")),
                    key=lambda name: int(re.search(r"/partitions/(\d+)/", name).group(1)))
     matrix = np.concatenate([saved.get_tensor(name) for name in parts])
-    assert matrix.shape == (len(vocabulary) + 1, 50)
+    assert matrix.shape == (8002, 50)
     np.testing.assert_array_equal(matrix[ids[:-1]], np.stack([vectors[t] for t in known]))
-    np.testing.assert_array_equal(matrix[0], np.zeros(50))  # Padding, and unknown tokens.
+    np.testing.assert_array_equal(matrix[0], np.zeros(50))  # Padding.
+    assert 0 < np.abs(matrix[8001]).max() <= 0.05  # Unknown tokens: an initializer row.
 
 
 def test_the_wrong_layout_fails_before_training(image, keras3_project):
@@ -430,7 +472,8 @@ def test_the_wrong_layout_fails_before_training(image, keras3_project):
                             cwd=keras3_project, capture_output=True, text=True,
                             env=_user_environment())
     assert result.returncode != 0
-    assert ("row_layout is 'tft' but the TransformGraph's 'words' ids (feature 'text_xf') are "
+    assert ("row_layout is 'tft' but the TransformGraph's "
+            "'vocab_compute_and_apply_vocabulary_vocabulary' ids (feature 'text_xf') are "
             "token index + 1: the 'padded' layout" in result.stderr)
     store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(
         str(keras3_project / "wrong" / "metadata.sqlite")))

@@ -1,7 +1,9 @@
 """The restore API: the variable's initial value is a restore op; no numpy copy of the matrix."""
 
+import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -10,13 +12,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 import tf_keras
 
 from benchmarks.common import write_random_artifact
 from tests.conftest import write_vocabulary
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
-from tfx_embeddings.components.embedding_trainer import restore
+from tfx_embeddings.components.embedding_trainer import restore, warmstart
 
 TOKENS = [f"w{i}" for i in range(0, 40, 2)] + ["absent"]
 KERASES = pytest.mark.parametrize("keras_name", ["tf_keras", "keras3"])
@@ -216,3 +219,119 @@ def test_a_keras_3_model_trains_with_lazy_adam(artifact, small_vectors):
     moved = np.flatnonzero(np.any(after != before, axis=1)).tolist()
     assert moved == [1, 2, 3, 4] and not model.jit_compile
     np.testing.assert_array_equal(before[1], small_vectors[1]["w0"])
+
+
+def _transform_graph_assets(path, **assets):
+    """A TransformGraph directory holding only these vocabulary assets ({name: source file}):
+    what pretrained_embedding reads of one."""
+    directory = os.path.join(path, "transform_fn", "assets")
+    os.makedirs(directory)
+    for name, source in assets.items():
+        shutil.copy(source, os.path.join(directory, name))
+    return tft.TFTransformOutput(str(path))
+
+
+def test_the_vocabulary_is_checked_without_its_name(artifact, tmp_path):
+    """With a TransformGraph and no vocabulary_name: one of its vocabularies must be the
+    artifact's, byte for byte."""
+    other = write_vocabulary(tmp_path / "other.txt", list(reversed(TOKENS)))
+    graph = _transform_graph_assets(tmp_path / "graph", vocab_compute_and_apply_vocabulary=other,
+                                     words=tmp_path / "vocab.txt")
+    layer = restore.pretrained_embedding(artifact, transform_output=graph)
+    assert layer.input_dim == len(TOKENS) + 2
+    wrong = _transform_graph_assets(tmp_path / "wrong", vocab_compute_and_apply_vocabulary=other)
+    with pytest.raises(embedding_artifact.CheckpointError, match=re.escape(
+            "the embedding was built for another vocabulary than the TransformGraph's "
+            "('vocab_compute_and_apply_vocabulary'): its rows would not line up")):
+        restore.pretrained_embedding(artifact, transform_output=wrong)
+
+
+ROWS = ("23 rows (padding 0, tokens 1-21, OOV buckets 22-22; padded layout, not checked "
+        "against a TransformGraph's ids); rows from: previous model 0, pretrained 20, "
+        "initializer 3")
+
+
+@KERASES
+@pytest.mark.parametrize("mask_zero, said", [
+    (None, "mask_zero on: id 0 is the padding row (zeros); the layers after it skip those "
+           "positions (mask_zero=False turns it off)"),
+    (False, "mask_zero off, as given, though id 0 is the padding row (zeros): the layers after "
+            "it see padding positions as rows of zeros"),
+    (True, "mask_zero on, as given: id 0 is the padding row (zeros)"),
+])
+def test_what_the_layer_changes_is_stated_once(artifact, caplog, keras_name, mask_zero, said):
+    """Stated as WARNINGs (what a LocalDagRunner shows), when the layer is made, never again
+    while the model trains."""
+    kind = keras if keras_name == "keras3" else tf_keras
+    with caplog.at_level(logging.WARNING):
+        layer = restore.pretrained_embedding(artifact, keras=keras_name, mask_zero=mask_zero,
+                                             input_dim=30, output_dim=64)
+        ids = kind.Input(shape=(3,), dtype="int64")
+        model = kind.Model(ids, kind.layers.Dense(1)(kind.layers.GlobalAveragePooling1D()(
+            layer(ids))))
+        model.compile(optimizer=restore_lazy_adam(keras_name), loss="mse")
+        model.fit(np.array([[1, 2, 3], [2, 3, 0]] * 4), np.ones(8), batch_size=2, epochs=2,
+                  verbose=0)
+    statements = [r for r in caplog.records if r.name == "tfx_embeddings.model_changes"]
+    assert [r.levelno for r in statements] == [logging.WARNING] * 3
+    assert layer.model_changes == (
+        f"layer 'embedding': {ROWS}", f"layer 'embedding': {said}",
+        "layer 'embedding': width 6, the vector file's dimension, where the model's own "
+        "Embedding had 64: the layers after it take 6 values per token; 23 rows (ids 0-22) "
+        "where the model's own Embedding had 30: an id from 23 on fails the step")
+    assert [r.getMessage() for r in statements] == [
+        f"pretrained_embedding: {line}" for line in layer.model_changes]
+
+
+def restore_lazy_adam(keras_name):
+    from tfx_embeddings.components.embedding_trainer.optimizers import LazyAdam
+
+    return LazyAdam(0.01, keras=keras_name)
+
+
+def test_mask_zero_off_in_the_tft_layout_is_said(tmp_path, small_vectors, caplog):
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", TOKENS)
+    out = str(tmp_path / "tft")
+    build_embedding(str(vocabulary), small_vectors[0], out, num_shards=2, row_layout="tft")
+    with caplog.at_level(logging.WARNING):
+        layer = restore.pretrained_embedding(out, output_dim=6)
+        restore.pretrained_embedding(out, mask_zero=True)
+    assert layer.model_changes[1:] == (
+        "layer 'embedding': mask_zero off: id 0 is the row of token 0, not padding",
+        "layer 'embedding': width 6, the vector file's dimension, as the model's own Embedding")
+    assert ("pretrained_embedding: layer 'embedding': mask_zero on, as given, though id 0 is the "
+            "row of token 0, not padding: that token is masked wherever it occurs"
+            in caplog.messages)
+
+
+def test_ids_past_the_vocabulary_restore_and_warm_start_by_their_id(tmp_path, small_vectors):
+    """The IMDB example's unknown-token id, past a vocabulary smaller than top_k: its extra row
+    restores, and the next run (a bigger vocabulary, the same id) starts from its trained row."""
+    ids = embedding_artifact.TokenIds("text_xf", 1, (30,), 0)  # default_value=29, plus one.
+    old_vocabulary = write_vocabulary(tmp_path / "old.txt", TOKENS[:10])
+    old = str(tmp_path / "old")
+    build_embedding(str(old_vocabulary), small_vectors[0], old, num_shards=2,
+                    row_layout="padded", token_ids=ids)
+    manifest = embedding_artifact.EmbeddingArtifact(old).manifest
+    assert manifest.shape == (31, 6) and manifest.layout.num_extra_rows == 19
+    layer = restore.pretrained_embedding(old)
+    looked_up = layer(tf.constant([[1, 30]])).numpy()[0]
+    np.testing.assert_array_equal(looked_up[0], small_vectors[1]["w0"])
+    initial = embedding_artifact.EmbeddingArtifact(old).read_rows(30, 31).numpy()[0]
+    np.testing.assert_array_equal(looked_up[1], initial)
+    assert 0 < np.abs(initial).max() <= 0.05
+    for i, part in enumerate(layer.partitions):
+        part.assign_add(tf.fill(part.shape, 100.0 + i))  # "Training" moved every row.
+    trained = np.concatenate([p.numpy() for p in layer.partitions])
+    warmstart.export_trained_embedding(layer.partitions, old, str(tmp_path / "model"))
+
+    new_vocabulary = write_vocabulary(tmp_path / "new.txt", TOKENS[:15])
+    new = str(tmp_path / "new")
+    build_embedding(str(new_vocabulary), small_vectors[0], new, num_shards=3,
+                    row_layout="padded", token_ids=ids)
+    assert embedding_artifact.EmbeddingArtifact(new).manifest.layout.num_extra_rows == 14
+    warm = restore.pretrained_embedding(new, base_model=str(tmp_path / "model" / "Format-Serving"))
+    rows = warm(tf.constant([list(range(31))])).numpy()[0]
+    np.testing.assert_array_equal(rows[30], trained[30])  # id-30: the same row, trained.
+    np.testing.assert_array_equal(rows[17:30], trained[17:30])  # id-17 to id-29 likewise.
+    np.testing.assert_array_equal(rows[1:11], trained[1:11])  # The old tokens.

@@ -30,7 +30,10 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
       transform_graph: channel of the TransformGraph whose vocabulary asset is the row order.
       vectors_path: the pretrained vector file: GloVe, word2vec text or binary, fastText .vec,
         plain or .gz/.bz2; any path tf.io.gfile opens (gs://, s3://, hdfs:// with their plugins).
-      vocabulary_name: the preprocessing_fn's vocab_filename (the TransformGraph asset's name).
+      vocabulary_name: the preprocessing_fn's vocab_filename (the TransformGraph asset's name);
+        None (the default): the TransformGraph's only vocabulary, or, with several, the one
+        whose ids `ids_feature` carries (otherwise the run fails listing each vocabulary and
+        the transformed features that carry its ids).
       vector_format, vocabulary_has_counts, row_layout, num_oov_buckets, num_shards,
         max_shard_mb, init_scale, case_fold_fallback, invalid_utf8, min_coverage,
         coverage_warning, normalization, text_feature, ids_feature: how the file is read and
@@ -53,7 +56,8 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = EmbeddingGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, transform_graph, vectors_path: str, vocabulary_name: str, *,
+    def __init__(self, transform_graph, vectors_path: str, vocabulary_name: Optional[str] = None,
+                 *,
                  vector_format: VectorFormat = "auto",
                  vocabulary_has_counts: bool = True,
                  row_layout: RowLayoutName = "auto",

@@ -40,10 +40,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             artifact_utils.get_single_uri(input_dict[TRANSFORM_GRAPH_KEY]))
         embedding = artifact_utils.get_single_instance(output_dict[EMBEDDING_KEY])
         parameters = EmbeddingGenParameters.from_exec_properties(exec_properties)
-        vocabulary_name = exec_properties[VOCABULARY_NAME_KEY]
-        vocabulary_path = transform_output.vocabulary_file_by_name(vocabulary_name)
-        tokens, _ = vocabulary_file.read_vocabulary(vocabulary_path,
-                                                    parameters.vocabulary_has_counts)
+        vocabulary_name, vocabulary_path, tokens = token_ids.find_vocabulary(
+            transform_output, exec_properties.get(VOCABULARY_NAME_KEY),
+            has_counts=parameters.vocabulary_has_counts, ids_feature=parameters.ids_feature)
         layout, ids = token_ids.check_token_ids(
             transform_output, vocabulary_name, tokens, row_layout=parameters.row_layout,
             num_oov_buckets=parameters.num_oov_buckets, ids_feature=parameters.ids_feature)
@@ -75,7 +74,8 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=
       make_pipeline: a callable returning the beam.Pipeline to run the job in; by default
         Beam's FnApiRunner, in this process.
       token_ids: the embedding_artifact.TokenIds EmbeddingGen found in the TransformGraph,
-        recorded in the manifest (None without one).
+        recorded in the manifest (None without one); the layout gets extra rows up to the
+        highest id they give unknown tokens or padding (RowLayout.covering).
       **parameters: EmbeddingGenParameters, with their defaults, except that row_layout must
         be "padded" or "tft" ("auto" needs EmbeddingGen's TransformGraph).
 
@@ -108,8 +108,8 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=
                          f"average); center its .vec export instead ('l2' works on the .bin)")
     tokens, counts = vocabulary_file.read_vocabulary(vocabulary_path,
                                                      parameters.vocabulary_has_counts)
-    layout = embedding_artifact.RowLayout(parameters.row_layout, len(tokens),
-                                          parameters.num_oov_buckets)
+    layout = embedding_artifact.RowLayout.covering(parameters.row_layout, len(tokens),
+                                                   parameters.num_oov_buckets, token_ids)
     shape = (layout.num_rows, source.dimension)
     bounds = embedding_artifact.shard_bounds(
         layout.num_rows, _num_shards(shape, parameters.num_shards, parameters.max_shard_mb))

@@ -7,14 +7,15 @@ so restoring needs memory for one partition beyond the matrix itself. The export
 carries the trained values: serving never needs the checkpoint.
 """
 
-import logging
+import dataclasses
 
 import keras
 import tensorflow as tf
 import tf_keras
 
-from .. import embedding_artifact
+from .. import embedding_artifact, model_changes
 from ..embedding_artifact import CheckpointError
+from ..embedding_gen import token_ids
 from . import keras_versions, warmstart
 
 
@@ -201,15 +202,20 @@ _CLASSES = {keras_versions.TF_KERAS: (PartitionedEmbedding, CheckpointInitialize
 
 def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name=None,
                          trainable=True, num_partitions=None, base_model=None, mask_zero=None,
-                         keras=None, name="embedding"):
+                         keras=None, input_dim=None, output_dim=None, name="embedding"):
     """A Keras Embedding layer initialized from a published embedding artifact, in the graph.
+
+    What the layer changes in the model (its rows, the ids of unknown tokens and padding,
+    mask_zero and why, its width against input_dim and output_dim) is stated once, as WARNING
+    lines of the logger `tfx_embeddings.model_changes`, which a LocalDagRunner shows.
 
     Args:
       artifact_dir: the EmbeddingGen artifact's directory; EmbeddingTrainer hands it to run_fn
         as `fn_args.custom_config[tfx_embeddings.EMBEDDING_URI_KEY]`.
-      transform_output: a tft.TFTransformOutput; with vocabulary_name (the vocab_filename of
-        the preprocessing_fn's vocabulary), the artifact is refused unless it was built from that
-        very vocabulary file, since otherwise its rows would not line up with the token ids.
+      transform_output: a tft.TFTransformOutput: the artifact is refused unless it was built
+        from the very vocabulary file of vocabulary_name (the vocab_filename of the
+        preprocessing_fn's vocabulary), or, without a name, of one of the TransformGraph's
+        vocabularies: otherwise its rows would not line up with the token ids.
       vocabulary_name: see transform_output.
       trainable: whether training updates the embedding.
       num_partitions: variables the matrix is split into; by default one per checkpoint shard
@@ -218,62 +224,121 @@ def pretrained_embedding(artifact_dir, *, transform_output=None, vocabulary_name
       base_model: the previous model's serving directory (Trainer's fn_args.base_model): tokens
         it knew start from their trained rows, new tokens from this artifact (see warmstart).
       mask_zero: whether id 0 is masked (Keras's mask_zero); by default, where id 0 is the
-        padded layout's padding row, as EmbeddingGen found the TransformGraph's ids. Logged.
+        padded layout's padding row, as EmbeddingGen found the TransformGraph's ids. Stated.
       keras: "tf_keras" or "keras3", the Keras of the model the layer goes in; by default the
         one `tf.keras` is (Keras 3 unless TF_USE_LEGACY_KERAS is set), as in the user's module.
+      input_dim, output_dim: the sizes of the model's own Embedding, where it had one (Keras's
+        arguments of the same names): the layer's are the artifact's, and the statement says
+        how they differ. They change nothing else.
       name: the layer's name.
 
     Returns:
       An Embedding layer of that Keras (PartitionedEmbedding, Keras3PartitionedEmbedding) of
       the artifact's shape. Its `warm_start` attribute (embedding_artifact.WarmStart) tells how
-      many rows come from each source, `partitions` holds its variables once built.
+      many rows come from each source, `partitions` holds its variables once built, and
+      `model_changes` the statements, as logged.
 
     Raises:
       CheckpointError: the artifact is unpublished or damaged, built for another vocabulary,
         or (when the layer is built) the model asks for another shape.
-      ValueError: transform_output without vocabulary_name; an unknown keras.
+      ValueError: an unknown keras.
       TypeError: (when called) the model's tensors are of the other Keras, naming both.
 
     Example:
       def run_fn(fn_args):
           tft_output = tft.TFTransformOutput(fn_args.transform_output)
-          embedding = tfx_embeddings.pretrained_embedding(
+          embedding = tfx_embeddings.pretrained_embedding(   # was keras.layers.Embedding(...)
               fn_args.custom_config[tfx_embeddings.EMBEDDING_URI_KEY],
-              transform_output=tft_output, vocabulary_name="tokens",
-              base_model=fn_args.base_model)
+              transform_output=tft_output, base_model=fn_args.base_model, output_dim=64)
           token_ids = keras.Input(shape=(None,), dtype="int64")
           x = keras.layers.GlobalAveragePooling1D()(embedding(token_ids))
     """
     artifact = embedding_artifact.EmbeddingArtifact(artifact_dir)
     if transform_output is not None:
-        if vocabulary_name is None:
-            raise ValueError("pretrained_embedding: with transform_output, give vocabulary_name "
-                             "(the vocab_filename of the preprocessing_fn's vocabulary)")
-        artifact.check_vocabulary(transform_output.vocabulary_file_by_name(vocabulary_name))
+        _check_vocabulary(artifact, transform_output, vocabulary_name)
     artifact.check_files()
     manifest = artifact.manifest
     layer_class, initializer_class = _CLASSES[keras_versions.resolve(keras)]
+    asked = mask_zero
     if mask_zero is None:
         mask_zero = manifest.layout.padding_row == 0
     plan = warmstart.plan_warm_start(artifact, base_model)
     counts = plan.counts() if plan else warmstart.cold_start_counts(artifact)
-    logging.info("Embedding %s rows (%s layout, %s), %s: %s", list(manifest.shape),
-                 manifest.layout.name, _mask_text(mask_zero, manifest),
-                 keras_versions.describe(layer_class.KERAS).split(" (")[0], counts)
     layer = layer_class(
         manifest.shape[0], manifest.shape[1],
         num_partitions=num_partitions or len(manifest.shards), mask_zero=mask_zero,
         trainable=trainable, name=name, warm_start=plan,
         embeddings_initializer=initializer_class(artifact.checkpoint_prefix, manifest.shape))
     layer.warm_start = counts
+    layer.model_changes = tuple(model_changes_text(manifest, name, mask_zero, asked, counts,
+                                                   input_dim=input_dim, output_dim=output_dim))
+    for line in layer.model_changes:
+        model_changes.state("pretrained_embedding", "%s", line)
     return layer
 
 
-def _mask_text(mask_zero, manifest):
-    if not mask_zero:
-        return "mask_zero off: id 0 is " + ("a row like any other"
-                                            if manifest.layout.padding_row != 0
-                                            else "the padding row, not masked as asked")
-    padding = manifest.token_ids.padding_id if manifest.token_ids else None
-    return ("mask_zero on: id 0 is the padding row"
-            + (", the TransformGraph's padding" if padding == 0 else ""))
+def _check_vocabulary(artifact, transform_output, vocabulary_name):
+    if vocabulary_name is not None:
+        artifact.check_vocabulary(transform_output.vocabulary_file_by_name(vocabulary_name))
+        return
+    assets = token_ids.vocabulary_assets(transform_output)
+    if any(embedding_artifact.file_sha256(path) == artifact.manifest.vocabulary_sha256
+           for path in assets.values()):
+        return
+    raise CheckpointError(
+        f"{artifact.uri}: the embedding was built for another vocabulary than the "
+        f"TransformGraph's ({', '.join(map(repr, assets)) or 'it holds none'}): its rows would "
+        f"not line up with the token ids")
+
+
+def model_changes_text(manifest, name, mask_zero, asked, counts, *, input_dim=None,
+                       output_dim=None):
+    """The statements of what a restore layer changes in the model: its rows, mask_zero (on or
+    off, and why: asked is the mask_zero given, None for the default), its width."""
+    layout, ids = manifest.layout, manifest.token_ids
+    rows, width = manifest.shape
+    sources = ", ".join(f"{source.replace('_', ' ')} {count}" for source, count in
+                        dataclasses.asdict(counts).items() if count is not None)
+    lines = [f"layer {name!r}: {rows} rows ({layout.rows_text()}; {layout.name} layout, "
+             + (f"as EmbeddingGen found the TransformGraph's ids: unknown tokens "
+                f"{', '.join(map(str, ids.oov_ids[:3]))}{', ...' if len(ids.oov_ids) > 3 else ''}"
+                + (f", padding {ids.padding_id}" if ids.padding_id is not None else "")
+                if ids else "not checked against a TransformGraph's ids")
+             + f"); rows from: {sources}"]
+    lines.append(f"layer {name!r}: {_mask_text(mask_zero, asked, layout, ids)}")
+    sizes = f"layer {name!r}: width {width}, the vector file's dimension"
+    if output_dim is not None and output_dim != width:
+        sizes += (f", where the model's own Embedding had {output_dim}: the layers after it "
+                  f"take {width} values per token")
+    elif output_dim is not None:
+        sizes += ", as the model's own Embedding"
+    if input_dim is not None and input_dim != rows:
+        sizes += (f"; {rows} rows (ids 0-{rows - 1}) where the model's own Embedding had "
+                  f"{input_dim}" + (": an id from "
+                                    f"{rows} on fails the step" if input_dim > rows else ""))
+    elif input_dim is not None:
+        sizes += f"; {rows} rows, as the model's own Embedding"
+    lines.append(sizes)
+    return lines
+
+
+def _mask_text(mask_zero, asked, layout, ids):
+    """mask_zero on or off, and why."""
+    padding = layout.padding_row == 0
+    if padding:
+        zero = "id 0 is the padding row (zeros)"
+        if ids is not None and ids.padding_id == 0:
+            zero += ", the TransformGraph's padding"
+        if ids is not None and 0 in ids.oov_ids:
+            zero += ", and unknown tokens' id too"
+    else:
+        zero = "id 0 is the row of token 0, not padding"
+    if asked is None:
+        return (f"mask_zero {'on' if mask_zero else 'off'}: {zero}"
+                + ("; the layers after it skip those positions (mask_zero=False turns it off)"
+                   if mask_zero else ""))
+    if mask_zero == padding:
+        return f"mask_zero {'on' if mask_zero else 'off'}, as given: {zero}"
+    return (f"mask_zero {'on' if mask_zero else 'off'}, as given, though {zero}: "
+            + ("that token is masked wherever it occurs" if mask_zero else
+               "the layers after it see padding positions as rows of zeros"))

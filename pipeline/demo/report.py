@@ -1,17 +1,14 @@
-"""What a pipeline run produced, read back from its metadata store (not from hard-coded paths)."""
+"""What a pipeline run produced, read back from its metadata store (not from hard-coded paths).
+
+TFX, ML Metadata and the demo's model are imported by `summarize` only: `inspect` formats a
+manifest without them.
+"""
 
 import dataclasses
 import json
 import os
 
-import tensorflow as tf
-from ml_metadata.metadata_store import metadata_store
-from tfx.orchestration import metadata
-
 from ...components import embedding_artifact
-from ...components.types import PretrainedEmbedding
-from . import model
-from .pipeline import BASELINE_TRAINER_ID, COLD_START_TRAINER_ID, EVALUATOR_ID, TRAINER_ID
 
 
 def _latest_output(store, pipeline_name, node_id, type_name):
@@ -25,6 +22,14 @@ def _latest_output(store, pipeline_name, node_id, type_name):
 
 def summarize(config):
     """The latest embedding, trainers' eval accuracy and pushed model of the configured pipeline."""
+    import tensorflow as tf
+    from ml_metadata.metadata_store import metadata_store
+    from tfx.orchestration import metadata
+
+    from ...components.types import PretrainedEmbedding
+    from . import model
+    from .pipeline import BASELINE_TRAINER_ID, COLD_START_TRAINER_ID, EVALUATOR_ID, TRAINER_ID
+
     connection = metadata.sqlite_metadata_connection_config(config.metadata_path)
     store = metadata_store.MetadataStore(connection)
     name = config.pipeline_name
@@ -72,18 +77,28 @@ def _failures(evaluation_uri):
     return lines
 
 
-def format_manifest(manifest):
-    """An embedding artifact's manifest (embedding_artifact.Manifest), for people."""
+def format_manifest(manifest, stated=False):
+    """An embedding artifact's manifest (embedding_artifact.Manifest), for people; stated: the
+    token ids and what the model does with them were said already (a run's statements)."""
     rows, dimension = manifest.shape
     layout = manifest.layout
-    reserved = [f"OOV rows {layout.to_json()['oov_rows'][0]}-{rows - 1}"
+    first_oov = layout.first_token_row + layout.vocabulary_size
+    reserved = [f"OOV rows {first_oov}-{layout.first_extra_row - 1}"
                 if layout.num_oov_buckets else "no OOV rows"]
     if layout.padding_row is not None:
         reserved.insert(0, f"padding row {layout.padding_row}")
+    if layout.num_extra_rows:
+        reserved.append(f"extra rows {layout.first_extra_row}-{rows - 1} (up to the highest id "
+                        f"the TransformGraph gives)")
     lines = [f"vocabulary size:        {layout.vocabulary_size} tokens ({rows} rows x {dimension} "
              f"float32; {layout.name} layout: {', '.join(reserved)})"]
-    if manifest.token_ids:
+    if manifest.token_ids and not stated:
         lines.append(f"token ids:              {manifest.token_ids.describe(layout)} (checked)")
+    if not stated:
+        lines.append("in the model:           " + (
+            "mask_zero on by default (id 0 is the padding row)" if layout.padding_row == 0 else
+            "mask_zero off by default (id 0 is token 0's row)")
+            + f"; width {dimension}, the vector file's dimension")
     coverage = manifest.coverage
     if coverage:
         subwords = (f"; {coverage.tokens_with_subword_vector} more from subwords"
@@ -111,10 +126,11 @@ def _sources(warm_start):
                      dataclasses.asdict(warm_start).items() if count is not None)
 
 
-def format_summary(summary):
+def format_summary(summary, stated=False):
+    """The run's summary (summarize); stated: as format_manifest's."""
     lines = []
     if summary.get("manifest"):
-        lines += [format_manifest(summary["manifest"]),
+        lines += [format_manifest(summary["manifest"], stated),
                   f"embedding artifact:     {summary['embedding_uri']}"]
     for key, label in (("pretrained", "pretrained embedding"), ("random", "random embedding"),
                        ("cold_start", "cold start")):

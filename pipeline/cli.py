@@ -125,11 +125,11 @@ def _name_value(text):
 
 
 def _retire(args, console):
+    """Retention prints its own line ("retention: ..."), as in a run."""
     from .demo import runners
     from .demo.config import load_config
 
-    console.print("retention: " + runners.retire(load_config(args.config),
-                                                 args.keep_runs).describe())
+    runners.retire(load_config(args.config), args.keep_runs)
 
 
 def _predict(args, console):

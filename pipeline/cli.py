@@ -1,8 +1,10 @@
 """Command line: run the pipeline, compile it for Kubeflow, inspect an embedding artifact.
 
     python -m tfx_embeddings.pipeline run --config configs/demo.yaml
+    python -m tfx_embeddings.pipeline compile --pipeline my_pipeline:create_pipeline \
+        --image IMAGE --output pipeline.yaml         # your pipeline, open-source Kubeflow 2.x
     python -m tfx_embeddings.pipeline compile --config configs/kubeflow.yaml --image IMAGE \
-        --output pipeline.yaml                       # open-source Kubeflow Pipelines 2.x
+        --output pipeline.yaml                       # the demo pipeline
     python -m tfx_embeddings.pipeline compile --target vertex ... --output pipeline_job.json
     python -m tfx_embeddings.pipeline run-spec pipeline.yaml --python IMAGE_PYTHON ...
     python -m tfx_embeddings.pipeline inspect ARTIFACT_DIR
@@ -43,7 +45,8 @@ def _run(args):
 
 
 _OWN_ERRORS = ("ConfigError", "CheckpointError", "VectorFileError", "VocabularyFileError",
-               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError")
+               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError",
+               "PipelineError")
 
 
 def _is_own_error(error):
@@ -58,14 +61,36 @@ def _message(error):
 
 
 def _compile(args):
-    from .demo import runners
-    from .demo.config import load_config
-
     output = args.output or _DEFAULT_OUTPUT[args.target]
-    runners.compile_kubeflow(load_config(args.config), args.image, output, target=args.target)
+    if args.pipeline:
+        from .kubeflow.compiler import compile_for_kubeflow
+
+        compile_for_kubeflow(_user_pipeline(args.pipeline), args.image, output,
+                             target=args.target, parameter_values=dict(args.param))
+    else:
+        from .demo import runners
+        from .demo.config import load_config
+
+        if args.param:
+            raise SystemExit("error: --param goes with --pipeline (a config's values are the "
+                             "demo's defaults)")
+        runners.compile_kubeflow(load_config(args.config), args.image, output, target=args.target)
     what = {"kubeflow": "open-source Kubeflow Pipelines spec (PipelineSpec, schema 2.1.0)",
             "vertex": "Vertex AI PipelineJob"}[args.target]
     print(f"{what} written to {output}")
+
+
+def _user_pipeline(reference):
+    """The tfx.dsl.Pipeline that MODULE:NAME names (NAME called if it is a function), the
+    module imported from the working directory or the installed packages."""
+    import importlib
+
+    module_name, sep, name = reference.partition(":")
+    if not sep or not module_name or not name:
+        raise SystemExit(f"error: --pipeline {reference!r}: expected MODULE:NAME")
+    sys.path.insert(0, os.getcwd())
+    value = getattr(importlib.import_module(module_name), name)
+    return value() if callable(value) else value
 
 
 _DEFAULT_OUTPUT = {"kubeflow": "pipeline.yaml", "vertex": "pipeline_job.json"}
@@ -135,7 +160,12 @@ def main(argv=None):
     compile_ = command("compile", "compile the pipeline for Kubeflow Pipelines: open source "
                                   "(a PipelineSpec YAML, schema 2.1.0) or Vertex AI (a "
                                   "PipelineJob JSON)")
-    compile_.add_argument("--config", required=True, help="YAML config, e.g. configs/kubeflow.yaml")
+    source = compile_.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pipeline", metavar="MODULE:NAME",
+                        help="your own TFX pipeline: a tfx.dsl.Pipeline, or a function of no "
+                             "arguments that returns one, in MODULE (importable from here)")
+    source.add_argument("--config", help="the demo pipeline's YAML config, e.g. "
+                                         "configs/kubeflow.yaml")
     compile_.add_argument("--image", required=True,
                           help="container image with this project installed, run by every step")
     compile_.add_argument("--target", choices=sorted(_DEFAULT_OUTPUT), default="kubeflow",
@@ -143,6 +173,9 @@ def main(argv=None):
                                "Vertex AI Pipelines (TFX's PipelineJob, with resolvers)")
     compile_.add_argument("--output", help="spec file to write (default: pipeline.yaml, or "
                                            "pipeline_job.json for vertex)")
+    compile_.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                          type=_name_value,
+                          help="(--pipeline) a RuntimeParameter's default value in the spec")
     compile_.set_defaults(handler=_compile)
     inspect = command("inspect", "print an embedding artifact's manifest: shape, shards, "
                                  "coverage, counts")

@@ -19,6 +19,8 @@ import pytest
 import yaml
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
+from tfx.components.example_gen import driver as example_gen_driver
+from tfx.dsl.components.base import base_executor
 
 from tests.conftest import ROOT
 from tfx_embeddings.components.latest_blessed_model import NO_PREVIOUS_MODEL
@@ -99,8 +101,8 @@ def test_the_spec_is_one_the_open_source_backend_runs(spec):
     assert not any("lifecycle" in e["container"] for e in executors.values())
     tasks = compiled["root"]["dag"]["tasks"]
     assert set(tasks) == {"CsvExampleGen", FINGERPRINT_TASK, "StatisticsGen", "ImportSchemaGen",
-                          "VocabularyGen", "Transform", "EmbeddingGen", "LatestBlessedModel",
-                          "EmbeddingTrainer", "Evaluator", "Pusher"}
+                          "VocabularyGen", "Transform", "EmbeddingGen",
+                          "LatestBlessedModelResolver", "EmbeddingTrainer", "Evaluator", "Pusher"}
     # ExampleGen's cache key has the fingerprint of its input files; the steps whose answer
     # changes between runs with the same inputs are never cached; the others are.
     assert tasks["CsvExampleGen"]["inputs"]["parameters"]["input_fingerprint"] == {
@@ -110,11 +112,11 @@ def test_the_spec_is_one_the_open_source_backend_runs(spec):
         "componentInputParameter": "examples"}
     uncached = {name for name, task in tasks.items()
                 if not task.get("cachingOptions", {}).get("enableCache")}
-    assert uncached == {FINGERPRINT_TASK, "LatestBlessedModel"}
+    assert uncached == {FINGERPRINT_TASK, "LatestBlessedModelResolver"}
     # The latest blessed model feeds the trainer's warm start and the Evaluator's baseline.
     for task, key in (("EmbeddingTrainer", "base_model"), ("Evaluator", "baseline_model")):
         assert tasks[task]["inputs"]["artifacts"][key]["taskOutputArtifact"][
-            "producerTask"] == "LatestBlessedModel"
+            "producerTask"] == "LatestBlessedModelResolver"
     assert "tfx_embeddings.components.latest_blessed_model.evaluator.Executor" in \
         executors["Evaluator_executor"]["container"]["args"]
     # A run needs no input: the config's values are the defaults.
@@ -179,10 +181,10 @@ def test_run_spec_refuses_what_the_open_source_backend_refuses(spec, vertex_spec
     with open(vertex_spec) as f:
         resolver = json.load(f)["pipelineSpec"]["deploymentSpec"]["executors"][
             "LatestBlessedModelResolver-model-resolver_executor"]
-    with_resolver["deploymentSpec"]["executors"]["LatestBlessedModel_executor"] = resolver
+    with_resolver["deploymentSpec"]["executors"]["LatestBlessedModelResolver_executor"] = resolver
     with pytest.raises(backend.SpecError, match=re.escape(
-            'error processing component name="LatestBlessedModel": executor(label='
-            '"LatestBlessedModel_executor"): non-container and non-importer executor not '
+            'error processing component name="LatestBlessedModelResolver": executor(label='
+            '"LatestBlessedModelResolver_executor"): non-container and non-importer executor not '
             'implemented')):
         SpecRun(_write(tmp_path, with_resolver), tmp_path / "root", image)
     # Vertex's PipelineJob, as the API server refuses it.
@@ -284,7 +286,7 @@ def test_scheduled_runs_as_the_open_source_backend_runs_them(image, spec, tmp_pa
 
     # Run 1: nothing blessed yet: the model LatestBlessedModel hands on is marked not found, and
     # the trainer says the same sentence as a local first run.
-    assert _property(one["LatestBlessedModel"][1]["model"], "found") == 0
+    assert _property(one["LatestBlessedModelResolver"][1]["model"], "found") == 0
     with open(one["EmbeddingTrainer"][1]["executor-logs"].uri) as f:
         assert NO_PREVIOUS_MODEL in f.read()
     assert _warm_start(one["EmbeddingTrainer"][1])["previous_model"] == 0
@@ -322,7 +324,7 @@ def test_scheduled_runs_as_the_open_source_backend_runs_them(image, spec, tmp_pa
     assert [_count(tasks["CsvExampleGen"][1]["examples"], "train") for tasks in (one, two)] == \
         [120, 160]
     previous = one["EmbeddingTrainer"][1]["model"]
-    base = two["LatestBlessedModel"][1]["model"]
+    base = two["LatestBlessedModelResolver"][1]["model"]
     assert base.uri == previous.uri and _property(base, "found") == 1
     assert _property(base, "previous_model_id") == previous.id
     warm_start = _warm_start(two["EmbeddingTrainer"][1])
@@ -340,10 +342,11 @@ def test_scheduled_runs_as_the_open_source_backend_runs_them(image, spec, tmp_pa
         assert _property(three[task][0], "cached_execution_id") == str(two[task][0].id)
         assert {k: a.id for k, a in three[task][1].items() if k != "executor-logs"} == \
             {k: a.id for k, a in two[task][1].items() if k != "executor-logs"}
-    for task in (FINGERPRINT_TASK, "LatestBlessedModel", "EmbeddingTrainer"):
+    for task in (FINGERPRINT_TASK, "LatestBlessedModelResolver", "EmbeddingTrainer"):
         assert _state(three[task][0]) == "COMPLETE", task
     assert _property(blessing, "blessed") == 1.0
-    assert three["LatestBlessedModel"][1]["model"].uri == two["EmbeddingTrainer"][1]["model"].uri
+    assert three["LatestBlessedModelResolver"][1]["model"].uri == \
+        two["EmbeddingTrainer"][1]["model"].uri
 
     pushed = sorted(os.listdir(tmp_path / "serving"))
     assert len(pushed) >= 2
@@ -483,3 +486,157 @@ def test_the_input_fingerprint_changes_when_the_files_do(tmp_path):
         data_fingerprint.fingerprint(corpus, [("eval", "missing/*")])
     with pytest.raises(data_fingerprint.FingerprintError, match="span or version placeholder"):
         data_fingerprint.fingerprint(corpus, [("train", "span-{SPAN}/*")])
+
+
+# -- the public API on any TFX pipeline ------------------------------------------------------
+
+def _user_pipeline(root, resolver_strategy=None, trainer_executor=None, example_gen=None,
+                   baseline_key="baseline_model"):
+    """A pipeline as TFX's examples write one: ExampleGen, TFX's own Trainer warm-started from a
+    Resolver's latest blessed model (channels naming no producer), an Evaluator comparing with
+    it, a Pusher."""
+    import tensorflow_model_analysis as tfma
+    from tfx import v1 as tfx
+    from tfx.dsl.components.base import executor_spec
+
+    examples = example_gen or tfx.components.CsvExampleGen(input_base="gs://b/data")
+    latest = tfx.dsl.Resolver(
+        strategy_class=resolver_strategy or tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    trainer = tfx.components.Trainer(
+        examples=examples.outputs["examples"], run_fn="user_module.run_fn",
+        base_model=latest.outputs["model"], train_args=tfx.proto.TrainArgs(num_steps=1))
+    if trainer_executor:
+        trainer.executor_spec = executor_spec.ExecutorClassSpec(trainer_executor)
+    evaluator = tfx.components.Evaluator(
+        examples=examples.outputs["examples"], model=trainer.outputs["model"],
+        **{baseline_key: latest.outputs["model"]},
+        eval_config=tfma.EvalConfig(model_specs=[tfma.ModelSpec(label_key="label")]))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory="gs://b/serving")))
+    return tfx.dsl.Pipeline(pipeline_name="user-pipeline", pipeline_root=str(root),
+                            components=[examples, latest, trainer, evaluator, pusher])
+
+
+def _executor_class(spec, task):
+    args = _executor(spec, task)["container"]["args"]
+    return args[args.index("--executor_class_path") + 1]
+
+
+def _executor(spec, task):
+    label = spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]][
+        "executorLabel"]
+    return spec["deploymentSpec"]["executors"][label]
+
+
+def test_any_pipelines_resolver_becomes_the_latest_blessed_model_step(tmp_path):
+    from tfx.components.trainer import executor as tfx_trainer
+
+    import tfx_embeddings
+
+    pipeline = _user_pipeline(tmp_path / "root")
+    before = [(node.id, type(node).__name__, getattr(node.executor_spec, "executor_class", None))
+              for node in pipeline.components]
+    path = tfx_embeddings.compile_for_kubeflow(pipeline, "registry/user:1",
+                                               str(tmp_path / "pipeline.yaml"))
+    spec = backend.load_spec(path)
+    backend.check_executors(spec)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert set(tasks) == {"CsvExampleGen", FINGERPRINT_TASK, "latest_blessed_model_resolver",
+                          "Trainer", "Evaluator", "Pusher"}
+    # The Resolver's id, now the LatestBlessedModel step: any trainer, any Evaluator (its
+    # channels name no producer), never cached; the same consumers, taught its not-found model.
+    assert _executor_class(spec, "latest_blessed_model_resolver") == \
+        "tfx_embeddings.components.latest_blessed_model.executor.Executor"
+    assert tasks["latest_blessed_model_resolver"]["cachingOptions"] == {}
+    assert set(tasks["latest_blessed_model_resolver"].get("inputs", {}).get("parameters", {})) \
+        == {"pipeline_name"}
+    for task, key in (("Trainer", "base_model"), ("Evaluator", "baseline_model")):
+        assert tasks[task]["inputs"]["artifacts"][key] == {"taskOutputArtifact": {
+            "producerTask": "latest_blessed_model_resolver", "outputArtifactKey": "model"}}
+    assert _executor_class(spec, "Trainer") == \
+        "tfx_embeddings.components.latest_blessed_model.trainer.Executor"
+    assert _executor_class(spec, "Evaluator") == \
+        "tfx_embeddings.components.latest_blessed_model.evaluator.Executor"
+    for task in tasks:  # Every step runs the project's code.
+        assert _executor(spec, task)["container"]["command"][:3] == [
+            "python", "-m", "tfx_embeddings.pipeline.kubeflow." + (
+                "data_fingerprint" if task == FINGERPRINT_TASK else "entrypoint")], task
+    # The user's pipeline is as it was: compiling for Vertex after this still has the Resolver.
+    assert [(node.id, type(node).__name__, getattr(node.executor_spec, "executor_class", None))
+            for node in pipeline.components] == before
+    assert dict((name, cls) for name, _, cls in before)["Trainer"] is tfx_trainer.GenericExecutor
+    assert pipeline.components[2].inputs["base_model"].producer_component_id == \
+        "latest_blessed_model_resolver"
+
+
+def test_every_file_based_example_gen_gets_its_input_fingerprint(tmp_path):
+    from tfx import v1 as tfx
+    from tfx.components.example_gen.component import FileBasedExampleGen
+    from tfx.components.example_gen.import_example_gen import executor as import_executor
+    from tfx.dsl.components.base import executor_spec
+
+    import tfx_embeddings
+
+    custom = FileBasedExampleGen(
+        input_base="gs://b/parquet",
+        custom_executor_spec=executor_spec.BeamExecutorSpec(import_executor.Executor),
+    ).with_id("ParquetExampleGen")
+    for example_gen, task in ((tfx.components.ImportExampleGen(input_base="gs://b/records"),
+                               "ImportExampleGen"), (custom, "ParquetExampleGen")):
+        path = tfx_embeddings.compile_for_kubeflow(
+            _user_pipeline(tmp_path / "root", example_gen=example_gen), "registry/user:1",
+            str(tmp_path / f"{task}.yaml"))
+        tasks = _load(path)["root"]["dag"]["tasks"]
+        assert tasks[task]["inputs"]["parameters"]["input_fingerprint"] == {
+            "taskOutputParameter": {"producerTask": f"{task}-input-fingerprint",
+                                    "outputParameterKey": "input_fingerprint"}}
+        assert tasks[f"{task}-input-fingerprint"]["inputs"]["parameters"]["input_base"] == {
+            "runtimeValue": {"constant": example_gen.exec_properties["input_base"]}}
+
+
+class UserExecutor(base_executor.BaseExecutor):
+    """A user's executor: nothing says it knows LatestBlessedModel's not-found model."""
+
+
+class UserDriver(example_gen_driver.FileBasedDriver):
+    """A user's driver, which the open-source backend would never run."""
+
+
+def test_what_the_open_source_backend_cannot_run_is_refused_naming_the_node(tmp_path):
+    from tfx import v1 as tfx
+
+    import tfx_embeddings
+    from tfx_embeddings.pipeline.kubeflow.rewrite import PipelineError
+
+    def refused(pipeline, message):
+        with pytest.raises(PipelineError, match=message):
+            tfx_embeddings.compile_for_kubeflow(pipeline, "registry/user:1",
+                                                str(tmp_path / "never.yaml"))
+        assert not (tmp_path / "never.yaml").exists()
+
+    root = tmp_path / "root"
+    refused(_user_pipeline(root, resolver_strategy=tfx.dsl.experimental.LatestArtifactStrategy),
+            "node latest_blessed_model_resolver: a Resolver with tfx.dsl.input_resolution."
+            "strategies.latest_artifact_strategy.LatestArtifactStrategy; the open-source "
+            "Kubeflow Pipelines backend runs no resolver")
+
+    refused(_user_pipeline(root, trainer_executor=UserExecutor),
+            "node Trainer: its input 'base_model' is the latest blessed model .the Resolver "
+            "latest_blessed_model_resolver., .* its executor .*UserExecutor is not known to "
+            "treat that as no model")
+    refused(_user_pipeline(root, example_gen=tfx.components.CsvExampleGen(
+            input_base="gs://b/data", input_config=tfx.proto.Input(splits=[
+                tfx.proto.Input.Split(name="train", pattern="span-{SPAN}/train/*")]))),
+        "node CsvExampleGen: split train's pattern 'span-{SPAN}/train/.' has a span, version "
+        "or date placeholder, which TFX's ExampleGen driver resolves")
+
+    example_gen = tfx.components.CsvExampleGen(input_base="gs://b/data")
+    example_gen.driver_class = UserDriver
+    refused(_user_pipeline(root, example_gen=example_gen),
+            "node CsvExampleGen: its driver .*UserDriver is never run by the open-source "
+            "Kubeflow Pipelines backend")

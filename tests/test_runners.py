@@ -12,7 +12,7 @@ from tests.conftest import write_vocabulary
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tfx_embeddings.pipeline.demo import runners
 from tfx_embeddings.pipeline.demo.config import load_config
-from tfx_embeddings.pipeline.demo.pipeline import METADATA_QUERY, create_pipeline
+from tfx_embeddings.pipeline.demo.pipeline import create_pipeline
 
 
 @pytest.mark.parametrize("config_file, runner, options", [
@@ -62,7 +62,8 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {"CsvExampleGen", "CsvExampleGen-input-fingerprint", "StatisticsGen",
                           "ImportSchemaGen", "VocabularyGen", "Transform", "EmbeddingGen",
-                          "LatestBlessedModel", "EmbeddingTrainer", "Evaluator", "Pusher"}
+                          "LatestBlessedModelResolver", "EmbeddingTrainer", "Evaluator",
+                          "Pusher"}
 
     def parameter(task, name):
         return tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constant"]
@@ -74,8 +75,9 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     assert parameter("EmbeddingGen", "max_shard_mb") == 256
     assert parameter("EmbeddingTrainer", "run_fn") == "tfx_embeddings.pipeline.demo.model.run_fn"
     assert json.loads(parameter("EmbeddingTrainer", "custom_config"))["epochs"] == 10
-    assert parameter("Transform", "preprocessing_fn") == "tfx_embeddings.pipeline.demo.preprocessing.preprocessing_fn"
-    assert parameter("LatestBlessedModel", "pipeline_name") == "pretrained-embeddings"
+    assert parameter("Transform", "preprocessing_fn") == \
+        "tfx_embeddings.pipeline.demo.preprocessing.preprocessing_fn"
+    assert parameter("LatestBlessedModelResolver", "trainer_task") == "EmbeddingTrainer"
     assert "embedding" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
     assert "base_model" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
     executors = spec["deploymentSpec"]["executors"]
@@ -87,24 +89,22 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     assert "--runner=DataflowRunner" in embedding_gen["args"]
 
 
-def test_the_local_pipeline_keeps_tfx_resolver():
+def test_the_demo_pipeline_has_tfx_resolver_everywhere():
+    """The demo is written as a user's pipeline: compile_for_kubeflow swaps its Resolver."""
     config = load_config("configs/demo.yaml")
     ids = {c.id for c in create_pipeline(config).components}
     assert "LatestBlessedModelResolver" in ids and "LatestBlessedModel" not in ids
-    ids = {c.id for c in create_pipeline(config, latest_model=METADATA_QUERY).components}
-    assert "LatestBlessedModel" in ids and "LatestBlessedModelResolver" not in ids
-    with pytest.raises(ValueError, match="latest_model: 'mlmd' is neither"):
-        create_pipeline(config, latest_model="mlmd")
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", *args], capture_output=True,
-                          text=True)
+    return subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", *args],
+                          capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("command, words", [
     ("run", ["--config", "LocalDagRunner"]),
-    ("compile", ["--config", "--image", "--output", "--target", "Kubeflow", "Vertex"]),
+    ("compile", ["--pipeline", "--config", "--image", "--output", "--target", "Kubeflow",
+                 "Vertex"]),
     ("run-spec", ["--python", "--pipeline-root", "--param", "--metadata", "backend"]),
     ("inspect", ["artifact", "--json", "manifest"]),
 ])

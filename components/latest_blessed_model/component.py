@@ -20,14 +20,17 @@ class LatestBlessedModel(base_component.BaseComponent):
 
     Its `model` output is that model (`found` = 1), or a model marked not found (`found` = 0) on a
     first run; consumers see the latter as no input (`latest_blessed_model.present`): use it with
-    EmbeddingTrainer and with an Evaluator whose executor is `latest_blessed_model.evaluator
-    .Executor`. Disable Kubeflow's cache for its task: its answer changes between runs whose
-    inputs do not.
+    EmbeddingTrainer, and with TFX's Trainer and Evaluator whose executors are
+    `latest_blessed_model.trainer.Executor` and `latest_blessed_model.evaluator.Executor`. Disable
+    Kubeflow's cache for its task: its answer changes between runs whose inputs do not.
+    `tfx_embeddings.compile_for_kubeflow` puts it in place of a TFX Resolver with
+    LatestBlessedModelStrategy, and does all of that.
 
     Args:
       pipeline_name: the pipeline's name (Kubeflow's `pipelineInfo.name`).
-      trainer_task: the id of the trainer component whose models are looked for.
-      evaluator_task: the id of the Evaluator whose blessings count.
+      trainer_task: the id of the component whose models count (None: any Model, as
+        LatestBlessedModelStrategy takes any where its channel names no producer).
+      evaluator_task: the id of the Evaluator whose blessings count (None: any).
 
     Example:
       latest = LatestBlessedModel(pipeline_name="my-pipeline", trainer_task="EmbeddingTrainer",
@@ -37,7 +40,7 @@ class LatestBlessedModel(base_component.BaseComponent):
     SPEC_CLASS = LatestBlessedModelSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, pipeline_name, trainer_task, evaluator_task):
+    def __init__(self, pipeline_name, trainer_task=None, evaluator_task=None):
         super().__init__(spec=LatestBlessedModelSpec(
             pipeline_name=pipeline_name, trainer_task=trainer_task,
             evaluator_task=evaluator_task,

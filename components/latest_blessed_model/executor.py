@@ -113,7 +113,7 @@ def find_latest_blessed_model(store, pipeline_name, trainer_task, evaluator_task
                       f"AND contexts_a.name = '{pipeline_name}'"),
         order_by=metadata_store.OrderByField.CREATE_TIME, is_asc=False))
     for blessing in blessings:
-        if _producer_task(store, blessing.id)[0] != evaluator_task:
+        if evaluator_task and _producer_task(store, blessing.id)[0] != evaluator_task:
             continue
         model_id = blessing.custom_properties["current_model_id"].string_value
         if not model_id.isdigit():
@@ -123,7 +123,7 @@ def find_latest_blessed_model(store, pipeline_name, trainer_task, evaluator_task
         [model] = store.get_artifacts_by_id([int(model_id)]) or [None]
         if (model is None or model.state != metadata_store_pb2.Artifact.LIVE
                 or store.get_artifact_types_by_id([model.type_id])[0].name != _MODEL_TYPE
-                or _producer_task(store, model.id)[0] != trainer_task):
+                or (trainer_task and _producer_task(store, model.id)[0] != trainer_task)):
             continue
         return model
     return None
@@ -137,7 +137,7 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(output_dict[MODEL_KEY])
         previous = find_latest_blessed_model(
             connect_from_environment(), exec_properties[PIPELINE_NAME_KEY],
-            exec_properties[TRAINER_TASK_KEY], exec_properties[EVALUATOR_TASK_KEY])
+            exec_properties.get(TRAINER_TASK_KEY), exec_properties.get(EVALUATOR_TASK_KEY))
         if previous is None:
             logging.info("LatestBlessedModel: %s", NO_PREVIOUS_MODEL)
             model.set_int_custom_property(FOUND_PROPERTY, 0)

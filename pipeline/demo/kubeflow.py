@@ -31,7 +31,7 @@ from ...components.latest_blessed_model import FOUND_PROPERTY, NO_PREVIOUS_MODEL
 from ..kubeflow.metadata import sqlite_store
 from ..kubeflow.run_spec import SpecRun
 from . import sample_data
-from .pipeline import EVALUATOR_ID, LATEST_MODEL_ID, TRAINER_ID
+from .pipeline import EVALUATOR_ID, LATEST_MODEL_RESOLVER_ID, TRAINER_ID
 
 IMAGE = "tfx-pretrained-embeddings:local"
 EXAMPLE_GEN = "CsvExampleGen"
@@ -87,7 +87,7 @@ def describe_runs(metadata_path, first, second, new_rows):
     examples = [count_examples(tasks[EXAMPLE_GEN][1]["examples"].uri, "train")
                 for tasks in (one, two)]
     previous = one[TRAINER_ID][1]["model"].uri
-    first_base, base = (tasks[LATEST_MODEL_ID][1]["model"] for tasks in (one, two))
+    first_base, base = (tasks[LATEST_MODEL_RESOLVER_ID][1]["model"] for tasks in (one, two))
     blessing = two[EVALUATOR_ID][1]["blessing"]
     baseline = blessing.custom_properties["baseline_model"].string_value
     with open(os.path.join(two[TRAINER_ID][1]["model_run"].uri, "metrics.json")) as f:

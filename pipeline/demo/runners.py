@@ -10,7 +10,7 @@ import os
 from .. import local
 from ..kubeflow.compiler import KUBEFLOW, TARGETS, compile_for_kubeflow
 from .config import ConfigError
-from .pipeline import METADATA_QUERY, RESOLVER, create_pipeline, pipeline_inputs
+from .pipeline import create_pipeline, pipeline_inputs
 
 
 def run_local(config):
@@ -31,23 +31,20 @@ def compile_kubeflow(config, image, output_file, target=KUBEFLOW):
       config: a validated PipelineConfig.
       image: the container image every step runs.
       output_file: where to write the spec.
-      target: KUBEFLOW (open-source Kubeflow Pipelines 2.x: a bare PipelineSpec of schema 2.1.0
-        as YAML, container executors only, the latest blessed model found by the
-        LatestBlessedModel step, ExampleGen's input files fingerprinted by a step of their own)
-        or VERTEX (Vertex AI Pipelines: TFX's PipelineJob JSON, with TFX's resolvers).
+        target: KUBEFLOW (open-source Kubeflow Pipelines 2.x) or VERTEX (Vertex AI Pipelines):
+        see compile_for_kubeflow, which this calls with the demo's pipeline.
 
     Returns:
       output_file.
 
     Raises:
       ConfigError: a path of this machine in the config, or an unknown target.
-      kubeflow.backend.SpecError: (KUBEFLOW) the spec breaks a rule of the open-source backend.
+      kubeflow.rewrite.PipelineError, kubeflow.backend.SpecError: see compile_for_kubeflow.
     """
     _check_cluster_paths(config)
     if target not in TARGETS:
         raise ConfigError(f"target: {target!r} is not one of {', '.join(TARGETS)}")
-    pipeline = create_pipeline(config, metadata_connection_config=None, runtime_parameters=True,
-                               latest_model=METADATA_QUERY if target == KUBEFLOW else RESOLVER)
+    pipeline = create_pipeline(config, metadata_connection_config=None, runtime_parameters=True)
     return compile_for_kubeflow(pipeline, image, output_file, target=target,
                                 parameter_values=pipeline_inputs(config))
 

@@ -100,8 +100,8 @@ def _run_spec(args):
     from .kubeflow import run_spec
 
     run = run_spec.SpecRun(args.spec, args.pipeline_root, args.python, dict(args.param),
-                                 dict(args.env), metadata_path=args.metadata,
-                                 publish_logs=not args.no_publish_logs)
+                           dict(args.env), metadata_path=args.metadata,
+                           publish_logs=not args.no_publish_logs, namespace=args.namespace)
     results = run.run(report=lambda line: print(line, flush=True))
     print("outputs (each task's log is its executor-logs artifact):")
     for task, result in results.items():
@@ -200,6 +200,9 @@ def main(argv=None):
                           help="an environment variable of the image (its Dockerfile's ENV)")
     run_spec.add_argument("--metadata", help="the ML Metadata SQLite file (default: "
                                              "kubeflow_metadata.sqlite in the pipeline root)")
+    run_spec.add_argument("--namespace", default="kubeflow",
+                          help="the run's Kubernetes namespace (default: kubeflow, a single-user "
+                               "install's), recorded on its run context as the backend does")
     run_spec.add_argument("--no-publish-logs", action="store_true",
                           help="no executor-logs output per task (the backend's PUBLISH_LOGS "
                                "false)")

@@ -10,6 +10,7 @@ directories outside the checkout."""
 import copy
 import glob
 import json
+import logging
 import os
 import re
 import subprocess
@@ -378,58 +379,149 @@ def test_the_cache_key_is_the_open_source_drivers():
         "python:3.9") == "0a4cc1f15cdfad5170e1358518f7128c5278500a670db1b9a3f3d83b93db396e"
 
 
-def _record(kfp, contexts, task, outputs, state=mlmd.Execution.COMPLETE):
+def _record(kfp, contexts, task, outputs, state=mlmd.Execution.COMPLETE, properties=None):
     """Writes a task's execution and output artifacts through the backend's records."""
     execution = kfp.create_execution(contexts, metadata.CONTAINER_EXECUTION,
-                                      {"task_name": task, "display_name": task})
-    artifacts = {key: kfp.record_artifact(key, type_name, {"uri": f"/{task}/{key}",
-                                                           "metadata": metadata}, "{}")
-                 for key, (type_name, metadata) in outputs.items()}
+                                      {"task_name": task, "display_name": task,
+                                       **(properties or {})})
+    artifacts = {key: kfp.record_artifact(key, type_name, {"uri": uri, "metadata": values}, "{}")
+                 for key, (type_name, uri, values) in outputs.items()}
     kfp.publish(execution, contexts, state, {},
                 [(key, artifact.id) for key, artifact in artifacts.items()])
     return artifacts
 
 
-def test_latest_blessed_model_asks_the_metadata_store_over_grpc(tmp_path):
+class _Runs:
+    """Runs recorded as the backend records them: a trainer's model, an Evaluator's blessing."""
+
+    def __init__(self, kfp):
+        self.kfp = kfp
+
+    def run(self, run_id, blessed=True, pipeline="p", namespace="kubeflow", root="/root",
+            trainer="Trainer", evaluator="Evaluator"):
+        contexts = self.kfp.pipeline(pipeline, run_id, namespace, f"{root}/{pipeline}/{run_id}",
+                                     "{}")
+        model = _record(self.kfp, contexts, trainer, {"model": (
+            "tfx.Model", f"{root}/{pipeline}/{run_id}/{trainer}/model", {})})["model"]
+        _record(self.kfp, contexts, evaluator, {"blessing": (
+            "tfx.ModelBlessing", f"{root}/{pipeline}/{run_id}/{evaluator}/blessing",
+            {"blessed": float(blessed), "current_model_id": str(model.id)})})
+        return model
+
+    def asking(self, run_id, pipeline="p", namespace="kubeflow", root="/root"):
+        """The LatestBlessedModel step of a run: its execution, with its pod's UID."""
+        contexts = self.kfp.pipeline(pipeline, run_id, namespace, f"{root}/{pipeline}/{run_id}",
+                                     "{}")
+        uid = f"uid-{run_id}"
+        _record(self.kfp, contexts, "latest", {}, state=mlmd.Execution.RUNNING,
+                properties={"pod_uid": uid, "namespace": namespace})
+        return {"KFP_POD_UID": uid}
+
+
+def test_latest_blessed_model_asks_its_own_runs_pipeline_namespace_and_root(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     with metadata.MetadataServer(str(tmp_path / "mlmd.sqlite")) as server:
         kfp = metadata.KfpMetadata(server.address)
         store = latest_executor.connect_from_environment({
             "METADATA_GRPC_SERVICE_HOST": "127.0.0.1",
             "METADATA_GRPC_SERVICE_PORT": str(server.port)})
+        runs = _Runs(kfp)
 
-        def find():
-            found = latest_executor.find_latest_blessed_model(store, "p", "Trainer", "Evaluator")
+        def find(pod, trainer="Trainer", evaluator="Evaluator"):
+            caplog.clear()
+            run = latest_executor.own_run(store, pod)
+            found = latest_executor.find_latest_blessed_model(store, run, trainer, evaluator)
             return found and found.uri
 
-        assert find() is None  # Not even the pipeline yet.
+        pod = runs.asking("r0")
+        run = latest_executor.own_run(store, pod)
+        assert (run.pipeline_context.name, run.run_context.name, run.namespace,
+                run.pipeline_root) == ("p", "r0", "kubeflow", "/root")
+        assert find(pod) is None  # Nothing blessed yet.
 
-        def run(run_id, blessed, evaluator="Evaluator", trainer="Trainer"):
-            contexts = kfp.pipeline("p", run_id, "kubeflow", f"/root/{run_id}", "{}")
-            model = _record(kfp, contexts, trainer, {"model": ("tfx.Model", {})})["model"]
-            _record(kfp, contexts, evaluator, {"blessing": ("tfx.ModelBlessing", {
-                "blessed": float(blessed), "current_model_id": str(model.id)})})
-            return model
+        first = runs.run("r1")
+        assert find(runs.asking("r2")) == first.uri
+        runs.run("r3", blessed=False)  # Not blessed: run 1's is still the latest blessed model.
+        other_evaluator = runs.run("r4", evaluator="OtherEvaluator")
+        other_trainer = runs.run("r5", trainer="BaselineTrainer")
+        pod = runs.asking("r6")
+        assert find(pod) == first.uri
+        assert (f"skipped blessing {other_evaluator.id + 1}: not written by the task Evaluator"
+                in caplog.text)
+        assert f"skipped model {other_trainer.id} (blessed by blessing {other_trainer.id + 1})" \
+            f": not written by the task Trainer" in caplog.text
+        # Channels naming no producer (TFX's IMDB example): any trainer, any Evaluator.
+        assert find(pod, trainer=None, evaluator=None) == other_trainer.uri
 
-        first = run("r1", blessed=True)
-        assert find() == first.uri
-        run("r2", blessed=False)  # Not blessed: run 1's is still the latest blessed model.
-        run("r3", blessed=True, evaluator="OtherEvaluator")  # Another task's blessing.
-        run("r4", blessed=True, trainer="BaselineTrainer")  # Not the trainer's model.
-        assert find() == first.uri
-        latest = run("r5", blessed=True)
-        assert find() == latest.uri
-        other = kfp.pipeline("q", "r6", "kubeflow", "/root/r6", "{}")  # Another pipeline.
-        model = _record(kfp, other, "Trainer", {"model": ("tfx.Model", {})})["model"]
-        _record(kfp, other, "Evaluator", {"blessing": ("tfx.ModelBlessing", {
-            "blessed": 1.0, "current_model_id": str(model.id)})})
-        assert find() == latest.uri
+        # Another namespace running a pipeline of the same name: the same pipeline context in
+        # ML Metadata, but not this run's models.
+        foreign = runs.run("r7", namespace="team-b")
+        assert find(pod) == first.uri
+        assert (f"skipped blessing {foreign.id + 1}: written in namespace team-b, not this run's "
+                f"kubeflow" in caplog.text)
+        assert find(runs.asking("r8", namespace="team-b")) == foreign.uri
+
+        # A model under another pipeline root: skipped, saying why; a run under a new root
+        # starts from scratch, then finds its own.
+        elsewhere = runs.run("r9", root="/old-bucket/root")
+        assert find(pod) == first.uri
+        assert (f"skipped model {elsewhere.id} (blessed by blessing {elsewhere.id + 1}): "
+                f"/old-bucket/root/p/r9/Trainer/model is not under this run's pipeline root "
+                f"/root/" in caplog.text)
+        new_root = runs.asking("r10", root="/new-root")
+        assert find(new_root) is None
+        latest = runs.run("r11", root="/new-root")
+        assert find(new_root) == latest.uri and find(pod) == first.uri
+
+        # Nested in another pipeline: the driver names the pipeline context by the outermost
+        # pipeline, whatever this one was compiled as; its step finds that pipeline's models.
+        nested = runs.asking("r12", pipeline="outer")
+        assert find(nested) is None
+        outer = runs.run("r13", pipeline="outer")
+        assert find(nested) == outer.uri and find(pod) == first.uri
         kfp.close()
 
 
-def test_latest_blessed_model_needs_the_metadata_store_address():
+def test_latest_blessed_model_needs_the_pods_metadata_and_uid(tmp_path):
     with pytest.raises(latest_executor.MetadataStoreError,
                        match="METADATA_GRPC_SERVICE_HOST and METADATA_GRPC_SERVICE_PORT not set"):
         latest_executor.connect_from_environment({})
+    with metadata.MetadataServer(str(tmp_path / "mlmd.sqlite")) as server:
+        store = latest_executor.connect_from_environment({
+            "METADATA_GRPC_SERVICE_HOST": "127.0.0.1",
+            "METADATA_GRPC_SERVICE_PORT": str(server.port)})
+        with pytest.raises(latest_executor.MetadataStoreError,
+                           match="KFP_POD_UID is not set: the Kubeflow Pipelines backend gives "
+                                 "it to every step's container"):
+            latest_executor.own_run(store, {})
+        with pytest.raises(latest_executor.MetadataStoreError,
+                           match="0 executions are recorded for this pod .KFP_POD_UID=abc-1."):
+            latest_executor.own_run(store, {"KFP_POD_UID": "abc-1"})
+
+
+def test_consumers_see_the_previous_model_or_none():
+    from tfx.types import standard_artifacts
+
+    from tfx_embeddings.components import latest_blessed_model
+
+    def output(found, uri=None):
+        model = standard_artifacts.Model()
+        model.uri = "/root/p/run2/latest/model"  # Where the driver put it: nothing there.
+        model.set_int_custom_property("found", found)
+        if uri:
+            model.set_string_custom_property("model_uri", uri)
+        return model
+
+    given = {"examples": ["e"], "base_model": [output(1, "/root/p/run1/Trainer/model")]}
+    resolved = latest_blessed_model.present(given, "base_model")
+    assert resolved is given and [a.uri for a in resolved["base_model"]] == [
+        "/root/p/run1/Trainer/model"]
+    given = {"examples": ["e"], "base_model": [output(0)]}
+    assert latest_blessed_model.present(given, "base_model") == {"examples": ["e"]}
+    plain = standard_artifacts.Model()  # A Resolver's (Vertex, the local runner): as it is.
+    plain.uri = "/root/m"
+    assert latest_blessed_model.present({"base_model": [plain]}, "base_model")[
+        "base_model"] == [plain]
 
 
 def test_the_entrypoint_types_the_inputs_the_open_source_driver_leaves_untyped():

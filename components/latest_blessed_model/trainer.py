@@ -18,6 +18,6 @@ class Executor(trainer_executor.GenericExecutor):
     def _GetFnArgs(self, input_dict, output_dict, exec_properties):
         given = input_dict
         input_dict = present(given, standard_component_specs.BASE_MODEL_KEY)
-        if input_dict is not given and standard_component_specs.BASE_MODEL_KEY not in input_dict:
+        if input_dict is not given:
             logging.info("Trainer: %s", NO_PREVIOUS_MODEL)
         return super()._GetFnArgs(input_dict, output_dict, exec_properties)

@@ -186,8 +186,7 @@ def _model_channels(node):
 def _replace_resolver(pipeline, node):
     model_key, trainer, evaluator = _model_channels(node)
     with dsl_context_registry.new_registry():  # Not in the user's registry.
-        latest = LatestBlessedModel(pipeline_name=pipeline.pipeline_info.pipeline_name,
-                                    trainer_task=trainer, evaluator_task=evaluator).with_id(node.id)
+        latest = LatestBlessedModel(trainer_task=trainer, evaluator_task=evaluator).with_id(node.id)
     for consumer in pipeline.components:
         for key, input_channel in list(getattr(consumer, "inputs", {}).items()):
             if not (isinstance(input_channel, channel.OutputChannel)

@@ -14,28 +14,40 @@ What the backend does (kubeflow/pipelines backend/src, 2.5 to 2.17), done the sa
 - ML Metadata is a real ml_metadata store (`<pipeline root>/metadata.sqlite`, or
   --metadata) served over gRPC while the run lasts; every task's environment has its address in
   METADATA_GRPC_SERVICE_HOST and METADATA_GRPC_SERVICE_PORT, as a Kubeflow pod does, and the
-  driver's and launcher's records are written there (metadata);
-- each task, in dependency order: its inputs resolved as the driver does (constants, the run's
+  driver's and launcher's records are written there (metadata): the pipeline context named by
+  the spec's pipeline (the OUTERMOST one where a pipeline is nested in another: the kfp SDK
+  compiles both into one spec), the run context with the run's namespace and
+  `<root>/<pipeline>/<run id>` as its pipeline root;
+- a sub-DAG (a pipeline nested as a component) is a system.DAGExecution of its own, its
+  inputs resolved, the component's defaults for the others, the parent of its tasks';
+- each task, in dependency order: its inputs resolved as the driver does (constants, the DAG's
   inputs, upstream output parameters; upstream artifacts by their MLMD ids, handed over with an
   empty instance schema), then, with `cachingOptions.enableCache`, the driver's cache key: a
-  previous COMPLETE execution of the pipeline with the same fingerprint is reused (a CACHED
-  execution whose outputs are its artifacts) and the task does not run; otherwise its outputs
-  are provisioned (`<root>/<pipeline>/<run id>/<task>/<uuid>/<output>`, with the launcher's
-  `executor-logs` artifact), the placeholders of its command and arguments are replaced as the
-  launcher replaces them (`{{$}}`, `{{$.inputs.parameters['x']}}`,
-  `{{$.outputs.parameters['x'].output_file}}`...) and it runs as a process of `--python` (the
+  previous COMPLETE execution of the pipeline in the namespace with the same fingerprint is
+  reused (a CACHED execution whose outputs are its artifacts) and the task does not run;
+  otherwise its outputs are provisioned (`<root>/<pipeline>/<run id>/<task>/<uuid>/<output>`,
+  with the launcher's `executor-logs` artifact), the pod's name, UID and namespace recorded on
+  its execution before its command runs (PrePublishExecution) and given to it as KFP_POD_NAME
+  and KFP_POD_UID, the placeholders of its command and arguments replaced as the launcher
+  replaces them (`{{$}}`, `{{$.inputs.parameters['x']}}`,
+  `{{$.outputs.parameters['x'].output_file}}`...), and it runs as a process of `--python` (the
   image), in a directory of its own that stands for the pod's /tmp; then its executor output
-  file and output parameter files are read, the artifacts' URIs and metadata merged and recorded.
+  file and output parameter files are read, the artifacts' URIs and metadata merged, every
+  output URI checked as the launcher's upload does (`KeyFromURI`: a URI of an object store, or
+  here a local path, outside the run's `<root>/<pipeline>/<run id>` fails the task: "does not
+  have expected bucket prefix"), and recorded.
 
 What stands in for what: the pipeline root is a local directory, read and written in place (the
 bucket; the launcher's copies of input artifacts to /gcs/..., which TFX's executors do not read,
 are not made); tasks run one at a time; the pod is a process. Not emulated: retries, resources,
-parallelism, conditions, loops, sub-DAGs, importer reimport matching, the image's filesystem.
+parallelism, conditions, loops, outputs of sub-DAGs, importer reimport matching, the image's
+filesystem.
 """
 
 import dataclasses
 import json
 import os
+import posixpath
 import shutil
 import subprocess
 import tempfile
@@ -78,6 +90,17 @@ class TaskRun:
     seconds: float
 
 
+@dataclasses.dataclass
+class _Scope:
+    """A DAG being run: its execution, its tasks, its inputs' values, the executions of its
+    tasks so far ({task: execution id}), and its tasks' path prefix in reports."""
+    execution: object
+    tasks: dict
+    inputs: dict
+    path: str = ""
+    executions: dict = dataclasses.field(default_factory=dict)
+
+
 class SpecRun:
     """One run of an open-source Kubeflow Pipelines spec.
 
@@ -90,17 +113,19 @@ class SpecRun:
       metadata_path: the ML Metadata SQLite file (default: in the pipeline root).
       publish_logs: give each task the launcher's `executor-logs` output (the backend's
         default from 2.5 on).
+      namespace: the run's namespace (recorded on its run context and its tasks' executions).
 
     Raises:
       backend.SpecError: the backend would refuse the spec or the run's inputs.
-      SpecRunError: the spec needs what this runner does not do (loops, conditions, sub-DAGs).
+      SpecRunError: the spec needs what this runner does not do (loops, conditions, outputs of
+        sub-DAGs).
     """
 
     def __init__(self, spec_path, pipeline_root, python, parameters=None, env=None,
-                 metadata_path=None, publish_logs=True):
+                 metadata_path=None, publish_logs=True, namespace=NAMESPACE):
         self.spec = backend.load_spec(spec_path)
         backend.check_executors(self.spec)
-        self._check_supported()
+        self._check_supported(self.spec["root"]["dag"])
         given = {name: backend.parse_parameter(self.spec, name, text)
                  for name, text in (parameters or {}).items()}
         self.parameters = backend.run_parameters(self.spec, given)
@@ -108,26 +133,33 @@ class SpecRun:
         self.metadata_path = os.path.abspath(
             metadata_path or os.path.join(self.pipeline_root, METADATA_FILE))
         self.python, self.env, self.publish_logs = python, dict(env or {}), publish_logs
+        self.namespace = namespace
+        # The driver's name for the pipeline: the spec's, which is the outermost pipeline's
+        # where a pipeline runs nested in another (the kfp SDK compiles one spec of both).
         self.pipeline_name = self.spec["pipelineInfo"]["name"]
         self.run_id = str(uuid.uuid4())
+        # The run context's pipeline_root (GenerateOutputURI): the launcher's bucket prefix.
         self.run_root = f"{self.pipeline_root}/{self.pipeline_name}/{self.run_id}"
-        self._executions = {}  # task -> its execution's id in this run
 
-    def _check_supported(self):
-        for name, task in self.spec["root"]["dag"]["tasks"].items():
+    def _check_supported(self, dag, path=""):
+        for name, task in dag["tasks"].items():
             component = self.spec["components"][task["componentRef"]["name"]]
             unsupported = [what for what, present in (
-                ("a sub-DAG", "dag" in component), ("a trigger condition", "triggerPolicy" in task),
+                ("a trigger condition", "triggerPolicy" in task),
                 ("a loop", "parameterIterator" in task or "artifactIterator" in task),
-                ("retries", "retryPolicy" in task)) if present]
+                ("retries", "retryPolicy" in task),
+                ("outputs of a sub-DAG", bool(component.get("dag", {}).get("outputs")))) if present]
             if unsupported:
-                raise SpecRunError(f"task {name}: {', '.join(unsupported)}: not done by run-spec")
+                raise SpecRunError(f"task {path}{name}: {', '.join(unsupported)}: not done by "
+                                   f"run-spec")
+            if "dag" in component:
+                self._check_supported(component["dag"], f"{path}{name}/")
 
     def run(self, report=print):
         """Runs every task, each line of progress given to report.
 
         Returns:
-          {task: TaskRun}, in the order they ran.
+          {task: TaskRun}, in the order they ran (a task of a sub-DAG named `<dag task>/<task>`).
 
         Raises:
           SpecRunError: a task failed (its log's path and last lines in the message).
@@ -141,54 +173,85 @@ class SpecRun:
                 report(f"run {self.run_id} of {self.pipeline_name}; ML Metadata: "
                        f"{self.metadata_path} (served at {server.address})")
                 self._contexts = self._metadata.pipeline(
-                    self.pipeline_name, self.run_id, NAMESPACE, self.run_root, _SESSION_INFO)
+                    self.pipeline_name, self.run_id, self.namespace, self.run_root,
+                    _SESSION_INFO)
                 dag = self._metadata.create_execution(
                     self._contexts, DAG_EXECUTION, {"display_name": "", "task_name": ""},
                     inputs=self.parameters, name=f"run/{self.run_id}")
-                state = mlmd.Execution.FAILED
-                try:
-                    for name in _order(self.spec["root"]["dag"]["tasks"]):
-                        results[name] = self._run_task(name, dag.id)
-                        report(_describe(results[name]))
-                    state = mlmd.Execution.COMPLETE
-                finally:
-                    self._metadata.publish(dag, self._contexts, state)
+                self._run_dag(_Scope(dag, self.spec["root"]["dag"], self.parameters), results,
+                              report)
             finally:
                 self._metadata.close()
         return results
 
+    def _run_dag(self, scope, results, report):
+        """Runs a DAG's tasks in dependency order, then publishes its execution."""
+        state = mlmd.Execution.FAILED
+        try:
+            for name in _order(scope.tasks):
+                task = scope.tasks[name]
+                component = self.spec["components"][task["componentRef"]["name"]]
+                if "dag" in component:
+                    self._run_sub_dag(name, task, component, scope, results, report)
+                    continue
+                results[scope.path + name] = self._run_task(name, task, component, scope)
+                report(_describe(scope.path + name, results[scope.path + name]))
+            state = mlmd.Execution.COMPLETE
+        finally:
+            self._metadata.publish(scope.execution, self._contexts, state)
+
+    def _run_sub_dag(self, name, task, component, scope, results, report):
+        """driver.DAG: a system.DAGExecution of the task (its inputs resolved, the component's
+        defaults for the others), whose tasks then run with it as their parent DAG."""
+        inputs = self._resolve_inputs(name, task, component, scope)
+        parameters = dict(inputs["parameterValues"])
+        for key, definition in component.get("inputDefinitions", {}).get("parameters",
+                                                                          {}).items():
+            if key not in parameters and "defaultValue" in definition:
+                parameters[key] = definition["defaultValue"]
+        execution = self._metadata.create_execution(
+            self._contexts, DAG_EXECUTION,
+            {"display_name": name, "task_name": name, "parent_dag_id": scope.execution.id},
+            inputs=parameters)
+        scope.executions[name] = execution.id
+        report(f"{scope.path}{name}: a sub-DAG of {len(component['dag']['tasks'])} tasks")
+        self._run_dag(_Scope(execution, component["dag"], parameters, f"{scope.path}{name}/"),
+                      results, report)
+
     # -- a task: the driver ---------------------------------------------------------------------
 
-    def _run_task(self, name, dag_id):
-        task = self.spec["root"]["dag"]["tasks"][name]
-        component = self.spec["components"][task["componentRef"]["name"]]
+    def _run_task(self, name, task, component, scope):
         executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
         started = time.monotonic()
         if "importer" in executor:
-            run = self._run_importer(name, task, component, executor["importer"], dag_id)
+            run = self._run_importer(name, task, component, executor["importer"], scope)
         else:
-            run = self._run_container(name, task, component, executor["container"], dag_id)
+            run = self._run_container(name, task, component, executor["container"], scope)
         run.seconds = time.monotonic() - started
         return run
 
-    def _upstream_outputs(self, name, producer):
-        if producer not in self._executions:
-            raise SpecRunError(f"task {name}: its producer {producer} has not run")
-        execution = self._metadata.execution(self._executions[producer])
+    def _upstream_outputs(self, name, producer, scope):
+        if producer not in scope.executions:
+            raise SpecRunError(f"task {scope.path}{name}: its producer {producer} has not run")
+        execution = self._metadata.execution(scope.executions[producer])
         parameters = recorded_outputs(execution)
         return self._metadata.output_artifacts(execution.id), parameters
 
-    def _resolve_inputs(self, name, task, component):
-        """The executor input's `inputs`, as the driver resolves them (resolveInputs)."""
+    def _resolve_inputs(self, name, task, component, scope):
+        """The executor input's `inputs`, as the driver resolves them (resolveInputs): a
+        componentInputParameter is an input of the task's DAG (the run's, at the root)."""
         parameters = {}
         for key, spec in task.get("inputs", {}).get("parameters", {}).items():
             if "runtimeValue" in spec:
                 parameters[key] = spec["runtimeValue"]["constant"]
             elif "componentInputParameter" in spec:
-                parameters[key] = self.parameters[spec["componentInputParameter"]]
+                if spec["componentInputParameter"] not in scope.inputs:
+                    raise SpecRunError(f"task {scope.path}{name}: its DAG has no input "
+                                       f"{spec['componentInputParameter']}")
+                parameters[key] = scope.inputs[spec["componentInputParameter"]]
             elif "taskOutputParameter" in spec:
                 source = spec["taskOutputParameter"]
-                produced = self._upstream_outputs(name, source["producerTask"])[1]
+                produced = self._upstream_outputs(name, source["producerTask"], scope)[1]
                 if source["outputParameterKey"] not in produced:
                     raise SpecRunError(f"task {name}: {source['producerTask']} has no output "
                                        f"parameter {source['outputParameterKey']}")
@@ -203,7 +266,7 @@ class SpecRun:
                 raise SpecRunError(f"task {name}: input artifact {key} ({sorted(spec)}): not "
                                    f"done by run-spec")
             source = spec["taskOutputArtifact"]
-            produced = self._upstream_outputs(name, source["producerTask"])[0]
+            produced = self._upstream_outputs(name, source["producerTask"], scope)[0]
             if source["outputArtifactKey"] not in produced:
                 raise SpecRunError(f"task {name}: {source['producerTask']} has no output "
                                    f"artifact {source['outputArtifactKey']}")
@@ -231,29 +294,30 @@ class SpecRun:
                                for key in definitions.get("parameters", {})},
                 "outputFile": os.path.join(pod_tmp, "kfp_outputs", "output_metadata.json")}
 
-    def _run_container(self, name, task, component, container, dag_id):
-        inputs = self._resolve_inputs(name, task, component)
+    def _run_container(self, name, task, component, container, scope):
+        inputs = self._resolve_inputs(name, task, component, scope)
         pod_tmp = tempfile.mkdtemp(prefix=f"kfp-{name}-")
         try:
             executor_input = {"inputs": inputs,
                               "outputs": self._provision_outputs(name, component, pod_tmp)}
             input_ids = {key: [int(a["name"]) for a in artifact_list["artifacts"]]
                          for key, artifact_list in inputs["artifacts"].items()}
-            properties = {"display_name": name, "task_name": name, "parent_dag_id": dag_id,
+            properties = {"display_name": name, "task_name": name,
+                          "parent_dag_id": scope.execution.id,
                           "pod_name": "", "pod_uid": "", "namespace": "",
                           "image": container["image"]}
             cached = None
             if task.get("cachingOptions", {}).get("enableCache"):
                 properties["cache_fingerprint"] = self._fingerprint(
                     container, component, executor_input, input_ids)
-                cached = self._metadata.cached_execution(self._contexts[0],
-                                                         properties["cache_fingerprint"])
+                cached = self._metadata.cached_execution(
+                    self._contexts[0], properties["cache_fingerprint"], self.namespace)
                 if cached is not None:
                     properties["cached_execution_id"] = str(cached.id)
             execution = self._metadata.create_execution(
                 self._contexts, CONTAINER_EXECUTION, properties,
                 inputs=inputs["parameterValues"], input_artifact_ids=input_ids)
-            self._executions[name] = execution.id
+            scope.executions[name] = execution.id
             if cached is not None:
                 return self._reuse(name, execution, cached, executor_input)
             return self._launch(name, execution, container, component, executor_input, pod_tmp)
@@ -288,9 +352,11 @@ class SpecRun:
     # -- a task: the launcher -------------------------------------------------------------------
 
     def _launch(self, name, execution, container, component, executor_input, pod_tmp):
-        execution.custom_properties["pod_name"].string_value = f"{self.pipeline_name}-{name}"
-        execution.custom_properties["pod_uid"].string_value = str(uuid.uuid4())
-        execution.custom_properties["namespace"].string_value = NAMESPACE
+        pod = {"KFP_POD_NAME": f"{self.pipeline_name}-{uuid.uuid4().hex[:10]}",
+               "KFP_POD_UID": str(uuid.uuid4())}  # The downward API's, in every executor pod.
+        execution.custom_properties["pod_name"].string_value = pod["KFP_POD_NAME"]
+        execution.custom_properties["pod_uid"].string_value = pod["KFP_POD_UID"]
+        execution.custom_properties["namespace"].string_value = self.namespace
         self._metadata.update_execution(execution)  # PrePublishExecution.
         outputs = executor_input["outputs"]
         log_path = self._log_path(name, outputs, pod_tmp)
@@ -298,7 +364,8 @@ class SpecRun:
         try:
             command = self._command(container, executor_input, component)
             with open(log_path, "wb") as log:
-                result = subprocess.run(command, cwd=pod_tmp, env=self._environment(pod_tmp),
+                result = subprocess.run(command, cwd=pod_tmp,
+                                        env={**self._environment(pod_tmp), **pod},
                                         stdout=log, stderr=subprocess.STDOUT)
             if result.returncode != 0:
                 with open(log_path, errors="replace") as log:
@@ -314,6 +381,7 @@ class SpecRun:
                     artifact["uri"] = written[0].get("uri") or artifact["uri"]
                     artifact["metadata"] = {**artifact.get("metadata", {}),
                                             **written[0].get("metadata", {})}
+                self._bucket_key(key, artifact["uri"])  # Before the upload.
                 recorded.append((key, self._metadata.record_artifact(
                     key, _type_name(artifact["type"]), artifact, _SESSION_INFO)))
             state = mlmd.Execution.COMPLETE
@@ -323,6 +391,25 @@ class SpecRun:
                                    [(key, artifact.id) for key, artifact in recorded])
         return TaskRun(name, "COMPLETE", execution.id,
                        {key: artifact.uri for key, artifact in recorded}, parameters, 0.0)
+
+    def _bucket_key(self, output, uri):
+        """The launcher's upload of an output (uploadOutputArtifacts): a URI of an object store
+        scheme (gs://, s3://, minio://; here also a local path: this root is the bucket) must be
+        a key of the run's bucket config, whose prefix is the run's root (`<root>/<pipeline>/
+        <run ID>`): bucketConfig.KeyFromURI; other URIs are skipped with a warning."""
+        if not (_scheme(uri) in _BUCKET_SCHEMES or (not _scheme(uri) and os.path.isabs(uri))):
+            return None
+        prefixed = _prefixed_bucket(self.run_root)
+        if not uri.startswith(prefixed):
+            raise SpecRunError(f"failed to upload output artifact {json.dumps(output)}: URI "
+                               f"{json.dumps(uri)} does not have expected bucket prefix "
+                               f"{json.dumps(prefixed)}")
+        key = uri[len(prefixed):].lstrip("/")
+        if not key:
+            raise SpecRunError(f"failed to upload output artifact {json.dumps(output)}: URI "
+                               f"{json.dumps(uri)} has empty key given prefixed bucket "
+                               f"{json.dumps(prefixed)}")
+        return key
 
     def _log_path(self, name, outputs, pod_tmp):
         """The launcher writes the task's log to its executor-logs artifact (when published)."""
@@ -379,7 +466,7 @@ class SpecRun:
 
     # -- an importer ----------------------------------------------------------------------------
 
-    def _run_importer(self, name, task, component, importer, dag_id):
+    def _run_importer(self, name, task, component, importer, scope):
         """The driver's importer: an artifact at the given URI (a constant or a run input),
         recorded under a COMPLETE system.ImporterExecution (reimport matching not done)."""
         source = importer["artifactUri"]
@@ -392,8 +479,8 @@ class SpecRun:
         [(key, _)] = component.get("outputDefinitions", {}).get("artifacts", {}).items()
         execution = self._metadata.create_execution(
             self._contexts, IMPORTER_EXECUTION,
-            {"display_name": name, "task_name": name, "parent_dag_id": dag_id})
-        self._executions[name] = execution.id
+            {"display_name": name, "task_name": name, "parent_dag_id": scope.execution.id})
+        scope.executions[name] = execution.id
         artifact = self._metadata.record_artifact(
             key, _type_name(importer["typeSchema"]),
             {"uri": uri, "metadata": importer.get("metadata", {})}, _SESSION_INFO)
@@ -509,7 +596,22 @@ def _order(tasks):
     return order
 
 
-def _describe(run):
+def _describe(path, run):
     if run.state == "CACHED":
-        return f"{run.name}: CACHED (the outputs of an earlier run with the same cache key)"
-    return f"{run.name}: COMPLETE ({run.seconds:.1f}s)"
+        return f"{path}: CACHED (the outputs of an earlier run with the same cache key)"
+    return f"{path}: COMPLETE ({run.seconds:.1f}s)"
+
+
+_BUCKET_SCHEMES = ("gs", "s3", "minio")  # LocalPathForURI's (and oci://, never uploaded).
+
+
+def _scheme(uri):
+    return uri.split("://", 1)[0] if "://" in uri else ""
+
+
+def _prefixed_bucket(root):
+    """Config.PrefixedBucket of ParseBucketConfig(root): scheme + path.Join(bucket, prefix)."""
+    scheme, sep, rest = root.partition("://")
+    if not sep:
+        return posixpath.normpath(root)
+    return f"{scheme}://{posixpath.normpath(rest.split('?', 1)[0])}"

@@ -280,7 +280,8 @@ def run_fn(fn_args):
     strategy = tf.distribute.MirroredStrategy()
     with strategy.scope():
         embedding = tfx_embeddings.pretrained_embedding(
-            uri, transform_output=tft_output, vocabulary_name="words", trainable=False)
+            uri, transform_output=tft_output, vocabulary_name="words", trainable=False,
+            base_model=fn_args.base_model)
         ids = keras.layers.Input(shape=(MAX_LEN,), dtype="int64", name="text_xf")
         lstm = keras.layers.Bidirectional(keras.layers.LSTM(8))(embedding(ids))
         model = keras.Model({"text_xf": ids}, keras.layers.Dense(1)(
@@ -308,11 +309,16 @@ def run_fn(fn_args):
 
     tf.saved_model.save(model, fn_args.serving_model_dir,
                         signatures={"serving_default": serve_tf_examples_fn, "ids_of": ids_of})
-    with open(os.path.join(fn_args.model_run_dir, "keras.txt"), "w") as f:
+    tfx_embeddings.export_trained_embedding(
+        embedding.partitions, uri, os.path.dirname(fn_args.serving_model_dir),
+        embedding.warm_start)
+    tf.io.gfile.makedirs(fn_args.model_run_dir)  # Any filesystem: a bucket on Kubeflow.
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "keras.txt"), "w") as f:
         f.write(type(embedding).__name__ + " " + type(model.optimizer).__name__)
 """
 
 KERAS3_PIPELINE = """
+import os
 import sys
 
 import tensorflow_model_analysis as tfma
@@ -320,40 +326,71 @@ from tfx import v1 as tfx
 
 import tfx_embeddings
 
-layout, root = sys.argv[1], sys.argv[2]
-example_gen = tfx.components.CsvExampleGen(input_base="data", input_config=tfx.proto.Input(
-    splits=[tfx.proto.Input.Split(name="train", pattern="train/*"),
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def create_pipeline(root, layout="auto", metadata_path=None):
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=os.path.join(HERE, "data"), input_config=tfx.proto.Input(splits=[
+            tfx.proto.Input.Split(name="train", pattern="train/*"),
             tfx.proto.Input.Split(name="eval", pattern="eval/*")]))
-schema_gen = tfx.components.ImportSchemaGen(schema_file="schema.pbtxt")
-transform = tfx.components.Transform(examples=example_gen.outputs["examples"],
-                                     schema=schema_gen.outputs["schema"],
-                                     module_file="preprocessing.py")
-embedding_gen = tfx_embeddings.EmbeddingGen(
-    transform_graph=transform.outputs["transform_graph"], vectors_path="vectors.txt",
-    vocabulary_name="words", vocabulary_has_counts=False, num_oov_buckets=0,
-    **({} if layout == "auto" else {"row_layout": layout}))
-trainer = tfx_embeddings.EmbeddingTrainer(
-    examples=transform.outputs["transformed_examples"],
-    transform_graph=transform.outputs["transform_graph"],
-    embedding=embedding_gen.outputs["embedding"], module_file="trainer.py",
-    train_args=tfx.proto.TrainArgs(num_steps=20), eval_args=tfx.proto.EvalArgs(num_steps=2))
-evaluator = tfx.components.Evaluator(
-    examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
-    eval_config=tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(label_key="label")], slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
-            class_name="BinaryAccuracy", threshold=tfma.MetricThreshold(
-                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 0.0})))])]))
-pusher = tfx.components.Pusher(
-    model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
-    push_destination=tfx.proto.PushDestination(
-        filesystem=tfx.proto.PushDestination.Filesystem(base_directory="serving")))
-tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
-    pipeline_name="imdb-keras3", pipeline_root=root, enable_cache=True,
-    metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-        root + "/metadata.sqlite"),
-    components=[example_gen, schema_gen, transform, embedding_gen, trainer, evaluator, pusher],
-    beam_pipeline_args=["--runner=FnApiRunner", "--direct_running_mode=in_memory"]))
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(HERE, "schema.pbtxt"))
+    transform = tfx.components.Transform(examples=example_gen.outputs["examples"],
+                                         schema=schema_gen.outputs["schema"],
+                                         module_file=os.path.join(HERE, "preprocessing.py"))
+    embedding_gen = tfx_embeddings.EmbeddingGen(
+        transform_graph=transform.outputs["transform_graph"],
+        vectors_path=os.path.join(HERE, "vectors.txt"), vocabulary_name="words",
+        vocabulary_has_counts=False, num_oov_buckets=0,
+        **({} if layout == "auto" else {"row_layout": layout}))
+    # As TFX's IMDB example: the latest blessed model, the Evaluator's baseline; here also the
+    # trainer's warm start.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    trainer = tfx_embeddings.EmbeddingTrainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        embedding=embedding_gen.outputs["embedding"], base_model=model_resolver.outputs["model"],
+        module_file=os.path.join(HERE, "trainer.py"),
+        train_args=tfx.proto.TrainArgs(num_steps=20), eval_args=tfx.proto.EvalArgs(num_steps=2))
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"], model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=tfma.EvalConfig(
+            model_specs=[tfma.ModelSpec(label_key="label")], slicing_specs=[tfma.SlicingSpec()],
+            metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
+                class_name="BinaryAccuracy", threshold=tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": 0.0}),
+                    change_threshold=tfma.GenericChangeThreshold(
+                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                        absolute={"value": -1.0})))])]))
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination
+                                                   .Filesystem(base_directory=os.path.join(
+                                                       HERE, "serving"))))
+    return tfx.dsl.Pipeline(
+        pipeline_name="imdb-keras3", pipeline_root=root, enable_cache=True,
+        metadata_connection_config=metadata_path and
+        tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+        components=[example_gen, schema_gen, transform, embedding_gen, model_resolver, trainer,
+                    evaluator, pusher],
+        beam_pipeline_args=["--runner=FnApiRunner", "--direct_running_mode=in_memory"])
+
+
+def kubeflow_pipeline():
+    \"\"\"For `tfx-embeddings compile --pipeline pipeline:kubeflow_pipeline`: Kubeflow keeps
+    the metadata; TFX puts the module files' wheels under this root when compiling.\"\"\"
+    return create_pipeline(os.path.join(HERE, "code-root"))
+
+
+if __name__ == "__main__":
+    layout, root = sys.argv[1], sys.argv[2]
+    tfx.orchestration.LocalDagRunner().run(
+        create_pipeline(root, layout, metadata_path=root + "/metadata.sqlite"))
 """
 
 KERAS3_SERVE = """

@@ -178,7 +178,7 @@ class SpecRun:
                 dag = self._metadata.create_execution(
                     self._contexts, DAG_EXECUTION, {"display_name": "", "task_name": ""},
                     inputs=self.parameters, name=f"run/{self.run_id}")
-                self._run_dag(_Scope(dag, self.spec["root"]["dag"], self.parameters), results,
+                self._run_dag(_Scope(dag, self.spec["root"]["dag"]["tasks"], self.parameters), results,
                               report)
             finally:
                 self._metadata.close()
@@ -215,7 +215,7 @@ class SpecRun:
             inputs=parameters)
         scope.executions[name] = execution.id
         report(f"{scope.path}{name}: a sub-DAG of {len(component['dag']['tasks'])} tasks")
-        self._run_dag(_Scope(execution, component["dag"], parameters, f"{scope.path}{name}/"),
+        self._run_dag(_Scope(execution, component["dag"]["tasks"], parameters, f"{scope.path}{name}/"),
                       results, report)
 
     # -- a task: the driver ---------------------------------------------------------------------

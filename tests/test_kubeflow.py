@@ -732,3 +732,45 @@ def test_what_the_open_source_backend_cannot_run_is_refused_naming_the_node(tmp_
     refused(_user_pipeline(root, example_gen=example_gen),
             "node CsvExampleGen: its driver .*UserDriver is never run by the open-source "
             "Kubeflow Pipelines backend")
+
+
+def test_resources_are_written_where_the_backend_reads_them():
+    from tfx_embeddings.pipeline.kubeflow import resources
+
+    spec = {"root": {"dag": {"tasks": {
+        "Trainer": {"componentRef": {"name": "Trainer"}},
+        "Transform": {"componentRef": {"name": "Transform"}}}}},
+        "components": {"Trainer": {"executorLabel": "Trainer_executor"},
+                       "Transform": {"executorLabel": "Transform_executor"}},
+        "deploymentSpec": {"executors": {
+            "Trainer_executor": {"container": {"image": "i", "resources": {"cpuLimit": 1.0}}},
+            "Transform_executor": {"container": {"image": "i"}}}}}
+    assert resources.apply(spec, {"*": {"cpu_request": "500m", "memory_request": "1Gi"},
+                                  "Trainer": {"cpu_limit": "8", "memory_limit": "16Gi",
+                                              "memory_request": "8Gi"}}) == ["Trainer", "Transform"]
+    executors = spec["deploymentSpec"]["executors"]
+    # The fields every backend 2.x reads (cores; memory in 10^9 bytes).
+    assert executors["Trainer_executor"]["container"]["resources"] == {
+        "cpuRequest": 0.5, "cpuLimit": 8.0, "memoryRequest": 8.589934592,
+        "memoryLimit": 17.179869184}
+    # What the driver makes of them (fmt %v, "G" for memory): the pod's.
+    assert resources.pod_resources(executors["Trainer_executor"]["container"]["resources"]) == {
+        "requests": {"cpu": "0.5", "memory": "8.589934592G"},
+        "limits": {"cpu": "8", "memory": "17.179869184G"}}
+    assert resources.quantity("8.589934592G") == resources.quantity("8Gi")
+    assert resources.pod_resources(executors["Transform_executor"]["container"]["resources"]) \
+        == {"requests": {"cpu": "0.5", "memory": "1.073741824G"}, "limits": {}}
+    assert resources.go_float(1e6) == "1e+06" and resources.go_float(123456.0) == "123456"
+    for values, message in (
+            ({"Trainer": {"cpu_request": "4", "cpu_limit": "2"}},
+             "step Trainer: cpu request 4 is over its limit 2"),
+            ({"Trainer": {"memory_limit": "lots"}}, "'lots': quantities must match"),
+            ({"Trainer": {"memory_limit": "10k"}}, "step Trainer: memory_limit 10k: the "
+                                                    "backend's driver reads it as 1e-05G"),
+            ({"Trainer": {"gpu": "1"}}, "step Trainer: unknown resource gpu"),
+            ({"Pusher": {"cpu_limit": "1"}}, "resources for steps the pipeline lacks: Pusher")):
+        with pytest.raises(resources.ResourceError, match=message):
+            resources.apply(spec, values)
+    with pytest.raises(resources.ResourceError, match="failed to init podSpecPatch: 'x': "
+                                                      "quantities must match"):
+        resources.pod_resources({"resourceMemoryLimit": "x"})

@@ -87,6 +87,12 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     assert embedding_gen["command"] == ["python", "-m",
                                         "tfx_embeddings.pipeline.kubeflow.entrypoint"]
     assert "--runner=DataflowRunner" in embedding_gen["args"]
+    # The config's kubeflow.resources, where the backend's driver reads them.
+    assert executors["EmbeddingTrainer_executor"]["container"]["resources"] == {
+        "cpuRequest": 4.0, "cpuLimit": 8.0, "memoryRequest": 17.179869184,
+        "memoryLimit": 17.179869184}
+    assert executors["Pusher_executor"]["container"]["resources"] == {
+        "cpuRequest": 1.0, "memoryRequest": 2.147483648}
 
 
 def test_the_demo_pipeline_has_tfx_resolver_everywhere():

@@ -46,7 +46,15 @@ def compile_kubeflow(config, image, output_file, target=KUBEFLOW):
         raise ConfigError(f"target: {target!r} is not one of {', '.join(TARGETS)}")
     pipeline = create_pipeline(config, metadata_connection_config=None, runtime_parameters=True)
     return compile_for_kubeflow(pipeline, image, output_file, target=target,
-                                parameter_values=pipeline_inputs(config))
+                                parameter_values=pipeline_inputs(config),
+                                resources=kubeflow_resources(config) or None)
+
+
+def kubeflow_resources(config):
+    """The config's kubeflow.resources as compile_for_kubeflow takes them."""
+    return {step: {key: str(value) for key, value in values.model_dump().items()
+                   if value is not None}
+            for step, values in config.kubeflow.resources.items()}
 
 
 def _check_cluster_paths(config):

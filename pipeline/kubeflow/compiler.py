@@ -15,13 +15,15 @@ import tempfile
 import yaml
 
 from . import entrypoint, open_source, rewrite
+from . import resources as step_resources
 
 KUBEFLOW = "kubeflow"  # Open-source Kubeflow Pipelines 2.x: a bare PipelineSpec, schema 2.1.0.
 VERTEX = "vertex"  # Vertex AI Pipelines: TFX's PipelineJob (schema 2.0.0), with resolvers.
 TARGETS = (KUBEFLOW, VERTEX)
 
 
-def compile_for_kubeflow(pipeline, image, output_file, *, target=KUBEFLOW, parameter_values=None):
+def compile_for_kubeflow(pipeline, image, output_file, *, target=KUBEFLOW, parameter_values=None,
+                        resources=None):
     """Writes a TFX pipeline's spec for Kubeflow Pipelines to output_file.
 
     For open-source Kubeflow Pipelines (2.x), in a copy of the pipeline (yours is not changed):
@@ -42,12 +44,20 @@ def compile_for_kubeflow(pipeline, image, output_file, *, target=KUBEFLOW, param
         as YAML, container executors only) or VERTEX (Vertex AI Pipelines: TFX's PipelineJob
         JSON, with TFX's resolvers and drivers, your pipeline as it is).
       parameter_values: {name: value} of the pipeline's RuntimeParameters: the run's defaults.
+      resources: (KUBEFLOW) {step id, or "*" for every step: {"cpu_request", "cpu_limit",
+        "memory_request", "memory_limit": a Kubernetes quantity ("500m", "2", "8Gi")}}: each
+        step's pod gets them (none by default: the backend gives a step none unless its spec
+        says). A step's own entry wins over "*"; the fingerprint step is
+        "<ExampleGen id>-input-fingerprint".
 
     Returns:
       output_file.
 
     Raises:
-      ValueError: an unknown target.
+      ValueError: an unknown target, or resources for VERTEX (set them there with a
+        component's with_platform_config).
+      resources.ResourceError: a step the pipeline lacks, or a value Kubernetes or the backend
+        would refuse.
       rewrite.PipelineError: (KUBEFLOW) a node the open-source backend cannot run, named with
         what to do.
       backend.SpecError: (KUBEFLOW) the spec breaks a rule of the open-source backend.
@@ -60,6 +70,9 @@ def compile_for_kubeflow(pipeline, image, output_file, *, target=KUBEFLOW, param
     if target not in TARGETS:
         raise ValueError(f"target: {target!r} is not one of {', '.join(TARGETS)}")
     parameter_values = dict(parameter_values or {})
+    if target == VERTEX and resources:
+        raise ValueError("resources: for target='vertex', set them with each component's "
+                         "with_platform_config (TFX's ResourceSpec)")
     if target == VERTEX:
         return _run_kubeflow_v2_runner(pipeline, image, output_file, parameter_values,
                                        spec_2_1=False)
@@ -71,6 +84,7 @@ def compile_for_kubeflow(pipeline, image, output_file, *, target=KUBEFLOW, param
         with open(compiled_path) as f:
             compiled = yaml.safe_load(f)
     spec = open_source.open_source_spec(compiled, parameter_values, uncached_tasks=uncached)
+    step_resources.apply(spec, resources or {})
     open_source.write_spec(spec, output_file)
     return output_file
 

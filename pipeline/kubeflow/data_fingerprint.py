@@ -1,7 +1,7 @@
 """The fingerprint of an ExampleGen's input files: a step of the open-source Kubeflow spec.
 
-    python -m tfx_embeddings.pipeline.kubeflow.data_fingerprint --input-base URI --input-config JSON \\
-        --output FILE
+    python -m tfx_embeddings.pipeline.kubeflow.data_fingerprint --input-base URI \\
+        --input-config JSON --output FILE
 
 On Vertex, TFX's ExampleGen driver (its `preCacheCheck` hook) fingerprints the input files
 before the cache is consulted. The open-source backend never runs that hook, and its cache key

@@ -39,9 +39,10 @@ What the backend does (kubeflow/pipelines backend/src, 2.5 to 2.17), done the sa
 
 What stands in for what: the pipeline root is a local directory, read and written in place (the
 bucket; the launcher's copies of input artifacts to /gcs/..., which TFX's executors do not read,
-are not made); tasks run one at a time; the pod is a process. Not emulated: retries, resources,
-parallelism, conditions, loops, outputs of sub-DAGs, importer reimport matching, the image's
-filesystem.
+are not made); tasks run one at a time; the pod is a process, whose requests and limits are
+computed as the driver computes them (a value it cannot parse fails the task as it would) and
+reported, not enforced. Not emulated: retries, parallelism, conditions, loops, outputs of
+sub-DAGs, importer reimport matching, the image's filesystem.
 """
 
 import dataclasses
@@ -58,7 +59,7 @@ import yaml
 from google.protobuf import json_format
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 
-from . import backend, metadata
+from . import backend, metadata, resources
 from .metadata import (
     CONTAINER_EXECUTION,
     DAG_EXECUTION,
@@ -81,13 +82,15 @@ class SpecRunError(RuntimeError):
 @dataclasses.dataclass
 class TaskRun:
     """A task's outcome: state COMPLETE or CACHED, its execution's id, output URIs and
-    parameters, seconds."""
+    parameters, seconds, and its pod's resources ({"requests": {...}, "limits": {...}}, as the
+    driver's podSpecPatch has them)."""
     name: str
     state: str
     execution_id: int
     outputs: dict
     parameters: dict
     seconds: float
+    resources: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -178,8 +181,8 @@ class SpecRun:
                 dag = self._metadata.create_execution(
                     self._contexts, DAG_EXECUTION, {"display_name": "", "task_name": ""},
                     inputs=self.parameters, name=f"run/{self.run_id}")
-                self._run_dag(_Scope(dag, self.spec["root"]["dag"]["tasks"], self.parameters), results,
-                              report)
+                self._run_dag(_Scope(dag, self.spec["root"]["dag"]["tasks"], self.parameters),
+                              results, report)
             finally:
                 self._metadata.close()
         return results
@@ -215,8 +218,8 @@ class SpecRun:
             inputs=parameters)
         scope.executions[name] = execution.id
         report(f"{scope.path}{name}: a sub-DAG of {len(component['dag']['tasks'])} tasks")
-        self._run_dag(_Scope(execution, component["dag"]["tasks"], parameters, f"{scope.path}{name}/"),
-                      results, report)
+        self._run_dag(_Scope(execution, component["dag"]["tasks"], parameters,
+                             f"{scope.path}{name}/"), results, report)
 
     # -- a task: the driver ---------------------------------------------------------------------
 
@@ -362,6 +365,10 @@ class SpecRun:
         log_path = self._log_path(name, outputs, pod_tmp)
         state, parameters, recorded = mlmd.Execution.FAILED, None, []
         try:
+            try:  # The driver's podSpecPatch (the pod is not made without it).
+                pod_resources = resources.pod_resources(container.get("resources", {}))
+            except resources.ResourceError as e:
+                raise SpecRunError(f"task {name}: {e}") from None
             command = self._command(container, executor_input, component)
             with open(log_path, "wb") as log:
                 result = subprocess.run(command, cwd=pod_tmp,
@@ -390,7 +397,8 @@ class SpecRun:
                                    parameters if parameters is not None else {},
                                    [(key, artifact.id) for key, artifact in recorded])
         return TaskRun(name, "COMPLETE", execution.id,
-                       {key: artifact.uri for key, artifact in recorded}, parameters, 0.0)
+                       {key: artifact.uri for key, artifact in recorded}, parameters, 0.0,
+                       pod_resources)
 
     def _bucket_key(self, output, uri):
         """The launcher's upload of an output (uploadOutputArtifacts): a URI of an object store
@@ -599,7 +607,10 @@ def _order(tasks):
 def _describe(path, run):
     if run.state == "CACHED":
         return f"{path}: CACHED (the outputs of an earlier run with the same cache key)"
-    return f"{path}: COMPLETE ({run.seconds:.1f}s)"
+    pod = "; ".join(f"{which} " + ", ".join(f"{kind} {value}" for kind, value in
+                                            sorted(run.resources[which].items()))
+                    for which in ("requests", "limits") if run.resources.get(which))
+    return f"{path}: COMPLETE ({run.seconds:.1f}s{'; ' + pod if pod else ''})"
 
 
 _BUCKET_SCHEMES = ("gs", "s3", "minio")  # LocalPathForURI's (and oci://, never uploaded).

@@ -774,3 +774,38 @@ def test_resources_are_written_where_the_backend_reads_them():
     with pytest.raises(resources.ResourceError, match="failed to init podSpecPatch: 'x': "
                                                       "quantities must match"):
         resources.pod_resources({"resourceMemoryLimit": "x"})
+
+
+def test_the_pusher_takes_a_plain_path_typed_as_the_run_parameter(tmp_path):
+    from google.protobuf import json_format
+    from tfx.components.pusher import executor as tfx_pusher
+    from tfx.types import standard_artifacts
+
+    from tfx_embeddings.pipeline.kubeflow import pusher
+
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    (tmp_path / "model" / "Format-Serving").mkdir(parents=True)
+    (tmp_path / "model" / "Format-Serving" / "saved_model.pb").write_bytes(b"model")
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    blessing.set_int_custom_property("blessed", 1)
+
+    def push(executor, destination):
+        pushed = standard_artifacts.PushedModel()
+        pushed.uri = str(tmp_path / "pushed")
+        executor().Do({"model": [model], "model_blessing": [blessing]},
+                      {"pushed_model": [pushed]}, {"push_destination": destination})
+        return pushed
+
+    typed = str(tmp_path / "serving")  # What a person types in Kubeflow's UI.
+    with pytest.raises(json_format.ParseError, match="Failed to load JSON"):
+        push(tfx_pusher.Executor, typed)  # TFX's own, before this.
+    pushed = push(pusher.Executor, typed)
+    [version] = os.listdir(typed)
+    assert (tmp_path / "serving" / version / "saved_model.pb").read_bytes() == b"model"
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert json.loads(pusher.as_push_destination('{"filesystem": {"baseDirectory": "gs://b"}}')) \
+        == {"filesystem": {"baseDirectory": "gs://b"}}
+    with pytest.raises(ValueError, match="push_destination is empty"):
+        pusher.as_push_destination(" ")

@@ -87,6 +87,11 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     assert embedding_gen["command"] == ["python", "-m",
                                         "tfx_embeddings.pipeline.kubeflow.entrypoint"]
     assert "--runner=DataflowRunner" in embedding_gen["args"]
+    # The push destination: a directory by default, which the Pusher takes as it is.
+    assert spec["root"]["inputDefinitions"]["parameters"]["push_destination"][
+        "defaultValue"] == config.serving_dir
+    assert "tfx_embeddings.pipeline.kubeflow.pusher.Executor" in \
+        executors["Pusher_executor"]["container"]["args"]
     # The config's kubeflow.resources, where the backend's driver reads them.
     assert executors["EmbeddingTrainer_executor"]["container"]["resources"] == {
         "cpuRequest": 4.0, "cpuLimit": 8.0, "memoryRequest": 17.179869184,

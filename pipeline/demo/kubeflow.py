@@ -123,8 +123,7 @@ def _run(spec, work, python, report):
         spec, os.path.join(work, "root"), python, env={"TF_USE_LEGACY_KERAS": "1"},
         parameters={"examples": os.path.join(work, "data", "corpus"),
                     "vectors": os.path.join(work, "data", "vectors", "glove.sample.50d.txt"),
-                    "push_destination": json.dumps(
-                        {"filesystem": {"baseDirectory": os.path.join(work, "serving")}})})
+                    "push_destination": os.path.join(work, "serving")})  # A plain path.
     run.run(report=report)
     return run
 

@@ -11,7 +11,6 @@ LatestBlessedModel step in its place, as for any user's pipeline.
 import dataclasses
 
 import tensorflow_model_analysis as tfma
-from google.protobuf import json_format
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
@@ -51,14 +50,14 @@ def eval_config(evaluation):
 
 def pipeline_inputs(config):
     """What a run of the compiled (Kubeflow) pipeline may set, with the config's values: the
-    examples, the vector file and the push destination (a PushDestination as JSON)."""
-    push_destination = tfx.proto.PushDestination(
-        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir))
+    examples, the vector file and the push destination (a directory; compiled for Kubeflow, a
+    PushDestination as JSON is taken too)."""
     return {"examples": config.data.examples, "vectors": config.data.vectors,
-            "push_destination": json_format.MessageToJson(push_destination)}
+            "push_destination": config.serving_dir}
 
 
-def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_parameters=False):
+def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA,
+                    runtime_parameters=False):
     """Builds the tfx Pipeline described by a validated PipelineConfig.
 
     Args:
@@ -66,8 +65,8 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_
       metadata_connection_config: the metadata store: SQLite under the pipeline root by default,
         None for orchestrators that bring their own (Kubeflow).
       runtime_parameters: make the examples, the vector file and the push destination (a
-        PushDestination as JSON) pipeline inputs that a run sets, the config's values their
-        defaults (Kubeflow).
+        directory) pipeline inputs that a run sets, the config's values their defaults
+        (Kubeflow).
 
     Returns:
       The tfx.dsl.Pipeline.
@@ -121,7 +120,9 @@ def _inputs(config, runtime_parameters):
     defaults they are."""
     inputs = pipeline_inputs(config)
     if not runtime_parameters:
-        return inputs
+        return {**inputs, "push_destination": tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=inputs["push_destination"]))}
     return {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=default)
             for name, default in inputs.items()}
 

@@ -12,6 +12,9 @@ copy of the pipeline (the user's is not changed):
   TFX's Trainer (`GenericExecutor`) and Evaluator executors are swapped for
   `latest_blessed_model.trainer.Executor` and `latest_blessed_model.evaluator.Executor`; any
   other consumer is refused;
+- a Pusher (TFX's executor) whose `push_destination` is a RuntimeParameter gets
+  `kubeflow.pusher.Executor`, which also takes a plain path (what a person types in Kubeflow's
+  UI);
 - refused: any other resolver (strategy, or input resolution function), a driver other than
   TFX's own base driver and file-based ExampleGen's (whose part the fingerprint step of
   `open_source` plays), an ExampleGen input pattern with a span or version, or a range config
@@ -25,8 +28,9 @@ from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.components.example_gen import component as example_gen
 from tfx.components.example_gen import driver as example_gen_driver
 from tfx.components.infra_validator import component as infra_validator
+from tfx.components.pusher import executor as tfx_pusher
 from tfx.components.trainer import executor as tfx_trainer
-from tfx.dsl.components.base import base_driver
+from tfx.dsl.components.base import base_component, base_driver
 from tfx.dsl.components.common import importer, resolver
 from tfx.dsl.context_managers import dsl_context_registry
 from tfx.dsl.input_resolution.strategies import latest_blessed_model_strategy
@@ -40,6 +44,7 @@ from ...components.embedding_trainer import executor as embedding_trainer
 from ...components.latest_blessed_model import evaluator as blessed_evaluator
 from ...components.latest_blessed_model import trainer as blessed_trainer
 from ...components.latest_blessed_model.component import LatestBlessedModel
+from . import pusher
 
 _SPAN_PLACEHOLDER = ("{SPAN", "{VERSION", "{YYYY", "{MM", "{DD")
 
@@ -86,6 +91,8 @@ def for_open_source(pipeline):
     for node in list(pipeline.components):
         if isinstance(node, resolver.Resolver):
             replaced.append(_replace_resolver(pipeline, node))
+        elif _is_pusher_with_runtime_destination(node):
+            node.executor_spec = _with_executor(node.executor_spec, pusher.Executor)
     return pipeline, replaced
 
 
@@ -234,3 +241,10 @@ def _teach_consumer(node, key, resolver_id):
         f"known to treat that as no model. Known: {known}; or apply "
         f"tfx_embeddings.components.latest_blessed_model.present to its input_dict")
 
+
+
+def _is_pusher_with_runtime_destination(node):
+    return (isinstance(node, base_component.BaseComponent)
+            and _executor_class(node) is tfx_pusher.Executor
+            and isinstance(node.exec_properties.get(
+                standard_component_specs.PUSH_DESTINATION_KEY), data_types.RuntimeParameter))

@@ -32,7 +32,11 @@ from tfx_embeddings.pipeline.demo.pipeline import create_pipeline
         pipeline_options.SparkRunnerOptions: {"spark_master_url": "spark://spark-master:7077"},
         pipeline_options.PortableOptions: {"environment_type": "DOCKER"}}),
     ("configs/kubeflow.yaml", "DataflowRunner", {
-        pipeline_options.GoogleCloudOptions: {"project": "my-project"}}),
+        pipeline_options.GoogleCloudOptions: {"project": "my-project"},
+        # The workers run the steps' image, which has the project installed (the Dockerfile).
+        pipeline_options.WorkerOptions: {
+            "sdk_container_image": "my-registry/tfx-pretrained-embeddings:latest"},
+        pipeline_options.SetupOptions: {"setup_file": None}}),
     ("configs/kubeflow-local.yaml", "FnApiRunner", {
         pipeline_options.DirectOptions: {"direct_running_mode": "in_memory"}}),
     ("configs/demo.yaml", "FnApiRunner", {
@@ -98,6 +102,19 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
         "memoryLimit": 17.179869184}
     assert executors["Pusher_executor"]["container"]["resources"] == {
         "cpuRequest": 1.0, "memoryRequest": 2.147483648}
+
+
+def test_compile_refuses_dataflow_without_the_projects_code(tmp_path):
+    from tfx_embeddings.pipeline.demo.config import ConfigError
+
+    config = load_config("configs/kubeflow.yaml")
+    args = [a for a in config.beam_pipeline_args if not a.startswith("--sdk_container_image")]
+    for extra, message in (([], "DataflowRunner without --sdk_container_image"),
+                           (["--setup_file=./setup.py"], "--setup_file needs the source tree")):
+        with pytest.raises(ConfigError, match=message):
+            runners.compile_kubeflow(config.model_copy(update={
+                "beam_pipeline_args": args + extra}), "registry/embeddings:1",
+                str(tmp_path / "p.yaml"))
 
 
 def test_the_demo_pipeline_has_tfx_resolver_everywhere():

@@ -42,6 +42,7 @@ def compile_kubeflow(config, image, output_file, target=KUBEFLOW):
       kubeflow.rewrite.PipelineError, kubeflow.backend.SpecError: see compile_for_kubeflow.
     """
     _check_cluster_paths(config)
+    _check_code_ships(config)
     if target not in TARGETS:
         raise ConfigError(f"target: {target!r} is not one of {', '.join(TARGETS)}")
     pipeline = create_pipeline(config, metadata_connection_config=None, runtime_parameters=True)
@@ -68,3 +69,27 @@ def _check_cluster_paths(config):
             "://" not in config.data.schema_file):
         raise ConfigError(f"data.schema_file: {config.data.schema_file} is a path of this "
                           f"machine; name a schema shipped in the image or give a URI")
+
+
+# Beam options that put this project's code on remote workers (Beam's SetupOptions, and the
+# worker image).
+_SHIPS_CODE = ("--setup_file", "--extra_package", "--extra_packages", "--requirements_file",
+               "--sdk_container_image", "--worker_harness_container_image")
+
+
+def _check_code_ships(config):
+    """A remote runner's workers need this project's code (EmbeddingGen's and VocabularyGen's
+    Beam functions): in the steps' image there is no source tree for --setup_file to build."""
+    args = config.beam_pipeline_args
+    if not any(arg.startswith("--runner=Dataflow") for arg in args):
+        return
+    given = [arg for arg in args if arg.split("=", 1)[0] in _SHIPS_CODE]
+    if not given:
+        raise ConfigError("beam_pipeline_args: DataflowRunner without --sdk_container_image (or "
+                          "--extra_package): Dataflow's workers would lack this project's code; "
+                          "give --sdk_container_image=<the image compile --image names> (the "
+                          "Dockerfile builds it on Beam's SDK image)")
+    if any(arg.startswith("--setup_file") for arg in given):
+        raise ConfigError("beam_pipeline_args: --setup_file needs the source tree, which the "
+                          "steps' image does not have (it installs the wheel); give "
+                          "--sdk_container_image=<the image compile --image names>")

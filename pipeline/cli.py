@@ -101,13 +101,25 @@ def _run_spec(args):
 
     run = run_spec.SpecRun(args.spec, args.pipeline_root, args.python, dict(args.param),
                            dict(args.env), metadata_path=args.metadata,
-                           publish_logs=not args.no_publish_logs, namespace=args.namespace)
+                           publish_logs=not args.no_publish_logs, namespace=args.namespace,
+                           secrets=_secrets(args.secret), minio_endpoint=args.minio_endpoint)
     results = run.run(report=lambda line: print(line, flush=True))
     print("outputs (each task's log is its executor-logs artifact):")
     for task, result in results.items():
         for key, uri in sorted(result.outputs.items()):
             if key != run_spec.LOGS_OUTPUT:
                 print(f"{task}.{key}: {uri}")
+
+
+def _secrets(pairs):
+    """{secret: {key: value}} of --secret NAME/KEY=VALUE."""
+    secrets = {}
+    for name_key, value in pairs:
+        name, sep, key = name_key.partition("/")
+        if not sep or not name or not key:
+            raise SystemExit(f"error: --secret {name_key}={value}: expected NAME/KEY=VALUE")
+        secrets.setdefault(name, {})[key] = value
+    return secrets
 
 
 def _name_value(text):
@@ -190,7 +202,10 @@ def main(argv=None):
     run_spec.add_argument("--python", required=True,
                           help="the interpreter that plays the image (a virtualenv with the "
                                "wheel installed: make image)")
-    run_spec.add_argument("--pipeline-root", required=True, help="the run's pipeline root")
+    run_spec.add_argument("--pipeline-root", required=True,
+                          help="the run's pipeline root: a directory, or a minio:// root "
+                               "(a stock install's default) with --minio-endpoint and "
+                               "--metadata")
     run_spec.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                           type=_name_value,
                           help="a pipeline input of the run (examples, vectors, "
@@ -203,6 +218,12 @@ def main(argv=None):
     run_spec.add_argument("--namespace", default="kubeflow",
                           help="the run's Kubernetes namespace (default: kubeflow, a single-user "
                                "install's), recorded on its run context as the backend does")
+    run_spec.add_argument("--secret", action="append", default=[], metavar="NAME/KEY=VALUE",
+                          type=_name_value,
+                          help="a key of a secret of the namespace (the spec's secretAsEnv); "
+                               "a stock install's mlpipeline-minio-artifact is there already")
+    run_spec.add_argument("--minio-endpoint", metavar="HOST:PORT",
+                          help="the install's MinIO (or any S3), for a minio:// --pipeline-root")
     run_spec.add_argument("--no-publish-logs", action="store_true",
                           help="no executor-logs output per task (the backend's PUBLISH_LOGS "
                                "false)")

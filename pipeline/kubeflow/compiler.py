@@ -14,7 +14,7 @@ import tempfile
 
 import yaml
 
-from . import entrypoint, open_source, rewrite
+from . import artifact_store, entrypoint, open_source, rewrite
 from . import resources as step_resources
 
 KUBEFLOW = "kubeflow"  # Open-source Kubeflow Pipelines 2.x: a bare PipelineSpec, schema 2.1.0.
@@ -23,7 +23,7 @@ TARGETS = (KUBEFLOW, VERTEX)
 
 
 def compile_for_kubeflow(pipeline, image, output_file, *, target=KUBEFLOW, parameter_values=None,
-                        resources=None):
+                        resources=None, minio_secret=artifact_store.MINIO_SECRET):
     """Writes a TFX pipeline's spec for Kubeflow Pipelines to output_file.
 
     For open-source Kubeflow Pipelines (2.x), in a copy of the pipeline (yours is not changed):
@@ -49,6 +49,11 @@ def compile_for_kubeflow(pipeline, image, output_file, *, target=KUBEFLOW, param
         step's pod gets them (none by default: the backend gives a step none unless its spec
         says). A step's own entry wins over "*"; the fingerprint step is
         "<ExampleGen id>-input-fingerprint".
+      minio_secret: (KUBEFLOW) the secret with the install's MinIO credentials (keys accesskey,
+        secretkey), given to every step so that a run under a `minio://` pipeline root (a stock
+        install's default) works: the steps reach MinIO as S3, with the launcher's endpoint.
+        The stock install has `mlpipeline-minio-artifact` in every pipeline namespace; None
+        where the install has no MinIO (a pod whose secret is missing does not start).
 
     Returns:
       output_file.
@@ -85,7 +90,15 @@ def compile_for_kubeflow(pipeline, image, output_file, *, target=KUBEFLOW, param
             compiled = yaml.safe_load(f)
     spec = open_source.open_source_spec(compiled, parameter_values, uncached_tasks=uncached)
     step_resources.apply(spec, resources or {})
-    open_source.write_spec(spec, output_file)
+    platform = None
+    if minio_secret:
+        containers = {label: executor["container"] for label, executor
+                      in spec["deploymentSpec"]["executors"].items() if "container" in executor}
+        for container in containers.values():
+            container.setdefault("env", []).append(
+                {"name": artifact_store.SECRET_VARIABLE, "value": minio_secret})
+        platform = artifact_store.platform_spec(containers, minio_secret)
+    open_source.write_spec(spec, output_file, platform)
     return output_file
 
 

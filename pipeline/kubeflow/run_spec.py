@@ -72,7 +72,8 @@ METADATA_FILE = "metadata.sqlite"
 NAMESPACE = "kubeflow"
 LOGS_OUTPUT = "executor-logs"
 # What the backend records as the run's store_session_info for a bucket; here, the local root.
-_SESSION_INFO = json.dumps({"Provider": "file", "Params": {}})
+MINIO_SECRET = "mlpipeline-minio-artifact"
+STOCK_SECRETS = {MINIO_SECRET: {"accesskey": "minio", "secretkey": "minio123"}}
 
 
 class SpecRunError(RuntimeError):
@@ -109,7 +110,8 @@ class SpecRun:
 
     Args:
       spec_path: the spec (`compile --target kubeflow`'s YAML).
-      pipeline_root: the run's pipeline root, a local directory (the bucket).
+      pipeline_root: the run's pipeline root: a local directory (the bucket), or a minio://
+        root (a stock install's default) on the MinIO (or any S3) at minio_endpoint.
       python: the interpreter that plays the image: every container command runs with it.
       parameters: {name: value as text}, the run's inputs (the others take their defaults).
       env: environment variables of the image (the Dockerfile's ENV).
@@ -117,6 +119,12 @@ class SpecRun:
       publish_logs: give each task the launcher's `executor-logs` output (the backend's
         default from 2.5 on).
       namespace: the run's namespace (recorded on its run context and its tasks' executions).
+      secrets: {secret name: {key: value}} of the namespace, for the platform spec's
+        secretAsEnv (a pod whose secret or key is missing never starts); a stock install's
+        `mlpipeline-minio-artifact` (minio / minio123) is there unless replaced.
+      minio_endpoint: host:port of the install's MinIO (its minio-service: every pod of the
+        namespace gets MINIO_SERVICE_SERVICE_HOST and _PORT, and the driver takes the
+        endpoint of a minio:// root from them).
 
     Raises:
       backend.SpecError: the backend would refuse the spec or the run's inputs.
@@ -125,16 +133,28 @@ class SpecRun:
     """
 
     def __init__(self, spec_path, pipeline_root, python, parameters=None, env=None,
-                 metadata_path=None, publish_logs=True, namespace=NAMESPACE):
-        self.spec = backend.load_spec(spec_path)
+                 metadata_path=None, publish_logs=True, namespace=NAMESPACE, secrets=None,
+                 minio_endpoint=None):
+        self.spec, self.platform = backend.load_specs(spec_path)
         backend.check_executors(self.spec)
         self._check_supported(self.spec["root"]["dag"])
         given = {name: backend.parse_parameter(self.spec, name, text)
                  for name, text in (parameters or {}).items()}
         self.parameters = backend.run_parameters(self.spec, given)
-        self.pipeline_root = os.path.abspath(pipeline_root)
+        self.secrets = {**STOCK_SECRETS, **(secrets or {})}
+        self.minio_endpoint = minio_endpoint
+        pipeline_root = os.fspath(pipeline_root)
+        if "://" in pipeline_root:
+            if not pipeline_root.startswith("minio://") or not metadata_path:
+                raise SpecRunError(f"pipeline root {pipeline_root}: run-spec takes a local "
+                                   f"directory, or a minio:// root with --metadata and "
+                                   f"--minio-endpoint")
+            self.pipeline_root = pipeline_root.rstrip("/")
+        else:
+            self.pipeline_root = os.path.abspath(pipeline_root)
         self.metadata_path = os.path.abspath(
             metadata_path or os.path.join(self.pipeline_root, METADATA_FILE))
+        self._session_info = json.dumps(self._store_session())
         self.python, self.env, self.publish_logs = python, dict(env or {}), publish_logs
         self.namespace = namespace
         # The driver's name for the pipeline: the spec's, which is the outermost pipeline's
@@ -167,7 +187,9 @@ class SpecRun:
         Raises:
           SpecRunError: a task failed (its log's path and last lines in the message).
         """
-        os.makedirs(self.pipeline_root, exist_ok=True)
+        if "://" not in self.pipeline_root:
+            os.makedirs(self.pipeline_root, exist_ok=True)
+        os.makedirs(os.path.dirname(self.metadata_path), exist_ok=True)
         results = {}
         with MetadataServer(self.metadata_path) as server:
             self._server = server
@@ -177,7 +199,7 @@ class SpecRun:
                        f"{self.metadata_path} (served at {server.address})")
                 self._contexts = self._metadata.pipeline(
                     self.pipeline_name, self.run_id, self.namespace, self.run_root,
-                    _SESSION_INFO)
+                    self._session_info)
                 dag = self._metadata.create_execution(
                     self._contexts, DAG_EXECUTION, {"display_name": "", "task_name": ""},
                     inputs=self.parameters, name=f"run/{self.run_id}")
@@ -369,11 +391,14 @@ class SpecRun:
                 pod_resources = resources.pod_resources(container.get("resources", {}))
             except resources.ResourceError as e:
                 raise SpecRunError(f"task {name}: {e}") from None
+            env = self._environment(pod_tmp, name, container, component["executorLabel"])
             command = self._command(container, executor_input, component)
             with open(log_path, "wb") as log:
-                result = subprocess.run(command, cwd=pod_tmp,
-                                        env={**self._environment(pod_tmp), **pod},
+                result = subprocess.run(command, cwd=pod_tmp, env={**env, **pod},
                                         stdout=log, stderr=subprocess.STDOUT)
+            if result.returncode == 0 and LOGS_OUTPUT in outputs["artifacts"] and \
+                    _scheme(outputs["artifacts"][LOGS_OUTPUT]["artifacts"][0]["uri"]):
+                self._upload_log(log_path, outputs["artifacts"][LOGS_OUTPUT]["artifacts"][0]["uri"])
             if result.returncode != 0:
                 with open(log_path, errors="replace") as log:
                     tail = log.read()[-3000:]
@@ -390,7 +415,7 @@ class SpecRun:
                                             **written[0].get("metadata", {})}
                 self._bucket_key(key, artifact["uri"])  # Before the upload.
                 recorded.append((key, self._metadata.record_artifact(
-                    key, _type_name(artifact["type"]), artifact, _SESSION_INFO)))
+                    key, _type_name(artifact["type"]), artifact, self._session_info)))
             state = mlmd.Execution.COMPLETE
         finally:
             self._metadata.publish(execution, self._contexts, state,
@@ -421,8 +446,12 @@ class SpecRun:
 
     def _log_path(self, name, outputs, pod_tmp):
         """The launcher writes the task's log to its executor-logs artifact (when published)."""
-        if LOGS_OUTPUT in outputs["artifacts"]:
-            path = outputs["artifacts"][LOGS_OUTPUT]["artifacts"][0]["uri"]
+        uri = outputs["artifacts"].get(LOGS_OUTPUT, {}).get("artifacts", [{}])[0].get("uri")
+        if uri and _scheme(uri):  # In the bucket: a local copy first (the pod's), kept here.
+            path = os.path.join(os.path.dirname(self.metadata_path), "logs", self.run_id,
+                                f"{name}.log")
+        elif uri:
+            path = uri
         else:
             path = os.path.join(pod_tmp, "log.txt")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -460,17 +489,60 @@ class SpecRun:
             command[0] = self.python
         return command + [replace(part) for part in container.get("args", [])]
 
-    def _environment(self, pod_tmp):
+    def _store_session(self):
+        """The run context's store_session_info, as the root driver writes it: for a minio://
+        root without a kfp-launcher config, getDefaultMinioSessionInfo (the endpoint from the
+        namespace's minio-service variables, or the multi-user default)."""
+        if not self.pipeline_root.startswith("minio://"):
+            return {"Provider": "file", "Params": {}}
+        return {"Provider": "minio", "Params": {
+            "region": "minio", "endpoint": self.minio_endpoint or "minio-service.kubeflow:9000",
+            "disableSSL": "true", "fromEnv": "false", "secretName": MINIO_SECRET,
+            "accessKeyKey": "accesskey", "secretKeyKey": "secretkey"}}
+
+    def _environment(self, pod_tmp, name, container, label):
         """The pod's environment: the image's interpreter first on PATH, its ENV, the metadata
-        store's address (metadata-grpc-configmap), nothing of a checkout."""
+        store's address (metadata-grpc-configmap), the namespace's service variables, the
+        container spec's env and the platform spec's secretAsEnv (as the driver's podSpecPatch
+        has them), nothing of a checkout.
+
+        Raises:
+          SpecRunError: a secret or key the pod needs is not in the namespace (Kubernetes
+            never starts it: CreateContainerConfigError).
+        """
         env = {key: value for key, value in os.environ.items()
                if key in ("HOME", "LANG", "LC_ALL", "USER")}
         env["PATH"] = os.path.dirname(self.python) + os.pathsep + "/usr/local/bin:/usr/bin:/bin"
         env["TMPDIR"] = pod_tmp
         env["METADATA_GRPC_SERVICE_HOST"] = "127.0.0.1"
         env["METADATA_GRPC_SERVICE_PORT"] = str(self._server.port)
+        if self.minio_endpoint:
+            env["MINIO_SERVICE_SERVICE_HOST"], _, env["MINIO_SERVICE_SERVICE_PORT"] = \
+                self.minio_endpoint.rpartition(":")
         env.update(self.env)
+        env.update({item["name"]: item.get("value", "") for item in container.get("env", [])})
+        for mount in backend.executor_platform(self.platform, label).get("secretAsEnv", []):
+            secret = mount.get("secretName", "")
+            for pair in mount.get("keyToEnv", []):
+                if pair["secretKey"] not in self.secrets.get(secret, {}):
+                    raise SpecRunError(
+                        f"task {name}: its pod never starts: CreateContainerConfigError: "
+                        + (f"couldn't find key {pair['secretKey']} in Secret "
+                           f"{self.namespace}/{secret}" if secret in self.secrets
+                           else f"secret \"{secret}\" not found"))
+                env[pair["envVar"]] = self.secrets[secret][pair["secretKey"]]
         return env
+
+    def _upload_log(self, path, uri):
+        """The launcher's upload of the task's log to its executor-logs artifact in the bucket."""
+        import boto3
+
+        bucket, _, key = uri[len("minio://"):].partition("/")
+        credentials = self.secrets[MINIO_SECRET]
+        boto3.client("s3", endpoint_url=f"http://{self.minio_endpoint}", region_name="minio",
+                     aws_access_key_id=credentials["accesskey"],
+                     aws_secret_access_key=credentials["secretkey"]).upload_file(path, bucket,
+                                                                                 key)
 
     # -- an importer ----------------------------------------------------------------------------
 
@@ -491,7 +563,7 @@ class SpecRun:
         scope.executions[name] = execution.id
         artifact = self._metadata.record_artifact(
             key, _type_name(importer["typeSchema"]),
-            {"uri": uri, "metadata": importer.get("metadata", {})}, _SESSION_INFO)
+            {"uri": uri, "metadata": importer.get("metadata", {})}, self._session_info)
         self._metadata.publish(execution, self._contexts, mlmd.Execution.COMPLETE, {},
                                [(key, artifact.id)])
         return TaskRun(name, "COMPLETE", execution.id, {key: uri}, {}, 0.0)

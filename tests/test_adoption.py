@@ -402,9 +402,7 @@ print(json.dumps(model.signatures["ids_of"](tf.constant(sys.argv[2:]))["text_xf"
 """
 
 
-@pytest.fixture(scope="module")
-def keras3_project(tmp_path_factory):
-    path = tmp_path_factory.mktemp("keras3_project")
+def _keras3_project(path):
     sample_data.write_sample(str(path / "sample"), n_train=120, n_eval=40)
     os.rename(path / "sample" / "corpus", path / "data")
     os.rename(path / "sample" / "vectors" / "glove.sample.50d.txt", path / "vectors.txt")
@@ -416,36 +414,214 @@ def keras3_project(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def keras3_project(tmp_path_factory):
+    return _keras3_project(tmp_path_factory.mktemp("keras3_project"))
+
+
 def _user_environment():
     """The user's shell: TF_USE_LEGACY_KERAS unset, so TFX's trainer gives modules Keras 3."""
     return {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
 
 
-def test_a_keras3_module_trains_evaluates_and_pushes_the_vector_rows(image, keras3_project):
-    result = subprocess.run([image, "pipeline.py", "auto", str(keras3_project / "root")],
-                            cwd=keras3_project, capture_output=True, text=True,
-                            env=_user_environment())
-    assert result.returncode == 0, result.stderr[-5000:]
-    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(
-        str(keras3_project / "root" / "metadata.sqlite")))
-    model_run = _latest(store, "ModelRun")
-    with open(os.path.join(model_run.uri, "keras.txt")) as f:
+# -- the Keras 3 project on open-source Kubeflow Pipelines -------------------------------------
+#
+# Compiled with the public API, then one history of runs under run-spec (the open-source
+# backend's rules and records), shared by the tests below: two scheduled runs of the spec with
+# new rows between; a run under a new pipeline root, a stock install's minio:// (on an S3
+# emulator); two runs of the same spec nested in another pipeline (the kfp SDK's compile).
+
+COMPILE = """
+import tfx_embeddings
+import pipeline
+
+tfx_embeddings.compile_for_kubeflow(
+    pipeline.kubeflow_pipeline(), "registry/imdb-keras3:1", "pipeline.yaml",
+    resources={"EmbeddingTrainer": {"cpu_request": "1", "memory_limit": "6Gi"}})
+"""
+
+NEST = """
+import sys
+from kfp import compiler, components, dsl
+
+imdb = components.load_component_from_file(sys.argv[1])
+
+
+@dsl.pipeline(name="reviews-nightly")
+def nightly():
+    imdb()
+
+
+compiler.Compiler().compile(nightly, sys.argv[2])
+print(imdb.name, sorted(imdb.component_spec.platform_spec.platforms))
+"""
+
+TRAINER_RESOURCES = "EmbeddingTrainer: COMPLETE"
+NEW_ROOT = "minio://mlpipeline/v2/artifacts"  # A stock install's default pipeline root.
+
+
+class KubeflowHistory:
+    """The runs: {name: run ID}, each run's run-spec output, the ML Metadata records, what the
+    new root's bucket held."""
+
+    def __init__(self, project):
+        self.project, self.runs, self.outputs, self.bucket = project, {}, {}, {}
+        self.metadata_path = str(project / "metadata.sqlite")
+
+    def run(self, image, name, spec, root, *extra):
+        result = subprocess.run(
+            [image, "-m", "tfx_embeddings.pipeline", "run-spec", spec, "--python", image,
+             "--pipeline-root", root, "--metadata", self.metadata_path, *extra],
+            cwd=self.project, capture_output=True, text=True)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+        self.runs[name] = re.search(r"^run (\S+) of ", result.stdout, re.M).group(1)
+        self.outputs[name] = result.stdout
+
+    def tasks(self, name):
+        from tfx_embeddings.pipeline.demo.kubeflow import run_tasks
+        from tfx_embeddings.pipeline.kubeflow.metadata import sqlite_store
+
+        return run_tasks(sqlite_store(self.metadata_path), self.runs[name])
+
+
+@pytest.fixture(scope="module")
+def kubeflow_history(image, tmp_path_factory):
+    from tests.s3_emulator import S3Emulator
+
+    subprocess.run(["make", "-s", "kfp-sdk"], cwd=ROOT, check=True, capture_output=True)
+    kfp_sdk = os.path.join(ROOT, "build", "kfp-sdk", "bin", "python")
+    project = _keras3_project(tmp_path_factory.mktemp("keras3_kubeflow"))
+    compiled = subprocess.run([image, "-c", COMPILE], cwd=project, capture_output=True,
+                              text=True, env=_user_environment())
+    assert compiled.returncode == 0, compiled.stderr[-5000:]
+    nested = subprocess.run([kfp_sdk, "-c", NEST, "pipeline.yaml", "nested.yaml"], cwd=project,
+                            capture_output=True, text=True)
+    assert nested.returncode == 0, nested.stderr[-5000:]
+    history = KubeflowHistory(project)
+    history.nest_output = nested.stdout
+    history.run(image, "first", "pipeline.yaml", str(project / "root"))
+    rows = project / "new_rows"
+    os.makedirs(rows / "corpus" / "train")
+    os.rename(sample_data.add_train_rows(str(rows), 40), project / "data" / "train" / "more.csv")
+    history.run(image, "second", "pipeline.yaml", str(project / "root"))
+    with S3Emulator(buckets=["mlpipeline"]) as s3:
+        history.run(image, "new_root", "pipeline.yaml", NEW_ROOT, "--minio-endpoint",
+                    s3.endpoint.split("://", 1)[1])
+        history.bucket = s3.tree("mlpipeline", "v2/artifacts/imdb-keras3")
+    history.run(image, "nested_first", "nested.yaml", str(project / "root"))
+    history.run(image, "nested_second", "nested.yaml", str(project / "root"))
+    return history
+
+
+def _property(item, key):
+    value = item.custom_properties[key]
+    return getattr(value, value.WhichOneof("value"))
+
+
+def _embedding_export(model_uri):
+    with open(os.path.join(model_uri, "Format-Embedding", "manifest.json")) as f:
+        return json.load(f)
+
+
+def test_the_kfp_sdk_loads_the_users_spec_and_nests_it(kubeflow_history):
+    assert kubeflow_history.nest_output.split() == ["imdb-keras3", "['kubeflow']"]
+    tasks = kubeflow_history.tasks("nested_first")
+    # The driver's records: the pipeline context is the outermost pipeline's; the nested
+    # pipeline is a DAG execution, the parent of its tasks.
+    assert _property(tasks["latest_blessed_model_resolver"][0], "parent_dag_id") == \
+        tasks["imdb-keras3"][0].id
+
+
+def test_scheduled_runs_read_new_rows_warm_start_and_compare(kubeflow_history):
+    one, two = kubeflow_history.tasks("first"), kubeflow_history.tasks("second")
+    # Run 1: nothing blessed yet; the trainer starts from the pretrained vectors.
+    assert _property(one["latest_blessed_model_resolver"][1]["model"], "found") == 0.0
+    assert _embedding_export(one["EmbeddingTrainer"][1]["model"].uri)["warm_start"][
+        "previous_model"] == 0
+    # Run 2, after new rows: ExampleGen reads them (its input fingerprint changed), the trainer
+    # warm-starts from run 1's blessed model and the Evaluator compares with it.
+    assert _state(two["CsvExampleGen"][0]) == "COMPLETE"
+    assert _state(two["ImportSchemaGen"][0]) == "CACHED"
+    assert [_count(tasks["CsvExampleGen"][1]["examples"].uri) for tasks in (one, two)] == \
+        [120, 160]
+    previous = one["EmbeddingTrainer"][1]["model"]
+    base = two["latest_blessed_model_resolver"][1]["model"]
+    assert _property(base, "found") == 1.0 and _property(base, "model_uri") == previous.uri
+    assert base.uri.startswith(str(kubeflow_history.project / "root" / "imdb-keras3" /
+                                   kubeflow_history.runs["second"]))  # This run's own URI.
+    assert _embedding_export(two["EmbeddingTrainer"][1]["model"].uri)["warm_start"][
+        "previous_model"] > 30
+    assert _property(two["Evaluator"][1]["blessing"], "baseline_model") == previous.uri
+    # The trainer's pod got the resources compile_for_kubeflow was given.
+    [line] = [line for line in kubeflow_history.outputs["second"].splitlines()
+              if line.startswith(TRAINER_RESOURCES)]
+    assert line.endswith("; requests cpu 1; limits memory 6.442450944G)")
+
+
+def test_a_run_under_a_new_pipeline_root_starts_from_the_pretrained_vectors(kubeflow_history):
+    new = kubeflow_history.tasks("new_root")
+    latest = new["latest_blessed_model_resolver"]
+    assert _property(latest[1]["model"], "found") == 0.0
+    with open(os.path.join(kubeflow_history.project, "logs", kubeflow_history.runs["new_root"],
+                           "latest_blessed_model_resolver.log")) as f:
+        log = f.read()
+    second_model = kubeflow_history.tasks("second")["EmbeddingTrainer"][1]["model"]
+    assert (f"skipped model {second_model.id} (blessed by blessing "
+            f"{kubeflow_history.tasks('second')['Evaluator'][1]['blessing'].id}): "
+            f"{second_model.uri} is not under this run's pipeline root {NEW_ROOT}/" in log)
+    # The trainer wrote to the stock install's MinIO (as s3://), and its artifacts are
+    # recorded as minio://, under the run's bucket prefix.
+    model = new["EmbeddingTrainer"][1]["model"]
+    prefix = f"{NEW_ROOT}/imdb-keras3/{kubeflow_history.runs['new_root']}/EmbeddingTrainer/"
+    assert model.uri.startswith(prefix)
+    export = json.loads(kubeflow_history.bucket[
+        model.uri[len(f"{NEW_ROOT}/imdb-keras3/"):] + "/Format-Embedding/manifest.json"])
+    assert export["warm_start"]["previous_model"] == 0
+    assert export["warm_start"]["pretrained"] > 30
+
+
+def test_nested_in_another_pipeline_it_finds_its_own_model(kubeflow_history):
+    first, second = (kubeflow_history.tasks(name) for name in ("nested_first", "nested_second"))
+    # The first run of the pipeline that nests it: its own pipeline, nothing blessed yet (the
+    # unnested runs' models are another pipeline's).
+    assert _property(first["latest_blessed_model_resolver"][1]["model"], "found") == 0.0
+    base = second["latest_blessed_model_resolver"][1]["model"]
+    assert _property(base, "model_uri") == first["EmbeddingTrainer"][1]["model"].uri
+    assert _embedding_export(second["EmbeddingTrainer"][1]["model"].uri)["warm_start"][
+        "previous_model"] > 30
+    for task in ("CsvExampleGen", "Transform", "EmbeddingGen"):  # Nothing new: cached.
+        assert _state(second[task][0]) == "CACHED", task
+
+
+def _state(execution):
+    from ml_metadata.proto import metadata_store_pb2
+
+    return metadata_store_pb2.Execution.State.Name(execution.last_known_state)
+
+
+def _count(examples_uri):
+    files = glob.glob(os.path.join(examples_uri, "Split-train", "*"))
+    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+
+
+def test_a_keras3_module_trains_evaluates_and_pushes_the_vector_rows(image, kubeflow_history):
+    tasks = kubeflow_history.tasks("second")
+    with open(os.path.join(tasks["EmbeddingTrainer"][1]["model_run"].uri, "keras.txt")) as f:
         assert f.read() == "Keras3PartitionedEmbedding Keras3LazyAdam"  # Keras 3 all along.
-    assert _latest(store, "ModelBlessing").custom_properties["blessed"].int_value == 1
-    with open(os.path.join(_latest(store, "tfx_embeddings.PretrainedEmbedding").uri,
-                           "manifest.json")) as f:
+    assert _property(tasks["Evaluator"][1]["blessing"], "blessed") == 1.0
+    with open(os.path.join(tasks["EmbeddingGen"][1]["embedding"].uri, "manifest.json")) as f:
         manifest = json.load(f)
     assert manifest["layout"]["name"] == "padded" and manifest["layout"]["num_oov_buckets"] == 0
     assert manifest["token_ids"] == {"feature": "text_xf", "offset": 1, "oov_ids": [0],
                                      "padding_id": 0}
 
-    tft_output = tft.TFTransformOutput(_latest(store, "TransformGraph").uri)
+    tft_output = tft.TFTransformOutput(tasks["Transform"][1]["transform_graph"].uri)
     with open(tft_output.vocabulary_file_by_name("words"), "rb") as f:
         vocabulary = f.read().decode().splitlines()
-    vectors = _vectors(keras3_project / "vectors.txt")
+    vectors = _vectors(kubeflow_history.project / "vectors.txt")
     known = [token for token in vocabulary if token in vectors]
     assert len(known) > 30
-    [pushed] = sorted(glob.glob(str(keras3_project / "serving" / "*")))[-1:]
+    [pushed] = sorted(glob.glob(str(kubeflow_history.project / "serving" / "*")))[-1:]
     served = json.loads(subprocess.run(
         [image, "-c", KERAS3_SERVE, pushed, *known, "qzxwv"], cwd="/", capture_output=True,
         text=True, check=True, env=_user_environment()).stdout.splitlines()[-1])

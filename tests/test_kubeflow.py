@@ -1,11 +1,12 @@
-"""The Kubeflow path. Open-source Kubeflow Pipelines 2.x: the compiled spec is one its backend
-takes (the kfp SDK loads it, schema 2.1.0, container executors only, nothing of the compiling
-machine) and runs as intended: `run-spec` runs it as the backend does (its checks, ML Metadata
-over gRPC, its cache key), three times, with new rows between the first two. Vertex AI: TFX's
-PipelineJob, resolvers and all.
+"""The Kubeflow path. Open-source Kubeflow Pipelines 2.x: compile_for_kubeflow takes any TFX
+pipeline (its Resolver becomes the LatestBlessedModel step, what the backend never runs is
+refused naming the node); the compiled spec is one the backend takes (the kfp SDK loads it,
+schema 2.1.0, container executors only, nothing of the compiling machine); `run-spec` applies
+its rules (the API server's, the compiler's, the launcher's bucket prefix, the driver's records,
+cache key and pod resources). Whole runs: tests/test_adoption.py (a user's Keras 3 project).
+Vertex AI: TFX's PipelineJob, resolvers and all.
 
-Everything runs from the image stand-in (build/image: only the wheel installed), from
-directories outside the checkout."""
+Compiled by the image stand-in (build/image: only the wheel installed), outside the checkout."""
 
 import copy
 import glob
@@ -18,13 +19,11 @@ import sys
 
 import pytest
 import yaml
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd
 from tfx.components.example_gen import driver as example_gen_driver
 from tfx.dsl.components.base import base_executor
 
 from tests.conftest import ROOT
-from tfx_embeddings.components.latest_blessed_model import NO_PREVIOUS_MODEL
 from tfx_embeddings.components.latest_blessed_model import executor as latest_executor
 from tfx_embeddings.pipeline.demo import runners, sample_data
 from tfx_embeddings.pipeline.demo.config import ConfigError, load_config
@@ -35,7 +34,7 @@ from tfx_embeddings.pipeline.kubeflow import (
     entrypoint,
     metadata,
 )
-from tfx_embeddings.pipeline.kubeflow.run_spec import METADATA_FILE, SpecRun
+from tfx_embeddings.pipeline.kubeflow.run_spec import SpecRun
 
 CONFIG = os.path.join(ROOT, "configs", "kubeflow-local.yaml")
 FINGERPRINT_TASK = "CsvExampleGen-input-fingerprint"
@@ -75,8 +74,9 @@ def kfp_sdk():
 
 
 def _load(path):
+    """The PipelineSpec document of a compiled file (a platform spec document follows it)."""
     with open(path) as f:
-        return yaml.safe_load(f)
+        return next(yaml.safe_load_all(f))
 
 
 # -- the compiled spec -----------------------------------------------------------------------
@@ -91,6 +91,16 @@ def test_the_kfp_sdk_loads_the_spec(spec, kfp_sdk):
     loaded = json.loads(result.stdout)
     assert loaded["kfp"] == "2.5.0" and loaded["name"] == "pretrained-embeddings-kfp"
     assert loaded["inputs"]["vectors"] == "gs://my-bucket/vectors/glove.6B.50d.txt"  # A default.
+    # Every step gets the stock install's MinIO credentials (a minio:// root works): the
+    # platform spec, a second YAML document, as kfp-kubernetes writes it.
+    compiled, platform = backend.load_specs(str(spec))
+    for label, executor in compiled["deploymentSpec"]["executors"].items():
+        assert backend.executor_platform(platform, label)["secretAsEnv"] == [{
+            "secretName": "mlpipeline-minio-artifact", "keyToEnv": [
+                {"secretKey": "accesskey", "envVar": "KFP_MINIO_ACCESS_KEY"},
+                {"secretKey": "secretkey", "envVar": "KFP_MINIO_SECRET_KEY"}]}], label
+        assert {"name": "KFP_MINIO_SECRET", "value": "mlpipeline-minio-artifact"} in \
+            executor["container"]["env"]
 
 
 def test_the_spec_is_one_the_open_source_backend_runs(spec):
@@ -219,142 +229,6 @@ def test_run_spec_refuses_what_the_open_source_backend_refuses(spec, vertex_spec
     with pytest.raises(backend.SpecError, match="input parameter vectors requires type "
                                                       "string"):
         backend.run_parameters(compiled, {"vectors": 3.0})
-
-
-# -- the runs --------------------------------------------------------------------------------
-
-def _run_spec(image, spec, work):
-    out = _cli(image, "run-spec", str(spec), "--python", image, "--pipeline-root",
-               str(work / "root"), "--env", "TF_USE_LEGACY_KERAS=1",
-               "--param", f"examples={work}/sample/corpus",
-               "--param", f"vectors={work}/sample/vectors/glove.sample.50d.txt",
-               "--param", json.dumps({"filesystem": {"baseDirectory": str(work / "serving")}})
-               .join(["push_destination=", ""]), cwd=work).stdout
-    return re.search(r"^run (\S+) of ", out, re.M).group(1), out
-
-
-class Metadata:
-    """What the run-spec runs recorded in ML Metadata, read with ml_metadata's own client."""
-
-    def __init__(self, path):
-        config = mlmd.ConnectionConfig()
-        config.sqlite.filename_uri = str(path)
-        self.store = metadata_store.MetadataStore(config)
-
-    def tasks(self, run_id):
-        """{task: (execution, {output: artifact})} of a run (its system.PipelineRun context)."""
-        context = self.store.get_context_by_type_and_name("system.PipelineRun", run_id)
-        tasks = {}
-        for execution in self.store.get_executions_by_context(context.id):
-            events = [e for e in self.store.get_events_by_execution_ids([execution.id])
-                      if e.type == mlmd.Event.OUTPUT]
-            artifacts = {a.id: a for a in self.store.get_artifacts_by_id(
-                [e.artifact_id for e in events])}
-            tasks[execution.custom_properties["task_name"].string_value] = (
-                execution, {e.path.steps[0].key: artifacts[e.artifact_id] for e in events})
-        return tasks
-
-    def type_name(self, artifact):
-        return self.store.get_artifact_types_by_id([artifact.type_id])[0].name
-
-
-def _state(execution):
-    return mlmd.Execution.State.Name(execution.last_known_state)
-
-
-def _property(item, key):
-    value = item.custom_properties[key]
-    return getattr(value, value.WhichOneof("value"))
-
-
-def _count(examples, split):
-    import tensorflow as tf
-
-    files = glob.glob(os.path.join(examples.uri, f"Split-{split}", "*"))
-    return sum(1 for _ in tf.data.TFRecordDataset(files, compression_type="GZIP"))
-
-
-def _warm_start(trainer_outputs):
-    with open(os.path.join(trainer_outputs["model_run"].uri, "metrics.json")) as f:
-        return json.load(f)["warm_start"]
-
-
-def test_scheduled_runs_as_the_open_source_backend_runs_them(image, spec, tmp_path):
-    sample_data.write_sample(str(tmp_path / "sample"), n_train=120, n_eval=60)
-    first, out = _run_spec(image, spec, tmp_path)
-    records = Metadata(tmp_path / "root" / METADATA_FILE)
-    one = records.tasks(first)
-
-    # Run 1: nothing blessed yet: the model LatestBlessedModel hands on is marked not found, and
-    # the trainer says the same sentence as a local first run.
-    assert _property(one["LatestBlessedModelResolver"][1]["model"], "found") == 0
-    with open(one["EmbeddingTrainer"][1]["executor-logs"].uri) as f:
-        assert NO_PREVIOUS_MODEL in f.read()
-    assert _warm_start(one["EmbeddingTrainer"][1])["previous_model"] == 0
-    assert _property(one["Evaluator"][1]["blessing"], "blessed") == 1.0
-
-    # The records are the backend's: contexts, the root DAG, typed artifacts, task properties.
-    assert {_state(execution) for execution, _ in one.values()} == {"COMPLETE"}
-    dag = one[""][0]
-    assert dag.name == f"run/{first}"
-    trainer = one["EmbeddingTrainer"][0]
-    assert _property(trainer, "parent_dag_id") == dag.id
-    assert len(_property(trainer, "cache_fingerprint")) == 64
-    assert _property(trainer, "image") == "registry/embeddings:1"
-    assert records.type_name(one["EmbeddingTrainer"][1]["model"]) == "tfx.Model"
-    assert records.type_name(one["EmbeddingGen"][1]["report"]) == "system.HTML"
-    embedding = one["EmbeddingGen"][1]["embedding"]
-    assert records.type_name(embedding) == "tfx_embeddings.PretrainedEmbedding"
-    assert _property(embedding, "num_shards") == 4.0  # The executor's metadata, as a double.
-    assert embedding.uri.startswith(f"{tmp_path}/root/pretrained-embeddings-kfp/{first}/"
-                                    f"EmbeddingGen/")
-    with open(one["EmbeddingGen"][1]["report"].uri) as f:
-        assert f.read().startswith("<!DOCTYPE html>")
-
-    # Run 2, after new rows: ExampleGen reads them (its input fingerprint changed, so its cache
-    # key did), the trainer warm-starts from run 1's blessed model and the Evaluator compares
-    # the new model with it.
-    sample_data.add_train_rows(str(tmp_path / "sample"), 40)
-    second, _ = _run_spec(image, spec, tmp_path)
-    two = records.tasks(second)
-    assert _state(two["CsvExampleGen"][0]) == "COMPLETE"
-    assert _state(two["ImportSchemaGen"][0]) == "CACHED"  # Its inputs did not change.
-    fingerprints = [_property(tasks[FINGERPRINT_TASK][0], "outputs")["input_fingerprint"]
-                    for tasks in (one, two)]
-    assert fingerprints[0] != fingerprints[1]
-    assert [_count(tasks["CsvExampleGen"][1]["examples"], "train") for tasks in (one, two)] == \
-        [120, 160]
-    previous = one["EmbeddingTrainer"][1]["model"]
-    base = two["LatestBlessedModelResolver"][1]["model"]
-    assert base.uri == previous.uri and _property(base, "found") == 1
-    assert _property(base, "previous_model_id") == previous.id
-    warm_start = _warm_start(two["EmbeddingTrainer"][1])
-    assert warm_start["previous_model"] > 100 and warm_start["other_weights"] == 4
-    blessing = two["Evaluator"][1]["blessing"]
-    assert _property(blessing, "baseline_model") == previous.uri
-    assert _property(blessing, "current_model_id") == str(two["EmbeddingTrainer"][1]["model"].id)
-
-    # Run 3, nothing new: ExampleGen and everything upstream of the trainer come from the cache
-    # (CACHED executions pointing at run 2's artifacts); the trainer warm-starts from run 2's.
-    third, _ = _run_spec(image, spec, tmp_path)
-    three = records.tasks(third)
-    for task in ("CsvExampleGen", "StatisticsGen", "VocabularyGen", "Transform", "EmbeddingGen"):
-        assert _state(three[task][0]) == "CACHED", task
-        assert _property(three[task][0], "cached_execution_id") == str(two[task][0].id)
-        assert {k: a.id for k, a in three[task][1].items() if k != "executor-logs"} == \
-            {k: a.id for k, a in two[task][1].items() if k != "executor-logs"}
-    for task in (FINGERPRINT_TASK, "LatestBlessedModelResolver", "EmbeddingTrainer"):
-        assert _state(three[task][0]) == "COMPLETE", task
-    assert _property(blessing, "blessed") == 1.0
-    assert three["LatestBlessedModelResolver"][1]["model"].uri == \
-        two["EmbeddingTrainer"][1]["model"].uri
-
-    pushed = sorted(os.listdir(tmp_path / "serving"))
-    assert len(pushed) >= 2
-    scores = _cli(image, "predict", str(tmp_path / "serving" / pushed[-1]),
-                  "The movie was brikalo and brimine!", "the plot felt dulkaka. Dulmine",
-                  cwd=tmp_path).stdout.splitlines()[-2:]
-    assert float(scores[0].split()[0]) > 0.5 > float(scores[1].split()[0])
 
 
 # -- the pieces ------------------------------------------------------------------------------
@@ -645,8 +519,7 @@ def test_any_pipelines_resolver_becomes_the_latest_blessed_model_step(tmp_path):
     assert _executor_class(spec, "latest_blessed_model_resolver") == \
         "tfx_embeddings.components.latest_blessed_model.executor.Executor"
     assert tasks["latest_blessed_model_resolver"]["cachingOptions"] == {}
-    assert set(tasks["latest_blessed_model_resolver"].get("inputs", {}).get("parameters", {})) \
-        == {"pipeline_name"}
+    assert "inputs" not in tasks["latest_blessed_model_resolver"]  # No name, no task: any.
     for task, key in (("Trainer", "base_model"), ("Evaluator", "baseline_model")):
         assert tasks[task]["inputs"]["artifacts"][key] == {"taskOutputArtifact": {
             "producerTask": "latest_blessed_model_resolver", "outputArtifactKey": "model"}}
@@ -809,3 +682,38 @@ def test_the_pusher_takes_a_plain_path_typed_as_the_run_parameter(tmp_path):
         == {"filesystem": {"baseDirectory": "gs://b"}}
     with pytest.raises(ValueError, match="push_destination is empty"):
         pusher.as_push_destination(" ")
+
+
+def test_run_spec_refuses_an_output_outside_the_runs_bucket_prefix(tmp_path):
+    """The launcher's upload (KeyFromURI) takes an output URI only under the run's own
+    `<root>/<pipeline>/<run id>`: a previous run's model, under the same root or not, fails
+    the task; this is what made LatestBlessedModel keep its own URI."""
+    from tfx_embeddings.pipeline.kubeflow.run_spec import SpecRunError
+
+    empty = {"pipelineInfo": {"name": "p"}, "schemaVersion": "2.1.0", "components": {},
+             "root": {"dag": {"tasks": {}}}, "deploymentSpec": {"executors": {}}}
+    run = SpecRun(_write(tmp_path, empty), tmp_path / "root", sys.executable)
+    assert run._bucket_key("model", f"{run.run_root}/Trainer/u/model") == "Trainer/u/model"
+    with pytest.raises(SpecRunError, match=re.escape(
+            f'failed to upload output artifact "model": URI "{tmp_path}/root/p/earlier/Trainer/'
+            f'u/model" does not have expected bucket prefix "{tmp_path}/root/p/{run.run_id}"')):
+        run._bucket_key("model", f"{tmp_path}/root/p/earlier/Trainer/u/model")
+    assert run._bucket_key("model", "hdfs://cluster/model") is None  # Not uploaded: skipped.
+    minio = SpecRun(_write(tmp_path, empty), "minio://mlpipeline/v2/artifacts", sys.executable,
+                    metadata_path=str(tmp_path / "mlmd.sqlite"))
+    with pytest.raises(SpecRunError, match="does not have expected bucket prefix "
+                                           '"minio://mlpipeline/v2/artifacts/p/'):
+        minio._bucket_key("model", "minio://other-bucket/v2/artifacts/p/x/model")
+    # A pod whose secret the namespace lacks never starts.
+    minio._server = type("Server", (), {"port": 1})
+    platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {"e": {
+        "secretAsEnv": [{"secretName": "team-store", "keyToEnv": [
+            {"secretKey": "accesskey", "envVar": "KFP_MINIO_ACCESS_KEY"}]}]}}}}}}
+    minio.platform = platform
+    with pytest.raises(SpecRunError, match='task t: its pod never starts: '
+                                           'CreateContainerConfigError: secret "team-store" not '
+                                           'found'):
+        minio._environment(str(tmp_path), "t", {}, "e")
+    minio.secrets["team-store"] = {"accesskey": "k"}
+    assert minio._environment(str(tmp_path), "t", {"env": [{"name": "A", "value": "b"}]}, "e")[
+        "KFP_MINIO_ACCESS_KEY"] == "k"

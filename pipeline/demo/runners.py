@@ -48,7 +48,8 @@ def compile_kubeflow(config, image, output_file, target=KUBEFLOW):
     pipeline = create_pipeline(config, metadata_connection_config=None, runtime_parameters=True)
     return compile_for_kubeflow(pipeline, image, output_file, target=target,
                                 parameter_values=pipeline_inputs(config),
-                                resources=kubeflow_resources(config) or None)
+                                resources=(kubeflow_resources(config) or None)
+                                if target == KUBEFLOW else None)
 
 
 def kubeflow_resources(config):

@@ -717,3 +717,37 @@ def test_run_spec_refuses_an_output_outside_the_runs_bucket_prefix(tmp_path):
     minio.secrets["team-store"] = {"accesskey": "k"}
     assert minio._environment(str(tmp_path), "t", {"env": [{"name": "A", "value": "b"}]}, "e")[
         "KFP_MINIO_ACCESS_KEY"] == "k"
+
+
+def test_tfx_trainer_takes_the_previous_model_or_none(tmp_path):
+    """TFX's own Trainer, as compile_for_kubeflow swaps its executor: fn_args.base_model is the
+    previous model's serving directory, or None on a first run (TFX's GenericExecutor itself
+    would hand run_fn the empty directory of a model that was not found)."""
+    from tfx.components.trainer import executor as tfx_trainer
+    from tfx.types import standard_artifacts
+
+    from tfx_embeddings.components.latest_blessed_model import trainer
+
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "examples")
+    examples.split_names = '["train", "eval"]'
+    outputs = {key: [cls()] for key, cls in (("model", standard_artifacts.Model),
+                                              ("model_run", standard_artifacts.ModelRun))}
+    for key, [artifact] in outputs.items():
+        artifact.uri = str(tmp_path / key)
+    properties = {"train_args": "{}", "eval_args": "{}", "custom_config": "null"}
+
+    def base_model(executor, found, uri=None):
+        model = standard_artifacts.Model()
+        model.uri = str(tmp_path / "this-run" / "latest" / "model")
+        model.set_int_custom_property("found", found)
+        if uri:
+            model.set_string_custom_property("model_uri", uri)
+        inputs = {"examples": [examples], "base_model": [model]}
+        return executor()._GetFnArgs(inputs, outputs, properties).base_model
+
+    previous = str(tmp_path / "previous-run" / "Trainer" / "model")
+    assert base_model(trainer.Executor, 1, previous) == f"{previous}/Format-Serving"
+    assert base_model(trainer.Executor, 0) is None
+    assert base_model(tfx_trainer.GenericExecutor, 0) == \
+        f"{tmp_path}/this-run/latest/model/Format-Serving"

@@ -14,8 +14,8 @@ TFX's `KubeflowV2DagRunner(use_pipeline_spec_2_1=True)` writes a bare PipelineSp
 - tasks whose answer changes between runs with the same inputs (the fingerprint itself,
   LatestBlessedModel) have Kubeflow's cache turned off.
 
-Resolvers are not here to remove: the open-source target's pipeline uses the LatestBlessedModel
-step instead (pipeline.create_pipeline(latest_model=METADATA_QUERY)).
+Resolvers are not here to remove: `rewrite` has put the LatestBlessedModel step in their place
+before TFX compiled the pipeline.
 """
 
 import copy

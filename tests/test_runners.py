@@ -62,7 +62,7 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     config = load_config("configs/kubeflow.yaml")
     output = runners.compile_kubeflow(config, "registry/embeddings:1", str(tmp_path / "p.yaml"))
     with open(output) as f:
-        spec = yaml.safe_load(f)
+        spec = next(yaml.safe_load_all(f))  # The PipelineSpec; the platform spec follows.
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {"CsvExampleGen", "CsvExampleGen-input-fingerprint", "StatisticsGen",
                           "ImportSchemaGen", "VocabularyGen", "Transform", "EmbeddingGen",

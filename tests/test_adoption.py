@@ -524,7 +524,7 @@ def _embedding_export(model_uri):
 
 
 def test_the_kfp_sdk_loads_the_users_spec_and_nests_it(kubeflow_history):
-    assert kubeflow_history.nest_output.split() == ["imdb-keras3", "['kubeflow']"]
+    assert kubeflow_history.nest_output.split() == ["imdb-keras3", "['kubernetes']"]
     tasks = kubeflow_history.tasks("nested_first")
     # The driver's records: the pipeline context is the outermost pipeline's; the nested
     # pipeline is a DAG execution, the parent of its tasks.

@@ -11,7 +11,12 @@
 # The wheel holds compiled code (VocabularyGen's reader and counter, CPython 3.10 on the platform
 # `make wheel` ran on): build it on the image's platform (linux x86_64 here); the slim image
 # then needs no compiler.
-FROM python:3.10-slim
+#
+# Built on Beam's Python 3.10 SDK image (same Beam as the pinned stack), so that it is also the
+# image of Dataflow's (or Flink's, Spark's) workers: `--sdk_container_image=` this image ships
+# the project's code to them (configs/kubeflow.yaml). Kubeflow runs its steps with their own
+# command, whatever the entrypoint (Beam's worker boot) is.
+FROM apache/beam_python3.10_sdk:2.74.0
 
 # TensorFlow Transform and the trainer use Keras 2 (tf_keras).
 ENV TF_USE_LEGACY_KERAS=1 \

@@ -97,9 +97,10 @@ class EmbeddingTrainerSpec(standard_component_specs.TrainerSpec):
 class LatestBlessedModelSpec(component_spec.ComponentSpec):
     """LatestBlessedModel: nothing in, the latest blessed Model (or one marked not found) out."""
     PARAMETERS = {
-        PIPELINE_NAME_KEY: component_spec.ExecutionParameter(type=str),
-        TRAINER_TASK_KEY: component_spec.ExecutionParameter(type=str),
-        EVALUATOR_TASK_KEY: component_spec.ExecutionParameter(type=str),
+        # Ignored (the step finds its own run's pipeline); kept for specs compiled by 0.2.
+        PIPELINE_NAME_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+        TRAINER_TASK_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+        EVALUATOR_TASK_KEY: component_spec.ExecutionParameter(type=str, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model)}

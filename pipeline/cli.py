@@ -1,8 +1,10 @@
 """Command line: run the pipeline, compile it for Kubeflow, inspect an embedding artifact.
 
     python -m tfx_embeddings.pipeline run --config configs/demo.yaml
+    python -m tfx_embeddings.pipeline compile --pipeline my_pipeline:create_pipeline \
+        --image IMAGE --output pipeline.yaml         # your pipeline, open-source Kubeflow 2.x
     python -m tfx_embeddings.pipeline compile --config configs/kubeflow.yaml --image IMAGE \
-        --output pipeline.yaml                       # open-source Kubeflow Pipelines 2.x
+        --output pipeline.yaml                       # the demo pipeline
     python -m tfx_embeddings.pipeline compile --target vertex ... --output pipeline_job.json
     python -m tfx_embeddings.pipeline run-spec pipeline.yaml --python IMAGE_PYTHON ...
     python -m tfx_embeddings.pipeline inspect ARTIFACT_DIR
@@ -75,7 +77,8 @@ def _quietly(args, work):
 
 
 _OWN_ERRORS = ("ConfigError", "CheckpointError", "VectorFileError", "VocabularyFileError",
-               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError")
+               "SpecRunError", "SpecError", "MetadataError", "ObjectStorageError",
+               "PipelineError")
 
 
 def _is_own_error(error):
@@ -90,14 +93,36 @@ def _message(error):
 
 
 def _compile(args, console):
-    from .demo import runners
-    from .demo.config import load_config
-
     output = args.output or _DEFAULT_OUTPUT[args.target]
-    runners.compile_kubeflow(load_config(args.config), args.image, output, target=args.target)
+    if args.pipeline:
+        from .kubeflow.compiler import compile_for_kubeflow
+
+        compile_for_kubeflow(_user_pipeline(args.pipeline), args.image, output,
+                             target=args.target, parameter_values=dict(args.param))
+    else:
+        from .demo import runners
+        from .demo.config import load_config
+
+        if args.param:
+            raise SystemExit("error: --param goes with --pipeline (a config's values are the "
+                             "demo's defaults)")
+        runners.compile_kubeflow(load_config(args.config), args.image, output, target=args.target)
     what = {"kubeflow": "open-source Kubeflow Pipelines spec (PipelineSpec, schema 2.1.0)",
             "vertex": "Vertex AI PipelineJob"}[args.target]
     console.print(f"{what} written to {output}")
+
+
+def _user_pipeline(reference):
+    """The tfx.dsl.Pipeline that MODULE:NAME names (NAME called if it is a function), the
+    module imported from the working directory or the installed packages."""
+    import importlib
+
+    module_name, sep, name = reference.partition(":")
+    if not sep or not module_name or not name:
+        raise SystemExit(f"error: --pipeline {reference!r}: expected MODULE:NAME")
+    sys.path.insert(0, os.getcwd())
+    value = getattr(importlib.import_module(module_name), name)
+    return value() if callable(value) else value
 
 
 _DEFAULT_OUTPUT = {"kubeflow": "pipeline.yaml", "vertex": "pipeline_job.json"}
@@ -107,14 +132,26 @@ def _run_spec(args, console):
     from .kubeflow import run_spec
 
     run = run_spec.SpecRun(args.spec, args.pipeline_root, args.python, dict(args.param),
-                                 dict(args.env), metadata_path=args.metadata,
-                                 publish_logs=not args.no_publish_logs)
+                           dict(args.env), metadata_path=args.metadata,
+                           publish_logs=not args.no_publish_logs, namespace=args.namespace,
+                           secrets=_secrets(args.secret), minio_endpoint=args.minio_endpoint)
     results = run.run(report=console.print)
     console.print("outputs (each task's log is its executor-logs artifact):")
     for task, result in results.items():
         for key, uri in sorted(result.outputs.items()):
             if key != run_spec.LOGS_OUTPUT:
                 console.print(f"{task}.{key}: {uri}")
+
+
+def _secrets(pairs):
+    """{secret: {key: value}} of --secret NAME/KEY=VALUE."""
+    secrets = {}
+    for name_key, value in pairs:
+        name, sep, key = name_key.partition("/")
+        if not sep or not name or not key:
+            raise SystemExit(f"error: --secret {name_key}={value}: expected NAME/KEY=VALUE")
+        secrets.setdefault(name, {})[key] = value
+    return secrets
 
 
 def _name_value(text):
@@ -183,7 +220,12 @@ def main(argv=None):
     compile_ = command("compile", "compile the pipeline for Kubeflow Pipelines: open source "
                                   "(a PipelineSpec YAML, schema 2.1.0) or Vertex AI (a "
                                   "PipelineJob JSON)", _compile)
-    compile_.add_argument("--config", required=True, help="YAML config, e.g. configs/kubeflow.yaml")
+    source = compile_.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pipeline", metavar="MODULE:NAME",
+                        help="your own TFX pipeline: a tfx.dsl.Pipeline, or a function of no "
+                             "arguments that returns one, in MODULE (importable from here)")
+    source.add_argument("--config", help="the demo pipeline's YAML config, e.g. "
+                                         "configs/kubeflow.yaml")
     compile_.add_argument("--image", required=True,
                           help="container image with this project installed, run by every step")
     compile_.add_argument("--target", choices=sorted(_DEFAULT_OUTPUT), default="kubeflow",
@@ -191,6 +233,9 @@ def main(argv=None):
                                "Vertex AI Pipelines (TFX's PipelineJob, with resolvers)")
     compile_.add_argument("--output", help="spec file to write (default: pipeline.yaml, or "
                                            "pipeline_job.json for vertex)")
+    compile_.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                          type=_name_value,
+                          help="(--pipeline) a RuntimeParameter's default value in the spec")
     inspect = command("inspect", "print an embedding artifact's manifest: shape, shards, "
                                  "coverage, counts", _inspect)
     inspect.add_argument("artifact", help="the artifact's directory (EmbeddingGen output, or a "
@@ -203,7 +248,10 @@ def main(argv=None):
     run_spec.add_argument("--python", required=True,
                           help="the interpreter that plays the image (a virtualenv with the "
                                "wheel installed: make image)")
-    run_spec.add_argument("--pipeline-root", required=True, help="the run's pipeline root")
+    run_spec.add_argument("--pipeline-root", required=True,
+                          help="the run's pipeline root: a directory, or a minio:// root "
+                               "(a stock install's default) with --minio-endpoint and "
+                               "--metadata")
     run_spec.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                           type=_name_value,
                           help="a pipeline input of the run (examples, vectors, "
@@ -213,6 +261,15 @@ def main(argv=None):
                           help="an environment variable of the image (its Dockerfile's ENV)")
     run_spec.add_argument("--metadata", help="the ML Metadata SQLite file (default: "
                                              "kubeflow_metadata.sqlite in the pipeline root)")
+    run_spec.add_argument("--namespace", default="kubeflow",
+                          help="the run's Kubernetes namespace (default: kubeflow, a single-user "
+                               "install's), recorded on its run context as the backend does")
+    run_spec.add_argument("--secret", action="append", default=[], metavar="NAME/KEY=VALUE",
+                          type=_name_value,
+                          help="a key of a secret of the namespace (the spec's secretAsEnv); "
+                               "a stock install's mlpipeline-minio-artifact is there already")
+    run_spec.add_argument("--minio-endpoint", metavar="HOST:PORT",
+                          help="the install's MinIO (or any S3), for a minio:// --pipeline-root")
     run_spec.add_argument("--no-publish-logs", action="store_true",
                           help="no executor-logs output per task (the backend's PUBLISH_LOGS "
                                "false)")

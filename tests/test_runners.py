@@ -12,7 +12,7 @@ from tests.conftest import write_vocabulary
 from tfx_embeddings.components.embedding_gen.executor import build_embedding
 from tfx_embeddings.pipeline.demo import runners
 from tfx_embeddings.pipeline.demo.config import load_config
-from tfx_embeddings.pipeline.demo.pipeline import METADATA_QUERY, create_pipeline
+from tfx_embeddings.pipeline.demo.pipeline import create_pipeline
 
 
 @pytest.mark.parametrize("config_file, runner, options", [
@@ -32,7 +32,11 @@ from tfx_embeddings.pipeline.demo.pipeline import METADATA_QUERY, create_pipelin
         pipeline_options.SparkRunnerOptions: {"spark_master_url": "spark://spark-master:7077"},
         pipeline_options.PortableOptions: {"environment_type": "DOCKER"}}),
     ("configs/kubeflow.yaml", "DataflowRunner", {
-        pipeline_options.GoogleCloudOptions: {"project": "my-project"}}),
+        pipeline_options.GoogleCloudOptions: {"project": "my-project"},
+        # The workers run the steps' image, which has the project installed (the Dockerfile).
+        pipeline_options.WorkerOptions: {
+            "sdk_container_image": "my-registry/tfx-pretrained-embeddings:latest"},
+        pipeline_options.SetupOptions: {"setup_file": None}}),
     ("configs/kubeflow-local.yaml", "FnApiRunner", {
         pipeline_options.DirectOptions: {"direct_running_mode": "in_memory"}}),
     ("configs/demo.yaml", "FnApiRunner", {
@@ -58,11 +62,12 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     config = load_config("configs/kubeflow.yaml")
     output = runners.compile_kubeflow(config, "registry/embeddings:1", str(tmp_path / "p.yaml"))
     with open(output) as f:
-        spec = yaml.safe_load(f)
+        spec = next(yaml.safe_load_all(f))  # The PipelineSpec; the platform spec follows.
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {"CsvExampleGen", "CsvExampleGen-input-fingerprint", "StatisticsGen",
                           "ImportSchemaGen", "VocabularyGen", "Transform", "EmbeddingGen",
-                          "LatestBlessedModel", "EmbeddingTrainer", "Evaluator", "Pusher"}
+                          "LatestBlessedModelResolver", "EmbeddingTrainer", "Evaluator",
+                          "Pusher"}
 
     def parameter(task, name):
         return tasks[task]["inputs"]["parameters"][name]["runtimeValue"]["constant"]
@@ -74,8 +79,9 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     assert parameter("EmbeddingGen", "max_shard_mb") == 256
     assert parameter("EmbeddingTrainer", "run_fn") == "tfx_embeddings.pipeline.demo.model.run_fn"
     assert json.loads(parameter("EmbeddingTrainer", "custom_config"))["epochs"] == 10
-    assert parameter("Transform", "preprocessing_fn") == "tfx_embeddings.pipeline.demo.preprocessing.preprocessing_fn"
-    assert parameter("LatestBlessedModel", "pipeline_name") == "pretrained-embeddings"
+    assert parameter("Transform", "preprocessing_fn") == \
+        "tfx_embeddings.pipeline.demo.preprocessing.preprocessing_fn"
+    assert parameter("LatestBlessedModelResolver", "trainer_task") == "EmbeddingTrainer"
     assert "embedding" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
     assert "base_model" in tasks["EmbeddingTrainer"]["inputs"]["artifacts"]
     executors = spec["deploymentSpec"]["executors"]
@@ -85,26 +91,48 @@ def test_kubeflow_spec_has_every_component_with_its_arguments(tmp_path):
     assert embedding_gen["command"] == ["python", "-m",
                                         "tfx_embeddings.pipeline.kubeflow.entrypoint"]
     assert "--runner=DataflowRunner" in embedding_gen["args"]
+    # The push destination: a directory by default, which the Pusher takes as it is.
+    assert spec["root"]["inputDefinitions"]["parameters"]["push_destination"][
+        "defaultValue"] == config.serving_dir
+    assert "tfx_embeddings.pipeline.kubeflow.pusher.Executor" in \
+        executors["Pusher_executor"]["container"]["args"]
+    # The config's kubeflow.resources, where the backend's driver reads them.
+    assert executors["EmbeddingTrainer_executor"]["container"]["resources"] == {
+        "cpuRequest": 4.0, "cpuLimit": 8.0, "memoryRequest": 17.179869184,
+        "memoryLimit": 17.179869184}
+    assert executors["Pusher_executor"]["container"]["resources"] == {
+        "cpuRequest": 1.0, "memoryRequest": 2.147483648}
 
 
-def test_the_local_pipeline_keeps_tfx_resolver():
+def test_compile_refuses_dataflow_without_the_projects_code(tmp_path):
+    from tfx_embeddings.pipeline.demo.config import ConfigError
+
+    config = load_config("configs/kubeflow.yaml")
+    args = [a for a in config.beam_pipeline_args if not a.startswith("--sdk_container_image")]
+    for extra, message in (([], "DataflowRunner without --sdk_container_image"),
+                           (["--setup_file=./setup.py"], "--setup_file needs the source tree")):
+        with pytest.raises(ConfigError, match=message):
+            runners.compile_kubeflow(config.model_copy(update={
+                "beam_pipeline_args": args + extra}), "registry/embeddings:1",
+                str(tmp_path / "p.yaml"))
+
+
+def test_the_demo_pipeline_has_tfx_resolver_everywhere():
+    """The demo is written as a user's pipeline: compile_for_kubeflow swaps its Resolver."""
     config = load_config("configs/demo.yaml")
     ids = {c.id for c in create_pipeline(config).components}
     assert "LatestBlessedModelResolver" in ids and "LatestBlessedModel" not in ids
-    ids = {c.id for c in create_pipeline(config, latest_model=METADATA_QUERY).components}
-    assert "LatestBlessedModel" in ids and "LatestBlessedModelResolver" not in ids
-    with pytest.raises(ValueError, match="latest_model: 'mlmd' is neither"):
-        create_pipeline(config, latest_model="mlmd")
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", *args], capture_output=True,
-                          text=True)
+    return subprocess.run([sys.executable, "-m", "tfx_embeddings.pipeline", *args],
+                          capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("command, words", [
     ("run", ["--config", "LocalDagRunner"]),
-    ("compile", ["--config", "--image", "--output", "--target", "Kubeflow", "Vertex"]),
+    ("compile", ["--pipeline", "--config", "--image", "--output", "--target", "Kubeflow",
+                 "Vertex"]),
     ("run-spec", ["--python", "--pipeline-root", "--param", "--metadata", "backend"]),
     ("inspect", ["artifact", "--json", "manifest"]),
 ])

@@ -16,28 +16,32 @@ from . import executor
 
 class LatestBlessedModel(base_component.BaseComponent):
     """The latest model that the pipeline's Evaluator blessed, for warm start and as the
-    Evaluator's baseline, from Kubeflow's ML Metadata store.
+    Evaluator's baseline, from Kubeflow's ML Metadata store: of this step's own run's pipeline
+    (found from the pod, whatever name the spec was compiled with, nested or not), in its
+    namespace, under its pipeline root.
 
-    Its `model` output is that model (`found` = 1), or a model marked not found (`found` = 0) on a
-    first run; consumers see the latter as no input (`latest_blessed_model.present`): use it with
-    EmbeddingTrainer and with an Evaluator whose executor is `latest_blessed_model.evaluator
-    .Executor`. Disable Kubeflow's cache for its task: its answer changes between runs whose
-    inputs do not.
+    Its `model` output is that model (`found` = 1, its URI in `model_uri`), or a model marked not
+    found (`found` = 0) on a first run; consumers see the previous model, or no input
+    (`latest_blessed_model.present`): use it with EmbeddingTrainer, and with TFX's Trainer and
+    Evaluator whose executors are `latest_blessed_model.trainer.Executor` and
+    `latest_blessed_model.evaluator.Executor`. Disable Kubeflow's cache for its task: its answer
+    changes between runs whose inputs do not. `tfx_embeddings.compile_for_kubeflow` puts it in
+    place of a TFX Resolver with LatestBlessedModelStrategy, and does all of that.
 
     Args:
-      pipeline_name: the pipeline's name (Kubeflow's `pipelineInfo.name`).
-      trainer_task: the id of the trainer component whose models are looked for.
-      evaluator_task: the id of the Evaluator whose blessings count.
+      trainer_task: the id of the component whose models count (None: any Model, as
+        LatestBlessedModelStrategy takes any where its channel names no producer).
+      evaluator_task: the id of the Evaluator whose blessings count (None: any).
+      pipeline_name: ignored (specs compiled by 0.2 pass it).
 
     Example:
-      latest = LatestBlessedModel(pipeline_name="my-pipeline", trainer_task="EmbeddingTrainer",
-                                  evaluator_task="Evaluator")
+      latest = LatestBlessedModel(trainer_task="EmbeddingTrainer", evaluator_task="Evaluator")
       trainer = EmbeddingTrainer(..., base_model=latest.outputs["model"])
     """
     SPEC_CLASS = LatestBlessedModelSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, pipeline_name, trainer_task, evaluator_task):
+    def __init__(self, trainer_task=None, evaluator_task=None, pipeline_name=None):
         super().__init__(spec=LatestBlessedModelSpec(
             pipeline_name=pipeline_name, trainer_task=trainer_task,
             evaluator_task=evaluator_task,

@@ -1,149 +1,177 @@
 """LatestBlessedModel's executor: asks the ML Metadata store of the Kubeflow Pipelines install for
-the latest model this pipeline's Evaluator blessed.
+the latest model that this run's pipeline blessed, as TFX's LatestBlessedModelStrategy picks it
+(the newest Model that a ModelBlessing with `blessed` = 1 names as its `current_model_id`).
 
-The records are the ones the open-source backend's driver and launcher write
-(kubeflow/pipelines backend/src/v2/metadata/client.go, 2.0 to 2.17):
+Where it looks (the records of the open-source backend's driver and launcher,
+kubeflow/pipelines backend/src/v2/metadata/client.go, 2.0 to 2.17; `kubeflow_run`):
 
-- a context of type `system.Pipeline` named the pipeline's name (`pipelineInfo.name`), to which
-  every execution and artifact of every run of the pipeline is attributed;
-- executions of type `system.ContainerExecution` with the custom property `task_name` (the task's
-  key in the DAG: a TFX component's id), linked to their output artifacts by OUTPUT events;
-- artifacts whose type name is the title of their instance schema (`tfx.ModelBlessing`,
-  `tfx.Model`) and whose custom properties are what the executor wrote: TFX's Evaluator writes
-  `blessed` (1 or 0, stored as a double) and `current_model_id` (the evaluated model's artifact
-  id, as a string) on its blessing.
+- the pipeline is this step's own run's `system.Pipeline` context, found from the pod's UID, not
+  a name compiled into the spec: nested in another pipeline, or uploaded under another name, the
+  step still finds the pipeline's earlier runs;
+- a blessing counts when a task of that pipeline wrote it (an execution that completed, or reused
+  it from the cache), in a run of this run's namespace (the pipeline context is shared by every
+  namespace that runs a pipeline of that name; the run context says which namespace), by the
+  Evaluator task asked for (any, where none is);
+- the model it names must be live, a `tfx.Model`, written by the trainer task asked for (any,
+  where none is), and under this run's pipeline root: a model elsewhere (a root moved to another
+  bucket, another deployment) may be out of this run's reach (another bucket, other
+  credentials), and a run under a new root starts afresh.
 
-The store's address is the pod's environment: every Kubeflow Pipelines pod gets
-METADATA_GRPC_SERVICE_HOST and METADATA_GRPC_SERVICE_PORT from the install's
-`metadata-grpc-configmap`.
+Every candidate skipped is logged with the reason.
+
+The output Model keeps the URI the driver gave it, under this run's directory, where nothing is
+written: the launcher refuses any output URI outside the run's `<root>/<pipeline>/<run ID>`
+(`bucketConfig.KeyFromURI`: "does not have expected bucket prefix"), which a previous run's model
+always is. The previous model's URI is its custom property `model_uri` (`found` = 1), which the
+consumers read (`latest_blessed_model.present`).
 """
 
 import logging
-import os
-import re
 
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from ..specs import EVALUATOR_TASK_KEY, MODEL_KEY, PIPELINE_NAME_KEY, TRAINER_TASK_KEY
-from . import FOUND_PROPERTY, NO_PREVIOUS_MODEL
+from ..specs import EVALUATOR_TASK_KEY, MODEL_KEY, TRAINER_TASK_KEY
+from . import FOUND_PROPERTY, MODEL_URI_PROPERTY, NO_PREVIOUS_MODEL
+from .kubeflow_run import (  # noqa: F401 (connect_from_environment: part of this module's API)
+    MetadataStoreError,
+    connect_from_environment,
+    own_run,
+    run_of_execution,
+)
 
 # The custom property recording which artifact the output stands for.
 PREVIOUS_MODEL_ID_PROPERTY = "previous_model_id"
 
-HOST_VARIABLE = "METADATA_GRPC_SERVICE_HOST"
-PORT_VARIABLE = "METADATA_GRPC_SERVICE_PORT"
-
-_PIPELINE_CONTEXT_TYPE = "system.Pipeline"
 _BLESSING_TYPE = "tfx.ModelBlessing"
 _MODEL_TYPE = "tfx.Model"
 _FINISHED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
 
-class MetadataStoreError(RuntimeError):
-    """The ML Metadata store cannot be reached, or holds records that say nothing sensible."""
+def _log_skip(what, reason):
+    logging.info("LatestBlessedModel: skipped %s: %s", what, reason)
 
 
-def connect_from_environment(environ=None):
-    """The MetadataStore at METADATA_GRPC_SERVICE_HOST:METADATA_GRPC_SERVICE_PORT.
-
-    Args:
-      environ: the environment to read (os.environ by default).
-
-    Returns:
-      A gRPC ml_metadata MetadataStore.
-
-    Raises:
-      MetadataStoreError: a variable is missing or the port is not a number.
-    """
-    environ = os.environ if environ is None else environ
-    missing = [name for name in (HOST_VARIABLE, PORT_VARIABLE) if not environ.get(name)]
-    if missing:
-        raise MetadataStoreError(
-            f"LatestBlessedModel reads the Kubeflow Pipelines ML Metadata store, whose address is "
-            f"the pod's {HOST_VARIABLE} and {PORT_VARIABLE} (from the install's "
-            f"metadata-grpc-configmap); {' and '.join(missing)} not set here. Run it on Kubeflow "
-            f"Pipelines (or `tfx-embeddings run-spec`), not elsewhere")
-    port = environ[PORT_VARIABLE]
-    if not port.isdigit():
-        raise MetadataStoreError(f"{PORT_VARIABLE}={port!r} is not a port number")
-    return metadata_store.MetadataStore(metadata_store_pb2.MetadataStoreClientConfig(
-        host=environ[HOST_VARIABLE], port=int(port)))
+def _producers(store, artifact_id):
+    """The finished executions whose OUTPUT the artifact is."""
+    ids = [event.execution_id for event in store.get_events_by_artifact_ids([artifact_id])
+           if event.type == metadata_store_pb2.Event.OUTPUT]
+    return [execution for execution in store.get_executions_by_id(ids)
+            if execution.last_known_state in _FINISHED]
 
 
-def _producer_task(store, artifact_id):
-    """(task_name, state) of the execution whose OUTPUT the artifact is, or (None, None)."""
-    outputs = [event.execution_id for event in store.get_events_by_artifact_ids([artifact_id])
-               if event.type == metadata_store_pb2.Event.OUTPUT]
-    for execution in store.get_executions_by_id(outputs):
-        if execution.last_known_state in _FINISHED:
-            return (execution.custom_properties["task_name"].string_value,
-                    execution.last_known_state)
-    return None, None
+def _task(execution):
+    return execution.custom_properties["task_name"].string_value
 
 
-def find_latest_blessed_model(store, pipeline_name, trainer_task, evaluator_task):
-    """The latest model that pipeline_name's Evaluator blessed, or None.
+def _number(value):
+    """A custom property that holds a number, whichever way it was written: the launcher writes
+    numbers as doubles, TFX's Evaluator writes `current_model_id` as an int or a string."""
+    kind = value.WhichOneof("value")
+    if kind in ("int_value", "double_value"):
+        return getattr(value, kind)
+    if kind == "string_value" and value.string_value.strip().isdigit():
+        return int(value.string_value)
+    return None
 
-    Blessings are taken newest first; the first one written by the task evaluator_task (an
-    execution that completed, or reused it from the cache) whose `current_model_id` names a live
-    `tfx.Model` written by the task trainer_task is the answer. A blessing of another task
-    (another Evaluator of the pipeline) or of a model that is not the trainer's is skipped.
+
+def _counted_blessing(store, blessing, run, evaluator_task):
+    """None when the blessing counts, else why not."""
+    producers = _producers(store, blessing.id)
+    if evaluator_task:
+        producers = [e for e in producers if _task(e) == evaluator_task]
+        if not producers:
+            return f"not written by the task {evaluator_task}"
+    namespaces = {run_of_execution(store, e.id).namespace for e in producers}
+    if run.namespace not in namespaces:
+        return (f"written in namespace {', '.join(sorted(namespaces)) or '(none)'}, not this "
+                f"run's {run.namespace}")
+    return None
+
+
+def _counted_model(store, model_id, run, trainer_task):
+    """(the model, None) when it counts, else (None or the model, why not)."""
+    [model] = store.get_artifacts_by_id([model_id]) or [None]
+    if model is None:
+        return None, "no such artifact"
+    if model.state != metadata_store_pb2.Artifact.LIVE:
+        return model, f"not live ({metadata_store_pb2.Artifact.State.Name(model.state)})"
+    type_name = store.get_artifact_types_by_id([model.type_id])[0].name
+    if type_name != _MODEL_TYPE:
+        return model, f"a {type_name}, not a {_MODEL_TYPE}"
+    if trainer_task and trainer_task not in {_task(e) for e in _producers(store, model.id)}:
+        return model, f"not written by the task {trainer_task}"
+    root = run.pipeline_root.rstrip("/") + "/"
+    if not model.uri.startswith(root):
+        return model, (f"{model.uri} is not under this run's pipeline root {root} (a model under "
+                       f"another root may be out of this run's reach; a run under a new root "
+                       f"starts from scratch)")
+    return model, None
+
+
+def find_latest_blessed_model(store, run, trainer_task=None, evaluator_task=None):
+    """The latest model that run's pipeline blessed, in its namespace, under its root, or None.
+
+    As LatestBlessedModelStrategy: of the models a blessing with `blessed` = 1 names, the newest
+    (highest artifact id). Skipped candidates are logged with the reason.
 
     Args:
       store: an ml_metadata MetadataStore (Kubeflow's, over gRPC).
-      pipeline_name: the pipeline's name (its `system.Pipeline` context).
+      run: the KubeflowRun asking (`kubeflow_run.own_run`).
       trainer_task, evaluator_task: the task names (TFX component ids) of the trainer and of the
-        Evaluator.
+        Evaluator whose artifacts count; None: any.
 
     Returns:
-      The model's ml_metadata Artifact, or None when this pipeline has no blessed model.
-
-    Raises:
-      MetadataStoreError: pipeline_name is not a Kubeflow pipeline name.
+      The model's ml_metadata Artifact, or None.
     """
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", pipeline_name):
-        raise MetadataStoreError(f"{pipeline_name!r} is not a Kubeflow Pipelines pipeline name")
     blessings = store.get_artifacts(list_options=metadata_store.ListOptions(
         filter_query=(f"type = '{_BLESSING_TYPE}' AND state = LIVE "
-                      f"AND custom_properties.blessed.double_value = 1.0 "
-                      f"AND contexts_a.type = '{_PIPELINE_CONTEXT_TYPE}' "
-                      f"AND contexts_a.name = '{pipeline_name}'"),
-        order_by=metadata_store.OrderByField.CREATE_TIME, is_asc=False))
+                      f"AND contexts_a.id = {run.pipeline_context.id}")))
+    candidates = {}
     for blessing in blessings:
-        if _producer_task(store, blessing.id)[0] != evaluator_task:
+        what = f"blessing {blessing.id}"
+        blessed = blessing.custom_properties.get("blessed")
+        if blessed is None or _number(blessed) != 1:
+            continue  # Not blessed: not a candidate at all.
+        reason = _counted_blessing(store, blessing, run, evaluator_task)
+        if reason:
+            _log_skip(what, reason)
             continue
-        model_id = blessing.custom_properties["current_model_id"].string_value
-        if not model_id.isdigit():
-            logging.warning("LatestBlessedModel: blessing %d names the model %r, not an artifact "
-                            "id; skipped", blessing.id, model_id)
+        model_id = _number(blessing.custom_properties.get("current_model_id",
+                                                          metadata_store_pb2.Value()))
+        if model_id is None:
+            _log_skip(what, "its current_model_id is not an artifact id")
             continue
-        [model] = store.get_artifacts_by_id([int(model_id)]) or [None]
-        if (model is None or model.state != metadata_store_pb2.Artifact.LIVE
-                or store.get_artifact_types_by_id([model.type_id])[0].name != _MODEL_TYPE
-                or _producer_task(store, model.id)[0] != trainer_task):
-            continue
-        return model
+        candidates.setdefault(int(model_id), what)
+    for model_id in sorted(candidates, reverse=True):
+        model, reason = _counted_model(store, model_id, run, trainer_task)
+        if reason is None:
+            return model
+        _log_skip(f"model {model_id} (blessed by {candidates[model_id]})", reason)
     return None
 
 
 class Executor(base_executor.BaseExecutor):
-    """Sets the output Model to the latest blessed model (its URI, `found` = 1), or marks it not
-    found (`found` = 0; nothing is written at its URI)."""
+    """Marks the output Model found (`found` = 1, the previous model's URI in `model_uri`) or not
+    (`found` = 0); writes nothing at its URI."""
 
     def Do(self, input_dict, output_dict, exec_properties):
         model = artifact_utils.get_single_instance(output_dict[MODEL_KEY])
-        previous = find_latest_blessed_model(
-            connect_from_environment(), exec_properties[PIPELINE_NAME_KEY],
-            exec_properties[TRAINER_TASK_KEY], exec_properties[EVALUATOR_TASK_KEY])
+        store = connect_from_environment()
+        run = own_run(store)
+        logging.info("LatestBlessedModel: run %s of pipeline %s (namespace %s, pipeline root %s)",
+                     run.run_context.name, run.pipeline_context.name, run.namespace,
+                     run.pipeline_root)
+        previous = find_latest_blessed_model(store, run, exec_properties.get(TRAINER_TASK_KEY),
+                                             exec_properties.get(EVALUATOR_TASK_KEY))
         if previous is None:
             logging.info("LatestBlessedModel: %s", NO_PREVIOUS_MODEL)
             model.set_int_custom_property(FOUND_PROPERTY, 0)
             return
         logging.info("LatestBlessedModel: the previous model to start from: %s (artifact %d)",
                      previous.uri, previous.id)
-        model.uri = previous.uri
         model.set_int_custom_property(FOUND_PROPERTY, 1)
+        model.set_string_custom_property(MODEL_URI_PROPERTY, previous.uri)
         model.set_int_custom_property(PREVIOUS_MODEL_ID_PROPERTY, previous.id)

@@ -6,7 +6,7 @@ than a setting silently ignored. Relative paths are resolved against the working
 
 import os
 import typing
-from typing import List, Literal, Optional
+from typing import Dict, List, Literal, Optional, Union
 
 import pydantic
 import yaml
@@ -91,6 +91,23 @@ class RetentionConfig(_Section):
     Metadata record DELETED). None: nothing is retired."""
 
 
+Quantity = Optional[Union[str, int, float]]
+
+
+class StepResources(_Section):
+    """A Kubeflow step's pod resources, as Kubernetes quantities ("500m", 2, "8Gi")."""
+    cpu_request: Quantity = None
+    cpu_limit: Quantity = None
+    memory_request: Quantity = None
+    memory_limit: Quantity = None
+
+
+class KubeflowConfig(_Section):
+    """What `compile` (open-source Kubeflow Pipelines) writes besides the pipeline itself."""
+    resources: Dict[str, StepResources] = {}
+    """{step id, or "*" for every step: its CPU and memory requests and limits}."""
+
+
 class PipelineConfig(_Section):
     pipeline_name: str
     pipeline_root: str
@@ -108,6 +125,7 @@ class PipelineConfig(_Section):
     """Beam options of every Beam step. Name the runner: Beam 2.74's default (DirectRunner) first
     tries to download the Prism runner, at every run; FnApiRunner is the one it then runs."""
     enable_cache: bool = True
+    kubeflow: KubeflowConfig = KubeflowConfig()
 
 
 def _absolute(path):

@@ -27,11 +27,15 @@ warnings.filterwarnings("ignore", "You are using a non-supported Python version"
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd  # noqa: E402 (after the filter)
 
-from ...components.latest_blessed_model import FOUND_PROPERTY, NO_PREVIOUS_MODEL
+from ...components.latest_blessed_model import (
+    FOUND_PROPERTY,
+    MODEL_URI_PROPERTY,
+    NO_PREVIOUS_MODEL,
+)
 from ..kubeflow.metadata import sqlite_store
 from ..kubeflow.run_spec import SpecRun
 from . import sample_data
-from .pipeline import EVALUATOR_ID, LATEST_MODEL_ID, TRAINER_ID
+from .pipeline import EVALUATOR_ID, LATEST_MODEL_RESOLVER_ID, TRAINER_ID
 
 IMAGE = "tfx-pretrained-embeddings:local"
 EXAMPLE_GEN = "CsvExampleGen"
@@ -67,6 +71,11 @@ def _found(model):
     return bool(model.custom_properties[FOUND_PROPERTY].double_value)
 
 
+def _previous(model):
+    """The previous model LatestBlessedModel's output names (its own URI is this run's)."""
+    return model.custom_properties[MODEL_URI_PROPERTY].string_value if _found(model) else None
+
+
 def _state(execution):
     return mlmd.Execution.State.Name(execution.last_known_state)
 
@@ -87,7 +96,7 @@ def describe_runs(metadata_path, first, second, new_rows):
     examples = [count_examples(tasks[EXAMPLE_GEN][1]["examples"].uri, "train")
                 for tasks in (one, two)]
     previous = one[TRAINER_ID][1]["model"].uri
-    first_base, base = (tasks[LATEST_MODEL_ID][1]["model"] for tasks in (one, two))
+    first_base, base = (tasks[LATEST_MODEL_RESOLVER_ID][1]["model"] for tasks in (one, two))
     blessing = two[EVALUATOR_ID][1]["blessing"]
     baseline = blessing.custom_properties["baseline_model"].string_value
     with open(os.path.join(two[TRAINER_ID][1]["model_run"].uri, "metrics.json")) as f:
@@ -98,9 +107,9 @@ def describe_runs(metadata_path, first, second, new_rows):
         f"{new.split()[0][:19]}...",
         f"train examples read:    run 1 {examples[0]}, run 2 {examples[1]}",
         f"run 1's base model:     "
-        f"{'none: ' + NO_PREVIOUS_MODEL if not _found(first_base) else first_base.uri}",
+        f"{'none: ' + NO_PREVIOUS_MODEL if not _found(first_base) else _previous(first_base)}",
         f"run 1's blessed model:  {previous}",
-        f"run 2's base model:     {base.uri if _found(base) else 'none'}",
+        f"run 2's base model:     {_previous(base) or 'none'}",
         f"run 2's warm start:     {warm_start}",
         f"run 2's Evaluator:      baseline {baseline}, blessed "
         f"{blessing.custom_properties['blessed'].double_value:.0f}",
@@ -113,7 +122,7 @@ def describe_runs(metadata_path, first, second, new_rows):
         (f"run 2 did not read the {new_rows} new rows", examples[1] != examples[0] + new_rows),
         ("run 1 started from a previous model", _found(first_base)),
         ("run 2 did not start from run 1's blessed model",
-         not _found(base) or base.uri != previous or not warm_start["previous_model"]),
+         _previous(base) != previous or not warm_start["previous_model"]),
         ("run 2's Evaluator had another baseline", baseline != previous)) if wrong]
     return lines, problems
 
@@ -123,8 +132,7 @@ def _run(spec, work, python, report):
         spec, os.path.join(work, "root"), python, env={"TF_USE_LEGACY_KERAS": "1"},
         parameters={"examples": os.path.join(work, "data", "corpus"),
                     "vectors": os.path.join(work, "data", "vectors", "glove.sample.50d.txt"),
-                    "push_destination": json.dumps(
-                        {"filesystem": {"baseDirectory": os.path.join(work, "serving")}})})
+                    "push_destination": os.path.join(work, "serving")})  # A plain path.
     run.run(report=report)
     return run
 

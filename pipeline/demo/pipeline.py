@@ -3,23 +3,19 @@ text.vocabulary is tft) -> Transform -> EmbeddingGen -> Trainer (embedding resto
 warm-started from the latest blessed model) -> Evaluator (blesses, or not) -> Pusher (blessed
 models only).
 
-The latest blessed model is found by TFX's Resolver (LatestBlessedModelStrategy) where the
-orchestrator runs resolvers (the local runner, Vertex AI Pipelines), and by the
-LatestBlessedModel container step, which asks Kubeflow's ML Metadata store, where it does not
-(open-source Kubeflow Pipelines).
+The latest blessed model is found by TFX's Resolver (LatestBlessedModelStrategy); compiled for
+open-source Kubeflow Pipelines, which runs no resolver, `compile_for_kubeflow` puts the
+LatestBlessedModel step in its place, as for any user's pipeline.
 """
 
 import dataclasses
 
 import tensorflow_model_analysis as tfma
-from google.protobuf import json_format
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from ...components.embedding_gen.component import EmbeddingGen
 from ...components.embedding_trainer.component import EmbeddingTrainer
-from ...components.latest_blessed_model import evaluator as blessed_evaluator
-from ...components.latest_blessed_model.component import LatestBlessedModel
 from ...components.vocabulary_gen.component import VocabularyGen
 from ...components.vocabulary_transform.component import VocabularyTransform
 from . import preprocessing, schema
@@ -29,13 +25,8 @@ TRAINER_ID = "EmbeddingTrainer"
 BASELINE_TRAINER_ID = "RandomInitTrainer"
 COLD_START_TRAINER_ID = "ColdStartTrainer"
 LATEST_MODEL_RESOLVER_ID = "LatestBlessedModelResolver"
-LATEST_MODEL_ID = "LatestBlessedModel"
 EVALUATOR_ID = "Evaluator"
 ACCURACY_METRIC = "BinaryAccuracy"
-
-# How the latest blessed model is found: TFX's Resolver, or the LatestBlessedModel step.
-RESOLVER = "resolver"
-METADATA_QUERY = "metadata_query"
 
 _LOCAL_METADATA = object()
 
@@ -59,15 +50,14 @@ def eval_config(evaluation):
 
 def pipeline_inputs(config):
     """What a run of the compiled (Kubeflow) pipeline may set, with the config's values: the
-    examples, the vector file and the push destination (a PushDestination as JSON)."""
-    push_destination = tfx.proto.PushDestination(
-        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir))
+    examples, the vector file and the push destination (a directory; compiled for Kubeflow, a
+    PushDestination as JSON is taken too)."""
     return {"examples": config.data.examples, "vectors": config.data.vectors,
-            "push_destination": json_format.MessageToJson(push_destination)}
+            "push_destination": config.serving_dir}
 
 
-def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_parameters=False,
-                    latest_model=RESOLVER):
+def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA,
+                    runtime_parameters=False):
     """Builds the tfx Pipeline described by a validated PipelineConfig.
 
     Args:
@@ -75,18 +65,14 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_
       metadata_connection_config: the metadata store: SQLite under the pipeline root by default,
         None for orchestrators that bring their own (Kubeflow).
       runtime_parameters: make the examples, the vector file and the push destination (a
-        PushDestination as JSON) pipeline inputs that a run sets, the config's values their
-        defaults (Kubeflow).
-      latest_model: how the latest blessed model (warm start, the Evaluator's baseline) is
-        found: RESOLVER (TFX's Resolver: the local runner, Vertex) or METADATA_QUERY (the
-        LatestBlessedModel step: open-source Kubeflow Pipelines, which runs no resolver).
+        directory) pipeline inputs that a run sets, the config's values their defaults
+        (Kubeflow).
 
     Returns:
       The tfx.dsl.Pipeline.
 
     Raises:
-      ValueError: a local run whose pipeline root is remote (no local metadata path), or an
-        unknown latest_model.
+      ValueError: a local run whose pipeline root is remote (no local metadata path).
     """
     inputs = _inputs(config, runtime_parameters)
     example_gen = _example_gen(inputs["examples"])
@@ -94,10 +80,10 @@ def create_pipeline(config, metadata_connection_config=_LOCAL_METADATA, runtime_
     vocabulary_gen = _vocabulary_gen(config, example_gen)
     transform = _transform(config, example_gen, schema_gen, vocabulary_gen)
     embedding_gen = _embedding_gen(config, transform, inputs["vectors"])
-    latest = _latest_blessed_model(config, latest_model)
+    latest = _latest_blessed_model()
     trainer = _trainer(config, transform, embedding_gen, "pretrained",
                        latest.outputs["model"]).with_id(TRAINER_ID)
-    evaluator = _evaluator(config, example_gen, trainer, latest, latest_model)
+    evaluator = _evaluator(config, example_gen, trainer, latest)
     pusher = tfx.components.Pusher(model=trainer.outputs["model"],
                                    model_blessing=evaluator.outputs["blessing"],
                                    push_destination=inputs["push_destination"])
@@ -134,7 +120,9 @@ def _inputs(config, runtime_parameters):
     defaults they are."""
     inputs = pipeline_inputs(config)
     if not runtime_parameters:
-        return inputs
+        return {**inputs, "push_destination": tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=inputs["push_destination"]))}
     return {name: tfx.dsl.experimental.RuntimeParameter(name=name, ptype=str, default=default)
             for name, default in inputs.items()}
 
@@ -190,23 +178,17 @@ def _embedding_gen(config, transform, vectors):
             ids_feature=preprocessing.TOKEN_IDS_KEY)))
 
 
-def _latest_blessed_model(config, latest_model):
+def _latest_blessed_model():
     """The latest model the Evaluator blessed: the trainer's warm start and the Evaluator's
     baseline (a model that failed evaluation is never either); nothing on a first run."""
-    if latest_model == RESOLVER:
-        return tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
-                                  producer_component_id=TRAINER_ID, output_key="model"),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                           producer_component_id=EVALUATOR_ID,
-                                           output_key="blessing"),
-        ).with_id(LATEST_MODEL_RESOLVER_ID)
-    if latest_model == METADATA_QUERY:
-        return LatestBlessedModel(pipeline_name=config.pipeline_name, trainer_task=TRAINER_ID,
-                                  evaluator_task=EVALUATOR_ID).with_id(LATEST_MODEL_ID)
-    raise ValueError(f"latest_model: {latest_model!r} is neither {RESOLVER!r} nor "
-                     f"{METADATA_QUERY!r}")
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                              producer_component_id=TRAINER_ID, output_key="model"),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                       producer_component_id=EVALUATOR_ID,
+                                       output_key="blessing"),
+    ).with_id(LATEST_MODEL_RESOLVER_ID)
 
 
 def _trainer(config, transform, embedding_gen, embedding_init, base_model=None):
@@ -222,13 +204,10 @@ def _trainer(config, transform, embedding_gen, embedding_init, base_model=None):
                        "embedding_init": embedding_init})
 
 
-def _evaluator(config, example_gen, trainer, latest, latest_model):
-    evaluator = tfx.components.Evaluator(
+def _evaluator(config, example_gen, trainer, latest):
+    return tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=latest.outputs["model"],
         example_splits=["eval"],
         eval_config=eval_config(config.evaluation)).with_id(EVALUATOR_ID)
-    if latest_model == METADATA_QUERY:  # Its output may be a model it did not find.
-        evaluator.executor_spec = executor_spec.BeamExecutorSpec(blessed_evaluator.Executor)
-    return evaluator

@@ -15,7 +15,7 @@ import shutil
 from .. import local, retention
 from ..kubeflow.compiler import KUBEFLOW, TARGETS, compile_for_kubeflow
 from .config import ConfigError
-from .pipeline import METADATA_QUERY, RESOLVER, create_pipeline, pipeline_inputs
+from .pipeline import create_pipeline, pipeline_inputs
 
 # What two runners must write byte for byte: globs under a pipeline root.
 COMPARED = ("VocabularyGen/vocabulary/*/vocabulary.txt",
@@ -60,25 +60,32 @@ def compile_kubeflow(config, image, output_file, target=KUBEFLOW):
       config: a validated PipelineConfig.
       image: the container image every step runs.
       output_file: where to write the spec.
-      target: KUBEFLOW (open-source Kubeflow Pipelines 2.x: a bare PipelineSpec of schema 2.1.0
-        as YAML, container executors only, the latest blessed model found by the
-        LatestBlessedModel step, ExampleGen's input files fingerprinted by a step of their own)
-        or VERTEX (Vertex AI Pipelines: TFX's PipelineJob JSON, with TFX's resolvers).
+        target: KUBEFLOW (open-source Kubeflow Pipelines 2.x) or VERTEX (Vertex AI Pipelines):
+        see compile_for_kubeflow, which this calls with the demo's pipeline.
 
     Returns:
       output_file.
 
     Raises:
       ConfigError: a path of this machine in the config, or an unknown target.
-      kubeflow.backend.SpecError: (KUBEFLOW) the spec breaks a rule of the open-source backend.
+      kubeflow.rewrite.PipelineError, kubeflow.backend.SpecError: see compile_for_kubeflow.
     """
     _check_cluster_paths(config)
+    _check_code_ships(config)
     if target not in TARGETS:
         raise ConfigError(f"target: {target!r} is not one of {', '.join(TARGETS)}")
-    pipeline = create_pipeline(config, metadata_connection_config=None, runtime_parameters=True,
-                               latest_model=METADATA_QUERY if target == KUBEFLOW else RESOLVER)
+    pipeline = create_pipeline(config, metadata_connection_config=None, runtime_parameters=True)
     return compile_for_kubeflow(pipeline, image, output_file, target=target,
-                                parameter_values=pipeline_inputs(config))
+                                parameter_values=pipeline_inputs(config),
+                                resources=(kubeflow_resources(config) or None)
+                                if target == KUBEFLOW else None)
+
+
+def kubeflow_resources(config):
+    """The config's kubeflow.resources as compile_for_kubeflow takes them."""
+    return {step: {key: str(value) for key, value in values.model_dump().items()
+                   if value is not None}
+            for step, values in config.kubeflow.resources.items()}
 
 
 def _check_cluster_paths(config):
@@ -92,6 +99,30 @@ def _check_cluster_paths(config):
             "://" not in config.data.schema_file):
         raise ConfigError(f"data.schema_file: {config.data.schema_file} is a path of this "
                           f"machine; name a schema shipped in the image or give a URI")
+
+
+# Beam options that put this project's code on remote workers (Beam's SetupOptions, and the
+# worker image).
+_SHIPS_CODE = ("--setup_file", "--extra_package", "--extra_packages", "--requirements_file",
+               "--sdk_container_image", "--worker_harness_container_image")
+
+
+def _check_code_ships(config):
+    """A remote runner's workers need this project's code (EmbeddingGen's and VocabularyGen's
+    Beam functions): in the steps' image there is no source tree for --setup_file to build."""
+    args = config.beam_pipeline_args
+    if not any(arg.startswith("--runner=Dataflow") for arg in args):
+        return
+    given = [arg for arg in args if arg.split("=", 1)[0] in _SHIPS_CODE]
+    if not given:
+        raise ConfigError("beam_pipeline_args: DataflowRunner without --sdk_container_image (or "
+                          "--extra_package): Dataflow's workers would lack this project's code; "
+                          "give --sdk_container_image=<the image compile --image names> (the "
+                          "Dockerfile builds it on Beam's SDK image)")
+    if any(arg.startswith("--setup_file") for arg in given):
+        raise ConfigError("beam_pipeline_args: --setup_file needs the source tree, which the "
+                          "steps' image does not have (it installs the wheel); give "
+                          "--sdk_container_image=<the image compile --image names>")
 
 
 def run_in(config, root, beam_pipeline_args, component_beam_args=None):

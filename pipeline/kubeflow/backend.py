@@ -46,13 +46,19 @@ class SpecError(ValueError):
 
 
 def load_spec(path):
-    """The PipelineSpec of a pipeline file, as the API server reads an upload.
+    """The PipelineSpec of a pipeline file, as the API server reads an upload (load_specs)."""
+    return load_specs(path)[0]
+
+
+def load_specs(path):
+    """The PipelineSpec and the platform spec of a pipeline file, as the API server reads an
+    upload: YAML documents, one a PipelineSpec, at most one a platform spec (`platforms`).
 
     Args:
       path: a YAML (or JSON) file.
 
     Returns:
-      The PipelineSpec as a dict.
+      (the PipelineSpec, the platform spec or {}) as dicts.
 
     Raises:
       SpecError: the API server's refusal ("unknown template format" for a Vertex PipelineJob,
@@ -74,8 +80,18 @@ def load_spec(path):
         raise SpecError(f"{path}: unknown template format{hint}")
     if len(specs) > 1:
         raise SpecError(f"{path}: multiple pipeline specs provided")
+    platforms = [doc for doc in documents if isinstance(doc, dict) and "platforms" in doc]
+    if len(platforms) > 1:
+        raise SpecError(f"{path}: multiple platform specs provided")
     check_upload(specs[0])
-    return specs[0]
+    return specs[0], (platforms[0] if platforms else {})
+
+
+def executor_platform(platform, label):
+    """The kfp-kubernetes settings of an executor (secretAsEnv...), as the compiler hands them
+    to the driver: the platform spec's kubernetes deploymentSpec entry of the executor label."""
+    return (platform.get("platforms", {}).get("kubernetes", {}).get("deploymentSpec", {})
+            .get("executors", {}).get(label, {}))
 
 
 def check_upload(spec):

@@ -1,7 +1,7 @@
 """The fingerprint of an ExampleGen's input files: a step of the open-source Kubeflow spec.
 
-    python -m tfx_embeddings.pipeline.kubeflow.data_fingerprint --input-base URI --input-config JSON \\
-        --output FILE
+    python -m tfx_embeddings.pipeline.kubeflow.data_fingerprint --input-base URI \\
+        --input-config JSON --output FILE
 
 On Vertex, TFX's ExampleGen driver (its `preCacheCheck` hook) fingerprints the input files
 before the cache is consulted. The open-source backend never runs that hook, and its cache key
@@ -23,7 +23,8 @@ import os
 import re
 import sys
 
-from ...components import filesystems
+from ...components import filesystems, object_storage
+from . import artifact_store
 
 
 class FingerprintError(ValueError):
@@ -78,7 +79,9 @@ def main(argv=None):
     parser.add_argument("--output", required=True, help="where to write the fingerprint")
     args = parser.parse_args(argv)
     try:
-        value = fingerprint(args.input_base, splits_of(args.input_config))
+        # A stock install's minio:// root: the launcher's MinIO, as s3:// (artifact_store).
+        input_base, _ = artifact_store.for_tensorflow(args.input_base)
+        value = fingerprint(input_base, splits_of(args.input_config))
     except FingerprintError as e:
         sys.exit(f"error: {e}")
     print(f"input fingerprint of {args.input_base}: {value}")
@@ -88,4 +91,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    object_storage.exits_cleanly(main)()

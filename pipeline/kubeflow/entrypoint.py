@@ -17,16 +17,24 @@ entrypoint does not expect.
   (on by default from backend 2.5: the API server's PUBLISH_LOGS). It is the launcher's, not the
   component's: TFX's executor does not see it (and the launcher records it all the same).
 
+- A run under a stock install's `minio://` pipeline root: TensorFlow has no `minio://`;
+  `artifact_store` makes every such URI `s3://` (MinIO's protocol, the launcher's endpoint and
+  credentials) for TFX, and `minio://` again in the executor output, the URIs the launcher
+  takes.
+
 Then TFX's entrypoint runs as it is.
 """
 
 import json
+import os
 import runpy
 import sys
 
 from tfx.orchestration.kubeflow.v2 import compiler_utils
 
+from ...components import object_storage
 from ...components.types import HtmlReport
+from . import artifact_store
 
 COMMAND = ["python", "-m", __name__]
 INVOCATION_FLAG = "--json_serialized_invocation_args"
@@ -107,10 +115,45 @@ def for_tfx(argv):
     return argv
 
 
+def for_object_store(argv):
+    """(argv with the executor input's minio:// URIs as s3://, the executor output's path, the
+    buckets mapped); argv itself and no buckets where it has none."""
+    invocation = _get(argv, INVOCATION_FLAG)
+    if invocation is None:
+        return argv, None, set()
+    executor_input, buckets = artifact_store.for_tensorflow(json.loads(invocation))
+    if not buckets:
+        return argv, None, set()
+    argv = list(argv)
+    _set(argv, INVOCATION_FLAG, json.dumps(executor_input))
+    return argv, executor_input.get("outputs", {}).get("outputFile"), buckets
+
+
+def _back_to_minio(output_file, buckets):
+    if not output_file or not os.path.exists(output_file):
+        return
+    with open(output_file) as f:
+        executor_output = json.load(f)
+    with open(output_file, "w") as f:
+        json.dump(artifact_store.back_to_minio(executor_output, buckets), f)
+
+
+@object_storage.exits_cleanly  # tensorflow-io's s3:// would abort the process at exit.
+def main(argv):
+    argv, output_file, buckets = for_object_store(for_tfx(argv))
+    sys.argv = argv
+    try:
+        runpy.run_module("tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
+                         run_name="__main__", alter_sys=True)
+    except SystemExit as e:
+        if not e.code:
+            _back_to_minio(output_file, buckets)
+        raise
+    _back_to_minio(output_file, buckets)
+
+
 compiler_utils.TITLE_TO_CLASS_PATH[HtmlReport.TYPE_NAME] = (
     f"{HtmlReport.__module__}.{HtmlReport.__qualname__}")
 
 if __name__ == "__main__":
-    sys.argv = for_tfx(sys.argv)
-    runpy.run_module("tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor",
-                     run_name="__main__", alter_sys=True)
+    main(sys.argv)

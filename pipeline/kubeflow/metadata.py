@@ -360,12 +360,14 @@ class KfpMetadata:
             .artifact_types}
         return {names[a.id]: (a, types[a.type_id]) for a in artifacts}
 
-    def cached_execution(self, pipeline_context, fingerprint):
-        """The latest COMPLETE container execution of the pipeline with that cache fingerprint,
-        or None (the backend's cache lookup)."""
+    def cached_execution(self, pipeline_context, fingerprint, namespace):
+        """The latest COMPLETE container execution of the pipeline, in namespace, with that
+        cache fingerprint, or None (the backend's cache lookup: the cache server's entries are
+        keyed by the fingerprint, `pipeline/<pipeline name>` and the namespace)."""
         request = service.GetExecutionsByContextRequest(context_id=pipeline_context.id)
         request.options.filter_query = (
             f"custom_properties.cache_fingerprint.string_value = '{fingerprint}' "
+            f"AND custom_properties.namespace.string_value = '{namespace}' "
             f"AND last_known_state = COMPLETE")
         request.options.order_by_field.field = mlmd.ListOperationOptions.OrderByField.ID
         request.options.order_by_field.is_asc = False

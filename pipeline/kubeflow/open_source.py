@@ -14,8 +14,8 @@ TFX's `KubeflowV2DagRunner(use_pipeline_spec_2_1=True)` writes a bare PipelineSp
 - tasks whose answer changes between runs with the same inputs (the fingerprint itself,
   LatestBlessedModel) have Kubeflow's cache turned off.
 
-Resolvers are not here to remove: the open-source target's pipeline uses the LatestBlessedModel
-step instead (pipeline.create_pipeline(latest_model=METADATA_QUERY)).
+Resolvers are not here to remove: `rewrite` has put the LatestBlessedModel step in their place
+before TFX compiled the pipeline.
 """
 
 import copy
@@ -58,10 +58,14 @@ def open_source_spec(compiled, defaults, uncached_tasks=()):
     return spec
 
 
-def write_spec(spec, path):
-    """Writes spec as YAML, with a header like the kfp SDK's (a .json path gets JSON)."""
+def write_spec(spec, path, platform=None):
+    """Writes spec as YAML, with a header like the kfp SDK's, then the platform spec (a second
+    YAML document, as the kfp SDK writes kfp-kubernetes' settings) where there is one (a .json
+    path gets the spec alone as JSON)."""
     with open(path, "w") as f:
         if path.endswith(".json"):
+            if platform:
+                raise backend.SpecError(f"{path}: a platform spec needs a .yaml file")
             json.dump(spec, f, indent=2, sort_keys=True)
             return
         f.write(f"# PIPELINE DEFINITION\n# Name: {spec['pipelineInfo']['name']}\n"
@@ -72,6 +76,9 @@ def write_spec(spec, path):
             f.write(f"#    {name}: {definition['parameterType']} "
                     f"[Default: {json.dumps(definition.get('defaultValue'))}]\n")
         yaml.safe_dump(spec, f, sort_keys=True, width=100)
+        if platform:
+            f.write("---\n")
+            yaml.safe_dump(platform, f, sort_keys=True, width=100)
 
 
 def _set_root_defaults(spec, defaults):

@@ -32,7 +32,8 @@ def build(vocabulary, vectors, out, *, num_shards=3, range_bytes=None, workers=0
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from tfx_embeddings.components import embedding_artifact, object_storage
-    from tfx_embeddings.components.embedding_gen import beam_impl, executor
+    from tfx_embeddings.components.embedding_gen import beam_impl
+    from tfx_embeddings.components.embedding_gen.build import STAGE_LOGGER, build_embedding
 
     if range_bytes:
         beam_impl.RANGE_BYTES = range_bytes  # Read when the job is built, here.
@@ -60,10 +61,9 @@ def build(vocabulary, vectors, out, *, num_shards=3, range_bytes=None, workers=0
         def emit(self, record):
             stages.update(getattr(record, "stage_seconds", {}))
 
-    logging.getLogger(executor.STAGE_LOGGER.name).addHandler(Stages())
-    executor.build_embedding(vocabulary, vectors, out, num_shards=num_shards,
-                             row_layout="padded",
-                             make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(args)))
+    logging.getLogger(STAGE_LOGGER.name).addHandler(Stages())
+    build_embedding(vocabulary, vectors, out, num_shards=num_shards, row_layout="padded",
+                    make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(args)))
     return stages
 
 

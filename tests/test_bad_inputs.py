@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tests.conftest import write_vocabulary
 from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen.build import build_embedding
 from tfx_embeddings.components.embedding_trainer import restore
 from tfx_embeddings.components.vocabulary_file import VocabularyFileError
 from tfx_embeddings.pipeline.demo.config import ConfigError, load_config

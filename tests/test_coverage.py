@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import write_glove, write_vocabulary
 from tfx_embeddings.components.embedding_gen import coverage
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen.build import build_embedding
 
 # What a whitespace tokenizer without lowercasing gives (the user): 10 tokens, 4 with a
 # vector as they are, 3 more case-folded (The, Movie, Great), 2 more without punctuation at

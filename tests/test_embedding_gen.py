@@ -16,8 +16,8 @@ from tensorboard.plugins import projector
 
 from tests.conftest import write_vocabulary
 from tfx_embeddings.components import embedding_artifact, vocabulary_file
-from tfx_embeddings.components.embedding_gen import beam_impl
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen import beam_impl, vectors
+from tfx_embeddings.components.embedding_gen.build import build_embedding
 
 # Vocabulary: tokens with a vector (w*) interleaved with tokens the file lacks (x*).
 TOKENS = [f"w{i}" if i % 4 else f"x{i}" for i in range(30)]
@@ -237,3 +237,62 @@ def test_the_coverage_report_renders(tmp_path):
     assert text.index("zz_missing 40") < text.index("rare_missing 10")  # By count.
     assert "case-folds like theirs (1): paris" in text
     assert "the first one taken (1 rows ignored): w1" in text
+
+
+def test_build_embedding_and_its_beam_job_need_no_tfx():
+    """build_embedding (the public name) and the Beam transforms load without TFX or
+    tensorflow-transform: a Beam user's pipeline does not pay for them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tfx_embeddings; tfx_embeddings.build_embedding; "
+            "from tfx_embeddings.components.embedding_gen import beam_impl; "
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('tfx', 'tensorflow_transform', 'tfx_bsl')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.strip() == "[]"
+
+
+def test_the_beam_transforms_composed_by_hand_give_build_embeddings_matrix(tmp_path,
+                                                                          small_vectors):
+    """ReadVectorRanges | MatchVectors | WriteShards, then embedding_artifact.merge: the matrix
+    build_embedding publishes, row for row."""
+    path, _ = small_vectors
+    vocabulary = str(write_vocabulary(tmp_path / "vocab.txt", TOKENS))
+    source = vectors.inspect_source(path)
+    layout = embedding_artifact.RowLayout("tft", len(TOKENS), 1)
+    plan = beam_impl.ShardPlan(vocabulary, True, layout,
+                               embedding_artifact.shard_bounds(layout.num_rows, 3),
+                               source.dimension, str(tmp_path / "work"))
+    reports = str(tmp_path / "work" / "shards.json")
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        matched = (pipeline
+                   | beam_impl.ReadVectorRanges(source, range_bytes=97)
+                   | beam_impl.MatchVectors(source, plan))
+        _ = (matched.files
+             | beam_impl.WriteShards(plan)
+             | beam.combiners.ToList()
+             | beam.Map(beam_impl.write_reports, reports))
+    with open(reports) as f:
+        shards = sorted((beam_impl.ShardReport(**r) for r in json.load(f)), key=lambda s: s.start)
+    prefix = str(tmp_path / "merged" / "embeddings")
+    embedding_artifact.merge([s.prefix for s in shards], [s.shard for s in shards],
+                             (layout.num_rows, source.dimension), prefix)
+    out, _ = _build(tmp_path, path, row_layout="tft", num_shards=2)
+    np.testing.assert_array_equal(tf.train.load_variable(prefix, embedding_artifact.TENSOR_NAME),
+                                  _matrix(out))
+
+
+def test_the_beam_transforms_are_typed(tmp_path, small_vectors):
+    """Beam checks their inputs when the pipeline is built."""
+    from apache_beam.typehints.decorators import TypeCheckError
+
+    source = vectors.inspect_source(small_vectors[0])
+    layout = embedding_artifact.RowLayout("tft", 2, 0)
+    plan = beam_impl.ShardPlan(str(tmp_path / "vocab.txt"), True, layout, (0, 2), 6,
+                               str(tmp_path / "work"))
+    for transform, expected in ((beam_impl.MatchVectors(source, plan), "ByteRange"),
+                                (beam_impl.WriteShards(plan), "Tuple[<class 'int'>, <class")):
+        with pytest.raises(TypeCheckError, match=re.escape(expected)):
+            _ = beam.Pipeline(runner="FnApiRunner") | beam.Create(["a"]) | transform

@@ -12,7 +12,7 @@ from gensim.models import FastText, KeyedVectors
 from gensim.models.fasttext import load_facebook_vectors, save_facebook_model
 
 from tests.conftest import write_vocabulary
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen.build import build_embedding
 from tfx_embeddings.components.embedding_gen.vectors import VectorFileError
 
 SENTENCES = [["the", "naïve", "café", "日本語", "movie", "film", "über", "great"] * 3,

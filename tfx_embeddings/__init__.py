@@ -58,7 +58,7 @@ _EXPORTS = {
     "EmbeddingArtifact": "components.embedding_artifact",
     "RowLayout": "components.embedding_artifact",
     "CheckpointError": "components.embedding_artifact",
-    "build_embedding": "components.embedding_gen.executor",
+    "build_embedding": "components.embedding_gen.build",
     "VectorFileError": "components.embedding_gen.vectors",
     "VocabularyFileError": "components.vocabulary_file",
     "apply_vocabulary": "components.vocabulary_gen.lookup",
@@ -73,8 +73,8 @@ if typing.TYPE_CHECKING:
     from .components.embedding_artifact import CheckpointError as CheckpointError
     from .components.embedding_artifact import EmbeddingArtifact as EmbeddingArtifact
     from .components.embedding_artifact import RowLayout as RowLayout
+    from .components.embedding_gen.build import build_embedding as build_embedding
     from .components.embedding_gen.component import EmbeddingGen as EmbeddingGen
-    from .components.embedding_gen.executor import build_embedding as build_embedding
     from .components.embedding_gen.vectors import VectorFileError as VectorFileError
     from .components.embedding_trainer.component import EmbeddingTrainer as EmbeddingTrainer
     from .components.embedding_trainer.optimizers import LazyAdam as LazyAdam

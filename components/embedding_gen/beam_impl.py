@@ -1,10 +1,16 @@
-"""The Beam job behind EmbeddingGen: parse vector ranges in parallel, join, write row shards.
+"""The Beam job behind EmbeddingGen, as PTransforms a Beam user can compose (`build.py` runs
+them; nothing here imports TensorFlow or TFX):
 
-    byte ranges (a compressed file: stripes of its chunks) ─Reshuffle─> _ParseRange (vectors
-    of vocabulary tokens only, in numpy batches, saved per shard their rows fall in; only the
-    file names travel on) ─GroupByKey(shard)─>
-    _WriteShard (initialize the shard's rows, lay the found vectors over them, SaveV2 the
-    slice) ─> one ShardReport per shard, one RangeReport per byte range
+    ReadVectorRanges(source)          byte ranges (a compressed file: stripes of its chunks),
+                                      spread over the workers
+    | MatchVectors(source, plan)      vectors of vocabulary tokens only, parsed in numpy batches,
+                                      saved per shard their rows fall in (only the file names
+                                      travel on); a RangeReport per range
+    | WriteShards(plan)               per shard (GroupByKey): initializer rows, the found vectors
+                                      laid over them, the checkpoint slice written; a ShardReport
+
+WriteEmbeddingShards is that whole job (WriteSubwordShards for a fastText .bin model); a
+ShardPlan says which matrix it writes.
 
 Matched vectors go through files in the work directory rather than through the shuffle: on
 DirectRunner the shuffle holds everything it carries in the driver process, and the vectors are
@@ -21,7 +27,7 @@ import io
 import json
 import os
 import time
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import apache_beam as beam
 import numpy as np
@@ -29,6 +35,7 @@ from apache_beam.utils import shared
 
 from .. import embedding_artifact, filesystems, progress, vocabulary_file
 from . import coverage, fasttext, vectors
+from .parameters import EmbeddingGenParameters
 
 NAMESPACE = "embedding_gen"
 # The Beam counters, one per field of the manifest's Counts: the same names everywhere.
@@ -86,6 +93,35 @@ class ShardReport:
                              count=self.stop - self.start).astype(bool)
 
 
+@dataclasses.dataclass(frozen=True)
+class ShardPlan:
+    """The matrix the job writes, and where its workers put their files.
+
+    Attributes:
+      vocabulary_path: the vocabulary file (tft's format): its line i is token i.
+      vocabulary_has_counts: `count token` lines (True), or tokens only.
+      layout: which row holds which token, the padding and the OOV buckets (RowLayout).
+      bounds: the shards' row boundaries (embedding_artifact.shard_bounds): shard k holds rows
+        [bounds[k], bounds[k + 1]).
+      dimension: the vectors' dimension.
+      work_dir: a directory of the job's own, for the matched vectors and each shard's
+        checkpoint (embedding_artifact.merge turns those into one).
+    """
+    vocabulary_path: str
+    vocabulary_has_counts: bool
+    layout: embedding_artifact.RowLayout
+    bounds: Tuple[int, ...]
+    dimension: int
+    work_dir: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "bounds", tuple(int(b) for b in self.bounds))
+
+    @property
+    def num_shards(self):
+        return len(self.bounds) - 1
+
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -140,11 +176,11 @@ class _ParseRange(_VocabularyDoFn):
     """Reads one byte range; emits (shard, file of MatchedRows), and a RangeReport on the
     "ranges" output."""
 
-    def __init__(self, source, vocabulary_path, has_counts, layout, bounds, case_fold,
-                 invalid_utf8, work_dir, sum_rows=False):
-        super().__init__(vocabulary_path, has_counts)
-        self._source, self._layout, self._bounds = source, layout, np.asarray(bounds)
-        self._case_fold, self._invalid_utf8, self._work_dir = case_fold, invalid_utf8, work_dir
+    def __init__(self, source, plan, case_fold=False, invalid_utf8="error", sum_rows=False):
+        super().__init__(plan.vocabulary_path, plan.vocabulary_has_counts)
+        self._source, self._layout, self._bounds = source, plan.layout, np.asarray(plan.bounds)
+        self._case_fold, self._invalid_utf8 = case_fold, invalid_utf8
+        self._work_dir = plan.work_dir
         self._sum_rows = sum_rows  # Every row's values parsed and summed (for "center").
 
     def _load(self):
@@ -246,11 +282,10 @@ class _WriteShard(_VocabularyDoFn):
     """Builds one shard's rows (found vectors, normalized, over deterministic initial rows) and
     saves them. Subclasses find the vectors; this one from the files _ParseRange saved."""
 
-    def __init__(self, vocabulary_path, has_counts, layout, bounds, dimension, init_scale,
-                 work_dir, normalization=()):
-        super().__init__(vocabulary_path, has_counts)
-        self._layout, self._bounds, self._dimension = layout, bounds, dimension
-        self._init_scale, self._work_dir = init_scale, work_dir
+    def __init__(self, plan, init_scale, normalization=()):
+        super().__init__(plan.vocabulary_path, plan.vocabulary_has_counts)
+        self._layout, self._bounds, self._dimension = plan.layout, plan.bounds, plan.dimension
+        self._init_scale, self._work_dir = init_scale, plan.work_dir
         self._normalization = tuple(normalization)
 
     def process(self, element, mean=None):
@@ -349,8 +384,8 @@ class _WriteSubwordShard(_WriteShard):
     row and n-gram rows averaged, or its n-gram rows alone), reading only the rows it needs.
     Also emits a RangeReport (the digest of the rows read) on the "ranges" output."""
 
-    def __init__(self, source, matches_path, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, source, matches_path, plan, init_scale, normalization=()):
+        super().__init__(plan, init_scale, normalization)
         self._source, self._matches_path = source, matches_path
 
     def _load(self):
@@ -401,49 +436,186 @@ def stripe_count(options):
     return max(1, min(int(workers), _MAX_STRIPES))
 
 
-@beam.ptransform_fn
-def WriteEmbeddingShards(pipeline, source, vocabulary_path, has_counts, layout, bounds,
-                         init_scale, work_dir, case_fold=False, invalid_utf8="error",
-                         normalization=(), fasttext_matches=None):
-    """Returns (a ShardReport per shard written, a RangeReport per byte range).
+class MatchedVectors(NamedTuple):
+    """MatchVectors' outputs."""
+    files: beam.PCollection  # (shard, file of the vectors.MatchedRows for it) pairs.
+    ranges: beam.PCollection  # One RangeReport per byte range read.
 
-    Byte ranges are found by a step of their own: for a binary file, that is a pass over it.
-    A fastText .bin model is read by the shard writers themselves (fasttext_matches: the file
-    of the vocabulary's word ids the driver matched), one RangeReport each.
+
+class ReadVectorRanges(beam.PTransform):
+    """The byte ranges of a vector file's body (a compressed stream: its Stripes), spread over
+    the workers.
+
+    Finding them is a step of its own: for a binary file, one sequential pass over its records.
+
+    Args:
+      source: the file, as vectors.inspect_source found it (not a fastText .bin model).
+      range_bytes: about this many bytes a range (default RANGE_BYTES).
+      stripes: workers sharing a compressed stream (default: the job's parallelism,
+        stripe_count).
     """
-    shard_args = (vocabulary_path, has_counts, layout, bounds, source.dimension, init_scale,
-                  work_dir, normalization)
-    if source.fasttext_model is not None:
-        written = (pipeline
-                   | "Shards" >> beam.Create(list(range(len(bounds) - 1)))
+
+    def __init__(self, source: vectors.VectorSource, range_bytes: Optional[int] = None,
+                 stripes: Optional[int] = None):
+        super().__init__()
+        self._source, self._range_bytes, self._stripes = source, range_bytes, stripes
+
+    def expand(self, pbegin: beam.pvalue.PBegin
+               ) -> beam.PCollection[Union[vectors.ByteRange, vectors.Stripe]]:
+        stripes = self._stripes or stripe_count(pbegin.pipeline.options)
+        return (pbegin
+                | "Source" >> beam.Create([self._source])
+                | "ByteRanges" >> beam.FlatMap(vectors.split_ranges,
+                                               self._range_bytes or RANGE_BYTES, stripes)
+                | "Distribute" >> beam.Reshuffle())
+
+
+class MatchVectors(beam.PTransform):
+    """Parses byte ranges, keeping the vectors of vocabulary tokens only, saved per shard in
+    plan.work_dir (only the file names travel on).
+
+    Args:
+      source: the vector file (vectors.inspect_source).
+      plan: the matrix (its vocabulary, layout and shards).
+      case_fold: a token without an exact match takes a case-folded one (marked as such).
+      invalid_utf8: "error" or "replace" (EmbeddingGenParameters.invalid_utf8).
+      sum_rows: every row's values parsed, and summed in each RangeReport (for "center").
+
+    Returns:
+      MatchedVectors: (shard, file) pairs, and a RangeReport per range.
+    """
+
+    def __init__(self, source: vectors.VectorSource, plan: ShardPlan, *, case_fold: bool = False,
+                 invalid_utf8: str = "error", sum_rows: bool = False):
+        super().__init__()
+        self._parse = _ParseRange(source, plan, case_fold, invalid_utf8, sum_rows)
+
+    # Returns MatchedVectors: Beam's type hints only describe one PCollection's elements.
+    def expand(self, ranges: beam.PCollection[Union[vectors.ByteRange, vectors.Stripe]]):
+        parsed = ranges | "ParseVectors" >> beam.ParDo(self._parse).with_outputs(
+            "ranges", main="files")
+        return MatchedVectors(parsed.files, parsed.ranges)
+
+
+class MeanVector(beam.PTransform):
+    """The mean of every row of the file, from MatchVectors(sum_rows=True)'s RangeReports: a
+    one-element PCollection (use it as beam.pvalue.AsSingleton)."""
+
+    def __init__(self, dimension: int):
+        super().__init__()
+        self._dimension = dimension
+
+    def expand(self, ranges: beam.PCollection[RangeReport]) -> beam.PCollection[np.ndarray]:
+        dimension = self._dimension
+        return (ranges
+                | "RowSums" >> beam.Map(lambda r: (np.asarray(r.vector_sum),
+                                                   r.vector_rows_read))
+                | "SumRows" >> beam.CombineGlobally(lambda sums: (
+                    sum((s for s, _ in sums), np.zeros(dimension)), sum(n for _, n in sums)))
+                | "Mean" >> beam.MapTuple(lambda total, n: total / max(n, 1)))
+
+
+class WriteShards(beam.PTransform):
+    """Writes every shard of the plan: its rows from the matched vectors (the first in the file
+    wins, an exact match before a case-folded one), the rest deterministic initializer rows,
+    saved as the shard's checkpoint slice in plan.work_dir. A shard no file names is written
+    too.
+
+    Args:
+      plan: the matrix.
+      init_scale: initializer rows are U(-init_scale, init_scale), seeded by their row key.
+      normalization: steps applied to the file's vectors ("center", "l2"), in order.
+      mean: with "center": MeanVector's output.
+
+    Returns:
+      A ShardReport per shard.
+    """
+
+    def __init__(self, plan: ShardPlan, *, init_scale: float = 0.05,
+                 normalization: Sequence[str] = (),
+                 mean: Optional[beam.PCollection[np.ndarray]] = None):
+        super().__init__()
+        self._plan, self._init_scale = plan, init_scale
+        self._normalization, self._mean = tuple(normalization), mean
+
+    def expand(self, files: beam.PCollection[Tuple[int, str]]
+               ) -> beam.PCollection[ShardReport]:
+        every_shard = files.pipeline | "EveryShard" >> beam.Create(
+            [(shard, None) for shard in range(self._plan.num_shards)])
+        mean = beam.pvalue.AsSingleton(self._mean) if self._mean is not None else None
+        return ((files, every_shard)
+                | "WithEveryShard" >> beam.Flatten()
+                | "GroupByShard" >> beam.GroupByKey()
+                | "WriteShards" >> beam.ParDo(_WriteShard(self._plan, self._init_scale,
+                                                          self._normalization), mean=mean))
+
+
+class WriteSubwordShards(beam.PTransform):
+    """Writes every shard from a fastText .bin model: each token's vector as fastText computes
+    it (its word, or its character n-grams alone), each shard's writer reading only the rows it
+    needs.
+
+    Args:
+      source: the model (vectors.inspect_source).
+      plan: the matrix.
+      matches_path: the vocabulary's word ids in the model's dictionary, matched once by the
+        driver (build's _Job._match_fasttext).
+      init_scale, normalization: as WriteShards'.
+
+    Returns:
+      (a ShardReport per shard, a RangeReport per shard: the digest of the rows it read).
+    """
+
+    def __init__(self, source: vectors.VectorSource, plan: ShardPlan, matches_path: str, *,
+                 init_scale: float = 0.05, normalization: Sequence[str] = ()):
+        super().__init__()
+        self._write = _WriteSubwordShard(source, matches_path, plan, init_scale,
+                                         tuple(normalization))
+        self._num_shards = plan.num_shards
+
+    def expand(self, pbegin: beam.pvalue.PBegin):  # (ShardReports, RangeReports)
+        written = (pbegin
+                   | "Shards" >> beam.Create(list(range(self._num_shards)))
                    | "Distribute" >> beam.Reshuffle()
-                   | "WriteShards" >> beam.ParDo(_WriteSubwordShard(
-                       source, fasttext_matches, *shard_args)).with_outputs("ranges",
-                                                                             main="shards"))
+                   | "WriteShards" >> beam.ParDo(self._write).with_outputs("ranges",
+                                                                          main="shards"))
         return written.shards, written.ranges
-    parsed = (
-        pipeline
-        | "Source" >> beam.Create([source])
-        | "ByteRanges" >> beam.FlatMap(vectors.split_ranges, RANGE_BYTES,
-                                       stripe_count(pipeline.pipeline.options))
-        | "Distribute" >> beam.Reshuffle()
-        | "ParseVectors" >> beam.ParDo(_ParseRange(
-            source, vocabulary_path, has_counts, layout, bounds, case_fold, invalid_utf8,
-            work_dir, sum_rows="center" in normalization)).with_outputs("ranges",
-                                                                         main="matched"))
-    mean = None
-    if "center" in normalization:  # The mean of every row of the file, before any is written.
-        mean = beam.pvalue.AsSingleton(
-            parsed.ranges
-            | "RowSums" >> beam.Map(lambda r: (np.asarray(r.vector_sum), r.vector_rows_read))
-            | "SumRows" >> beam.CombineGlobally(lambda sums: (
-                sum((s for s, _ in sums), np.zeros(source.dimension)), sum(n for _, n in sums)))
-            | "Mean" >> beam.MapTuple(lambda total, n: total / max(n, 1)))
-    every_shard = pipeline | "EveryShard" >> beam.Create(
-        [(s, None) for s in range(len(bounds) - 1)])
-    shards = (
-        (parsed.matched, every_shard)
-        | "WithEveryShard" >> beam.Flatten()
-        | "GroupByShard" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(_WriteShard(*shard_args), mean=mean))
-    return shards, parsed.ranges
+
+
+class WriteEmbeddingShards(beam.PTransform):
+    """EmbeddingGen's Beam job: ReadVectorRanges | MatchVectors | WriteShards (MeanVector in
+    between for "center"), or WriteSubwordShards for a fastText .bin model.
+
+    Args:
+      source: the vector file (vectors.inspect_source).
+      plan: the matrix.
+      parameters: EmbeddingGenParameters (init_scale, case_fold_fallback, invalid_utf8,
+        normalization).
+      fasttext_matches: for a fastText .bin model, WriteSubwordShards' matches_path.
+
+    Returns:
+      (a ShardReport per shard, a RangeReport per byte range).
+    """
+
+    def __init__(self, source: vectors.VectorSource, plan: ShardPlan,
+                 parameters: EmbeddingGenParameters, *, fasttext_matches: Optional[str] = None):
+        super().__init__()
+        self._source, self._plan, self._parameters = source, plan, parameters
+        self._fasttext_matches = fasttext_matches
+
+    def expand(self, pbegin: beam.pvalue.PBegin):  # (ShardReports, RangeReports)
+        source, plan, parameters = self._source, self._plan, self._parameters
+        writing = dict(init_scale=parameters.init_scale, normalization=parameters.normalization)
+        if source.fasttext_model is not None:
+            return pbegin | "SubwordShards" >> WriteSubwordShards(
+                source, plan, self._fasttext_matches, **writing)
+        center = "center" in parameters.normalization
+        matched = (pbegin
+                   | "ReadRanges" >> ReadVectorRanges(source)
+                   | "Match" >> MatchVectors(source, plan,
+                                             case_fold=parameters.case_fold_fallback,
+                                             invalid_utf8=parameters.invalid_utf8,
+                                             sum_rows=center))
+        mean = matched.ranges | "Mean" >> MeanVector(plan.dimension) if center else None
+        shards = matched.files | "Write" >> WriteShards(plan, mean=mean, **writing)
+        return shards, matched.ranges

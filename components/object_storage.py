@@ -23,22 +23,14 @@ import os
 import sys
 import traceback
 
+from .filesystems import is_local, scheme
+
 EXTRA = "pip install 'tfx-pretrained-embeddings[s3]'"
 _used = set()  # Schemes use() was given in this process.
 
 
 class ObjectStorageError(RuntimeError):
     """A path whose filesystem is not installed, named with the package that provides it."""
-
-
-def scheme(path):
-    """The URI scheme of path ("s3", "gs"...), or "" for a local path."""
-    path = os.fspath(path)
-    return path.split("://", 1)[0].lower() if "://" in path else ""
-
-
-def is_local(path):
-    return scheme(path) in ("", "file")
 
 
 def use(*paths):

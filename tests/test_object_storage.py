@@ -1,5 +1,5 @@
 """Object storage, run for real: EmbeddingGen, the restore and warm start against an S3
-emulator (moto's server, tests/s3_emulator.py) started and stopped by each test (the whole
+emulator (moto's server, emulators/s3.py) started and stopped by each test (the whole
 pipeline: tests/test_pipeline.py, beside the same run on local disk).
 
 The code under test is the project's, TensorFlow's (tensorflow-io's s3://) and Beam's (boto3);
@@ -21,9 +21,9 @@ import time
 import numpy as np
 import pytest
 
+from emulators.s3 import S3Emulator, differing, local_tree, max_overlap, ranged_gets, renamed
 from tests import s3_jobs
 from tests.conftest import ROOT, write_glove, write_vocabulary
-from tests.s3_emulator import S3Emulator, differing, local_tree, max_overlap, ranged_gets, renamed
 
 BUCKET = "embeddings"
 RANGE_BYTES = 64 << 10  # A 0.6 MB vector file in 10 ranges.
@@ -257,7 +257,7 @@ def test_a_missing_s3_package_is_named_with_the_extra_to_install(monkeypatch, mi
 def test_the_emulator_dies_with_the_process_that_started_it(tmp_path):
     """A test process killed outright (SIGKILL: no teardown runs) leaves no emulator behind."""
     starter = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from tests.s3_emulator import S3Emulator; "
+        [sys.executable, "-c", "import sys, time; from emulators.s3 import S3Emulator; "
                                "s3 = S3Emulator(log_dir=sys.argv[1]).start(); "
                                "print(s3.process.pid, flush=True); time.sleep(600)",
          str(tmp_path)],
@@ -271,3 +271,23 @@ def test_the_emulator_dies_with_the_process_that_started_it(tmp_path):
     while S3Emulator.alive(group) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not S3Emulator.alive(group)
+
+
+def test_one_is_local_and_a_file_uri_is_local(tmp_path):
+    """filesystems (Beam's side) and object_storage (TensorFlow's) agree: a plain path and a
+    file:// URI are local, and the local file is what a file:// URI reads."""
+    from tfx_embeddings.components import filesystems, object_storage
+
+    assert object_storage.is_local is filesystems.is_local
+    for path, local in (("/x/y", True), ("x/y", True), ("file:///x/y", True),
+                        ("FILE:///x/y", True), ("s3://b/k", False), ("gs://b/k", False),
+                        ("hdfs://host/p", False)):
+        assert filesystems.is_local(path) is local, path
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"abc")
+    uri = f"file://{path}"
+    assert filesystems.local_path(uri) == str(path)
+    assert filesystems.read_bytes(uri) == b"abc"
+    assert filesystems.exists(uri) and filesystems.stat(uri).size == 3
+    filesystems.write_bytes(f"file://{tmp_path}/new/g.txt", b"de")
+    assert (tmp_path / "new" / "g.txt").read_bytes() == b"de"

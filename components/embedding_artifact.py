@@ -67,7 +67,7 @@ LAYOUTS = (PADDED, TFT)
 
 class CheckpointError(ValueError):
     """An embedding artifact that is unpublished, incomplete, damaged, or does not match the
-    vocabulary or the model that uses it."""
+    vocabulary or the model that uses it; or an output path no artifact can be written to."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -487,6 +487,50 @@ class EmbeddingArtifact:
         """check_files, then every shard's rows against their published digest."""
         self.check_files()
         verify_shards(self.checkpoint_prefix, self.manifest.shape, self.manifest.shards)
+
+
+def check_output(uri, timeout=20.0):
+    """Raises CheckpointError, naming uri and the problem, where no artifact can be published:
+    uri is a file, a file stands where one of its parent directories should be, or nothing
+    can be created in it (a probe file is written there through tf.io.gfile, and removed).
+    Creates uri. A remote uri's check ends within timeout seconds (ObjectStorageError then:
+    TensorFlow's S3 client, for one, retries a closed port for 51 s).
+    """
+    object_storage.use(uri)
+    if not filesystems.is_local(uri):
+        object_storage.run_bounded(
+            lambda: _check_output(uri), uri, timeout,
+            "TensorFlow's filesystem for it cannot reach the store: for s3://, tensorflow-io "
+            "reads S3_ENDPOINT, S3_USE_HTTPS and the AWS_* variables, not Beam's options")
+    else:
+        _check_output(uri)
+
+
+def _check_output(uri):
+    if filesystems.is_local(uri):
+        path = os.path.abspath(filesystems.local_path(uri))
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise CheckpointError(f"{uri}: the output path is a file; an embedding artifact is "
+                                  f"a directory: give the path of a directory (new or not)")
+        parent = os.path.dirname(path)
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise CheckpointError(f"{uri}: {parent} is a file, so no directory can be created "
+                                  f"under it: give another output path")
+    elif tf.io.gfile.exists(uri) and not tf.io.gfile.isdir(uri):
+        raise CheckpointError(f"{uri}: the output path is an object (a file); an embedding "
+                              f"artifact is a directory: give the path of a directory")
+    probe = os.path.join(uri, f".write-probe-{uuid.uuid4().hex}")
+    try:
+        tf.io.gfile.makedirs(uri)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        reason = getattr(e, "message", None) or str(e)
+        raise CheckpointError(f"{uri}: cannot be written ({type(e).__name__}: {reason}): give "
+                              f"an output path this process may create files in") from None
 
 
 def staging_dir(uri):

@@ -296,3 +296,22 @@ def test_the_beam_transforms_are_typed(tmp_path, small_vectors):
                                 (beam_impl.WriteShards(plan), "Tuple[<class 'int'>, <class")):
         with pytest.raises(TypeCheckError, match=re.escape(expected)):
             _ = beam.Pipeline(runner="FnApiRunner") | beam.Create(["a"]) | transform
+
+
+def test_build_embedding_with_its_defaults_lays_rows_out_as_tfts_ids(tmp_path, small_vectors):
+    """No TransformGraph, no layout given: token i at row i, the OOV bucket after, as
+    tft.compute_and_apply_vocabulary(num_oov_buckets=1) numbers them."""
+    import tfx_embeddings
+
+    path, expected = small_vectors
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", TOKENS)
+    out = str(tmp_path / "out")
+    manifest = tfx_embeddings.build_embedding(str(vocabulary), path, out)
+    assert manifest.layout.to_json() == {
+        "name": "tft", "vocabulary_size": 30, "num_oov_buckets": 1, "padding_row": None,
+        "first_token_row": 0, "oov_rows": [30, 31]}
+    matrix = _matrix(out)
+    assert matrix.shape == (31, 6)
+    for i, token in enumerate(TOKENS):
+        if token in expected:
+            np.testing.assert_array_equal(matrix[i], expected[token])

@@ -27,45 +27,58 @@ from .parameters import EmbeddingGenParameters, ParameterError
 
 
 def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=None,
-                    token_ids=None, **parameters):
+                    token_ids=None, row_layout="tft", **parameters):
     """Joins a vocabulary with a vector file into a published embedding artifact, with Beam.
 
     What EmbeddingGen runs, callable without TFX (any Beam runner, through make_pipeline).
+    Before anything is read, remote paths are checked once with a short timeout
+    (object_storage.check_reachable) and the output path is checked
+    (embedding_artifact.check_output).
 
     Args:
       vocabulary_path: the vocabulary file (tft's format); its line i is token id i.
       vectors_path: the pretrained vector file; see EmbeddingGen.
       output_dir: where the artifact is published (embedding_artifact.EmbeddingArtifact).
-      make_pipeline: a callable returning the beam.Pipeline to run the job in; by default
-        Beam's FnApiRunner, in this process.
+      make_pipeline: a callable returning the beam.Pipeline to run the job in, called once
+        before anything is read (its options reach remote paths); by default Beam's
+        FnApiRunner, in this process.
       token_ids: the embedding_artifact.TokenIds EmbeddingGen found in the TransformGraph,
         recorded in the manifest (None without one).
-      **parameters: EmbeddingGenParameters, with their defaults, except that row_layout must
-        be "padded" or "tft" ("auto" needs EmbeddingGen's TransformGraph).
+      row_layout: "tft" by default: token i is row i and OOV bucket k row V + k (V tokens),
+        the ids tft.compute_and_apply_vocabulary gives (with num_oov_buckets, here 1 by
+        default); "padded": row 0 is padding (Keras mask_zero), token i is row i + 1. ("auto"
+        is EmbeddingGen's: found from its TransformGraph's ids.)
+      **parameters: the other EmbeddingGenParameters, with their defaults.
 
     Returns:
       The published embedding_artifact.Manifest.
 
     Raises:
       ParameterError: a parameter out of its range, named.
+      ObjectStorageError: a remote path that cannot be reached (or whose filesystem is not
+        installed), named with the likely cause, within 30 s.
       VectorFileError, VocabularyFileError: naming the file, the line and the problem; also
         when less than min_coverage of the vocabulary (or of the corpus's tokens) has a vector.
-      CheckpointError: the checkpoint did not verify.
+      CheckpointError: an output path that cannot be written, or a checkpoint that did not
+        verify.
       In every case nothing is published.
 
     Example:
-      manifest = build_embedding("vocab.txt", "glove.6B.300d.txt", "/tmp/embedding",
-                                 row_layout="tft", num_oov_buckets=1)
+      manifest = build_embedding("vocab.txt", "glove.6B.300d.txt", "/tmp/embedding")
       manifest.coverage.vocabulary_share
     """
-    parameters = EmbeddingGenParameters(**parameters)
+    parameters = EmbeddingGenParameters(row_layout=row_layout, **parameters)
     if parameters.row_layout == "auto":
         raise ParameterError("row_layout", "'auto' is found from a TransformGraph's ids "
                              "(EmbeddingGen); without one, give 'padded' or 'tft'")
     started = time.time()
+    pipeline = (make_pipeline or (lambda: beam.Pipeline(runner="FnApiRunner")))()
     object_storage.use(vocabulary_path, vectors_path, output_dir)
-    make_pipeline = make_pipeline or (lambda: beam.Pipeline(runner="FnApiRunner"))
-    source = vectors.inspect_source(vectors_path, parameters.vector_format)
+    object_storage.check_reachable([vectors_path, vocabulary_path], [output_dir],
+                                   pipeline.options)
+    embedding_artifact.check_output(output_dir, max(5.0, 28.0 - (time.time() - started)))
+    source = vectors.inspect_source(vectors_path, parameters.vector_format,
+                                    parameters.max_line_bytes, parameters.max_dimension)
     if source.fasttext_model is not None and "center" in parameters.normalization:
         raise ValueError(f"{vectors_path}: normalization 'center' needs the mean of every "
                          f"vector a fastText .bin model defines (each dictionary word's n-gram "
@@ -86,7 +99,7 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=
     job = _Job(staging, output_dir, source, plan, tokens, counts, parameters, token_ids)
     seconds = {"inspect": time.time() - started}
     try:
-        manifest = job.run(make_pipeline, seconds)
+        manifest = job.run(pipeline, seconds)
     except BaseException:
         object_storage.remove_tree(staging)  # Nothing half-written stays behind.
         raise
@@ -136,8 +149,8 @@ class _Job:
     def layout(self):
         return self.plan.layout
 
-    def run(self, make_pipeline, seconds):
-        """Runs the Beam job, merges and verifies into staging, publishes; returns the
+    def run(self, pipeline, seconds):
+        """Runs the Beam job in pipeline, merges and verifies into staging, publishes; returns the
         manifest. Fills seconds with the time of each stage."""
         clock = time.perf_counter()
         work = self.plan.work_dir
@@ -149,7 +162,7 @@ class _Job:
         seconds["inspect"] += time.perf_counter() - clock
         clock = time.perf_counter()
         try:
-            with make_pipeline() as pipeline:
+            with pipeline:
                 shards, ranges = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
                     self.source, self.plan, self.parameters, fasttext_matches=matches)
                 for name, reports in (("shards", shards), ("ranges", ranges)):

@@ -50,7 +50,9 @@ FASTTEXT_BIN = fasttext.FORMAT
 FORMATS = parameters.VECTOR_FORMATS  # GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY, FASTTEXT_BIN
 _BLOCK_BYTES = 4 << 20
 _MAX_TOKEN_BYTES = 1 << 16  # A binary "token" longer than this means the file is not binary.
-_MAX_DIMENSION = 1 << 16  # A header announcing more is not a vector file's.
+# The limits' defaults (EmbeddingGenParameters.max_line_bytes, max_dimension).
+MAX_LINE_BYTES = parameters.EmbeddingGenParameters.max_line_bytes
+MAX_DIMENSION = parameters.EmbeddingGenParameters.max_dimension
 _TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
 
 
@@ -63,6 +65,7 @@ class VectorSource:
     body_start: int  # Byte offset of the first vector row in the data (after the header).
     header_rows: int = -1  # Row count the header announces; -1 when there is no header.
     fasttext_model: Optional[fasttext.FastTextModel] = None  # Of a fastText .bin file.
+    max_line_bytes: int = MAX_LINE_BYTES  # A longer text line is refused.
 
     @property
     def path(self):
@@ -91,14 +94,15 @@ def check_unchanged(source):
     sources.check_unchanged(source.location)
 
 
-def inspect_source(path, fmt="auto"):
+def inspect_source(path, fmt="auto", max_line_bytes=MAX_LINE_BYTES, max_dimension=MAX_DIMENSION):
     """Detects the format and dimension from the first rows; raises VectorFileError.
 
     "auto" recognises every format: a fastText model by its magic number (the new format) or
     by a header of plausible arguments (the old one, from 2016); else text: no `N D` header is
     GloVe, after a header a row of a token and D numbers is word2vec text, a record whose vector
     bytes are not text word2vec binary. A file none of these fits is refused with what was
-    checked.
+    checked. At most max_line_bytes of the first line are read: a longer line, CR-only line
+    ends, or a dimension above max_dimension are refused.
     """
     if fmt not in FORMATS + ("auto",):
         raise VectorFileError(f"{path}: unknown vector format {fmt!r}; one of {FORMATS}")
@@ -115,35 +119,62 @@ def inspect_source(path, fmt="auto"):
         return VectorSource(location, FASTTEXT_BIN, model.dimension,
                             body_start=model.matrix_start, fasttext_model=model)
     with sources.open_data(location) as f:
-        first = f.readline()
+        first = f.readline(max_line_bytes + 1)
         bom = _byte_order_mark(path, first, head)
+        if fmt == "auto" and not set(first[:200]) <= _TEXT_BYTES | _UTF8_BYTES:
+            raise VectorFileError(_unrecognised(path, head))
+        _check_first_line(path, first, max_line_bytes)
         if not first[bom:].strip():
             raise VectorFileError(f"{path}: the vector file is empty" if not first.strip(b"\n")
                                   else f"{path} line 1: empty first line, expected a vector row")
         fields = first[bom:].split()
         if len(fields) == 2 and all(_is_integer(x) for x in fields):
             rows, dim = int(fields[0]), int(fields[1])
-            if rows < 0 or not 0 < dim <= _MAX_DIMENSION:
+            if rows < 0 or not 0 < dim <= max_dimension:
                 raise VectorFileError(
                     f"{path} line 1: the header {first[bom:].strip()[:80]!r} announces "
                     f"{rows} rows of dimension {dim}; a word2vec header is 'N D' with N >= 0 "
-                    f"and 0 < D <= {_MAX_DIMENSION}")
+                    f"and 0 < D <= {max_dimension} (max_dimension raises the limit)")
             body = f.read(4 * dim + _MAX_TOKEN_BYTES)
-        elif fmt == "auto" and not set(first[:200]) <= _TEXT_BYTES | _UTF8_BYTES:
-            raise VectorFileError(_unrecognised(path, head))
         elif fmt not in ("auto", GLOVE):
             raise VectorFileError(f"{path} line 1: expected a header 'N D' for {fmt}, got "
                                   f"{first[:80]!r}")
         elif len(fields) < 2:
             raise VectorFileError(
                 f"{path} line 1: expected a token and its values, got {first[:80]!r}")
+        elif len(fields) - 1 > max_dimension:
+            raise VectorFileError(
+                f"{path} line 1 (byte offset {bom}): {len(fields) - 1} values after the token, "
+                f"more than max_dimension ({max_dimension}): not a vector row (raise "
+                f"max_dimension if the vectors really have that many values)")
         else:
-            return VectorSource(location, GLOVE, len(fields) - 1, body_start=bom)
+            return VectorSource(location, GLOVE, len(fields) - 1, body_start=bom,
+                                max_line_bytes=max_line_bytes)
     if fmt == GLOVE:
         raise VectorFileError(f"{path} line 1: GloVe has no header, found {first[:80]!r}")
     if fmt == "auto" and body:
         fmt = _guess_body(path, body, dim)
-    return VectorSource(location, fmt, dim, body_start=len(first), header_rows=rows)
+    return VectorSource(location, fmt, dim, body_start=len(first), header_rows=rows,
+                        max_line_bytes=max_line_bytes)
+
+
+def _check_first_line(path, first, max_line_bytes):
+    """Refuses a first line longer than max_line_bytes (only that much of it was read), or one
+    holding CR-only line ends (the whole file would be one line)."""
+    text = first[:-1] if first.endswith(b"\n") else first
+    carriage_return = text.find(b"\r")
+    if 0 <= carriage_return < len(text) - 1 or (carriage_return >= 0 and len(first) >
+                                                 max_line_bytes):
+        raise VectorFileError(
+            f"{path} line 1 (byte offset 0): its lines end in CR only (a carriage return at "
+            f"byte {carriage_return}, no line feed; classic Mac OS line ends): the formats end "
+            f"lines with LF or CR LF; convert it (tr '\\r' '\\n' < old > new)")
+    if len(first) > max_line_bytes:
+        raise VectorFileError(
+            f"{path} line 1 (byte offset 0): longer than max_line_bytes ({max_line_bytes} "
+            f"bytes) without a line end: not a vector file's line (one huge line: a JSON "
+            f"document, a zero-filled partial download?); raise max_line_bytes if its lines "
+            f"really are that long")
 
 
 _UTF8_BYTES = frozenset(range(0x80, 0x100)) - {0xC0, 0xC1} - set(range(0xF5, 0x100))
@@ -530,14 +561,21 @@ def _split_lines(source, offset, data):
             break
         spaces -= trailing & (last == _SPACE)
         ends = ends - trailing
+    long = np.flatnonzero(ends - starts > source.max_line_bytes)
+    if len(long):
+        line = int(long[0])
+        _fail_long_line(source, offset + int(starts[line]), data[starts[line]:ends[line]])
     empty = np.flatnonzero(ends == starts)
     if len(empty):
         _fail(source, offset + int(starts[empty[0]]), "empty line")
     wrong = (spaces < dim) if source.format == GLOVE else (spaces != dim)
     if wrong.any():
         line = int(np.argmax(wrong))
-        hint = (" (its fields are separated by tabs; the formats use spaces)"
-                if b"\t" in data[starts[line]:ends[line]] else "")
+        text = data[starts[line]:ends[line]]
+        hint = (" (its fields are separated by tabs; the formats use spaces)" if b"\t" in text
+                else " (it holds a carriage return: lines that end in CR only, classic Mac OS "
+                     "line ends? The formats end lines with LF or CR LF)" if b"\r" in text
+                else "")
         _fail(source, offset + int(starts[line]),
               f"expected {dim} values after the token, found {spaces[line]}{hint}")
     cut = _first(buf, starts, _SPACE)  # The space after the token...
@@ -571,13 +609,22 @@ def _spaces_per_line(buf, starts):
 
 def _first(buf, starts, byte):
     """Per start, the position of the first `byte` at or after it (there is one: the lines'
-    field counts were checked), found for all lines at once, one position a step."""
+    field counts were checked), found for all lines at once, one position a step; past
+    _FIRST_STEPS steps (a long token), line by line with bytes.find."""
     position = starts.copy()
     pending = np.flatnonzero(buf[position] != byte)
-    while len(pending):
+    for _ in range(_FIRST_STEPS):
+        if not len(pending):
+            return position
         position[pending] += 1
         pending = pending[buf[position[pending]] != byte]
+    data = buf.tobytes() if len(pending) else b""
+    for line in pending.tolist():
+        position[line] = data.find(bytes([byte]), position[line])
     return position
+
+
+_FIRST_STEPS = 64
 
 
 def _lines_in_range(source, start, end, chunk=None):
@@ -588,8 +635,11 @@ def _lines_in_range(source, start, end, chunk=None):
         elif end < 0:  # Compressed: not seekable cheaply, read from the top.
             f.read(source.body_start)
         elif start > source.body_start:
-            f.seek(start - 1)
-            start += len(f.readline()) - 1  # Skip the line that began in the previous range.
+            f.seek(start - 1)  # Skip the line that began in the previous range.
+            skipped = f.readline(source.max_line_bytes + 1)
+            if len(skipped) > source.max_line_bytes:
+                _fail_long_line(source, start - 1, skipped)
+            start += len(skipped) - 1
         else:
             f.seek(start)
         offset, carry = start, b""
@@ -601,7 +651,9 @@ def _lines_in_range(source, start, end, chunk=None):
                 return
             whole = block.rfind(b"\n") + 1
             if not whole:  # No line ends in this block.
-                carry += block
+                carry = b"".join((carry, block))  # Read blocks: at most max_line_bytes.
+                if len(carry) > source.max_line_bytes:
+                    _fail_long_line(source, offset, carry)
                 continue
             data = b"".join((carry, memoryview(block)[:whole]))  # One copy of the block.
             carry = block[whole:]
@@ -753,9 +805,26 @@ def fingerprint(source, range_digests):
 
 
 def line_number(source, offset):
-    """The 1-based line number of the line at a byte offset, for error messages."""
+    """The 1-based line number of the line at a byte offset, for error messages (counted a
+    block at a time)."""
+    lines, left = 1, offset
     with sources.open_data(source.location) as f:
-        return f.read(offset).count(b"\n") + 1
+        while left > 0:
+            block = f.read(min(left, _BLOCK_BYTES))
+            if not block:
+                break
+            lines += block.count(b"\n")
+            left -= len(block)
+    return lines
+
+
+def _fail_long_line(source, offset, text):
+    """Refuses a line longer than source.max_line_bytes at a byte offset (text: its start)."""
+    cause = (" (it holds a carriage return: lines that end in CR only, classic Mac OS line "
+             "ends? The formats end lines with LF or CR LF)" if b"\r" in text[:-1] else "")
+    _fail(source, offset, f"a line longer than max_line_bytes ({source.max_line_bytes} "
+                          f"bytes){cause}; raise max_line_bytes if the file's lines really are "
+                          f"that long")
 
 
 def _fail(source, offset, problem):

@@ -204,6 +204,9 @@ class Source:
     bytes: int
     sha256: str  # Of the header and of the body ranges' digests, in file order.
     normalization: Tuple[str, ...] = ()  # Applied to the vectors, in order: "center", "l2".
+    # The Unicode form ("NFC", "NFKC") tokens were matched in, both the vocabulary's and the
+    # file's; None: byte for byte.
+    unicode_normalization: Optional[str] = None
 
     def __post_init__(self):
         object.__setattr__(self, "normalization", tuple(self.normalization))

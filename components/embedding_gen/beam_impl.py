@@ -176,18 +176,21 @@ class _ParseRange(_VocabularyDoFn):
     """Reads one byte range; emits (shard, file of MatchedRows), and a RangeReport on the
     "ranges" output."""
 
-    def __init__(self, source, plan, case_fold=False, invalid_utf8="error", sum_rows=False):
+    def __init__(self, source, plan, case_fold=False, invalid_utf8="error",
+                 unicode_normalization=None, sum_rows=False):
         super().__init__(plan.vocabulary_path, plan.vocabulary_has_counts)
         self._source, self._layout, self._bounds = source, plan.layout, np.asarray(plan.bounds)
         self._case_fold, self._invalid_utf8 = case_fold, invalid_utf8
+        self._unicode_normalization = unicode_normalization
         self._work_dir = plan.work_dir
         self._sum_rows = sum_rows  # Every row's values parsed and summed (for "center").
 
     def _load(self):
         loaded = super()._load()
         loaded.matcher = vectors.Matcher.for_vocabulary(
-            loaded.tokens, self._layout.token_row, self._case_fold, self._invalid_utf8)
-        loaded.hints = coverage.Hints(loaded.tokens)
+            loaded.tokens, self._layout.token_row, self._case_fold, self._invalid_utf8,
+            self._unicode_normalization)
+        loaded.hints = coverage.Hints(loaded.tokens, self._unicode_normalization)
         return loaded
 
     def setup(self):
@@ -384,12 +387,17 @@ class _WriteSubwordShard(_WriteShard):
     row and n-gram rows averaged, or its n-gram rows alone), reading only the rows it needs.
     Also emits a RangeReport (the digest of the rows read) on the "ranges" output."""
 
-    def __init__(self, source, matches_path, plan, init_scale, normalization=()):
+    def __init__(self, source, matches_path, plan, init_scale, normalization=(),
+                 unicode_normalization=None):
         super().__init__(plan, init_scale, normalization)
         self._source, self._matches_path = source, matches_path
+        self._unicode_normalization = unicode_normalization
 
     def _load(self):
         loaded = super()._load()
+        # A token's n-grams are taken in the form it was matched in.
+        loaded.normalized = vectors.normalize_vocabulary(loaded.tokens,
+                                                         self._unicode_normalization)
         matches = np.load(io.BytesIO(filesystems.read_bytes(self._matches_path)))
         loaded.word_ids, loaded.folded = matches["word_ids"], matches["folded"]
         loaded.folded_words = dict(zip(matches["folded_index"].tolist(),
@@ -400,6 +408,7 @@ class _WriteSubwordShard(_WriteShard):
         super().setup()
         self._word_ids, self._folded = self._loaded.word_ids, self._loaded.folded
         self._folded_words = self._loaded.folded_words
+        self._normalized = self._loaded.normalized
 
     def process(self, shard, mean=None):
         clock = time.perf_counter()
@@ -409,7 +418,7 @@ class _WriteSubwordShard(_WriteShard):
         indices = np.arange(max(start, first),
                             min(stop, first + self._layout.vocabulary_size)) - first
         # A case-folded match takes its file word's vector: that word's n-grams.
-        tokens = [self._folded_words.get(i, self._tokens[i]) for i in indices.tolist()]
+        tokens = [self._folded_words.get(i, self._normalized[i]) for i in indices.tolist()]
         values, has_vector, subword, digest = fasttext.token_vectors(
             self._source.location.file, self._source.fasttext_model, tokens,
             self._word_ids[indices])
@@ -479,6 +488,8 @@ class MatchVectors(beam.PTransform):
       plan: the matrix (its vocabulary, layout and shards).
       case_fold: a token without an exact match takes a case-folded one (marked as such).
       invalid_utf8: "error" or "replace" (EmbeddingGenParameters.invalid_utf8).
+      unicode_normalization: None, "NFC" or "NFKC": the form both sides' tokens are matched
+        in.
       sum_rows: every row's values parsed, and summed in each RangeReport (for "center").
 
     Returns:
@@ -486,9 +497,11 @@ class MatchVectors(beam.PTransform):
     """
 
     def __init__(self, source: vectors.VectorSource, plan: ShardPlan, *, case_fold: bool = False,
-                 invalid_utf8: str = "error", sum_rows: bool = False):
+                 invalid_utf8: str = "error", unicode_normalization: Optional[str] = None,
+                 sum_rows: bool = False):
         super().__init__()
-        self._parse = _ParseRange(source, plan, case_fold, invalid_utf8, sum_rows)
+        self._parse = _ParseRange(source, plan, case_fold, invalid_utf8, unicode_normalization,
+                                  sum_rows)
 
     # Returns MatchedVectors: Beam's type hints only describe one PCollection's elements.
     def expand(self, ranges: beam.PCollection[Union[vectors.ByteRange, vectors.Stripe]]):
@@ -561,16 +574,19 @@ class WriteSubwordShards(beam.PTransform):
       matches_path: the vocabulary's word ids in the model's dictionary, matched once by the
         driver (build's _Job._match_fasttext).
       init_scale, normalization: as WriteShards'.
+      unicode_normalization: the form the driver matched tokens in (their n-grams are taken
+        in it).
 
     Returns:
       (a ShardReport per shard, a RangeReport per shard: the digest of the rows it read).
     """
 
     def __init__(self, source: vectors.VectorSource, plan: ShardPlan, matches_path: str, *,
-                 init_scale: float = 0.05, normalization: Sequence[str] = ()):
+                 init_scale: float = 0.05, normalization: Sequence[str] = (),
+                 unicode_normalization: Optional[str] = None):
         super().__init__()
         self._write = _WriteSubwordShard(source, matches_path, plan, init_scale,
-                                         tuple(normalization))
+                                         tuple(normalization), unicode_normalization)
         self._num_shards = plan.num_shards
 
     def expand(self, pbegin: beam.pvalue.PBegin):  # (ShardReports, RangeReports)
@@ -590,7 +606,7 @@ class WriteEmbeddingShards(beam.PTransform):
       source: the vector file (vectors.inspect_source).
       plan: the matrix.
       parameters: EmbeddingGenParameters (init_scale, case_fold_fallback, invalid_utf8,
-        normalization).
+        unicode_normalization, normalization).
       fasttext_matches: for a fastText .bin model, WriteSubwordShards' matches_path.
 
     Returns:
@@ -608,14 +624,16 @@ class WriteEmbeddingShards(beam.PTransform):
         writing = dict(init_scale=parameters.init_scale, normalization=parameters.normalization)
         if source.fasttext_model is not None:
             return pbegin | "SubwordShards" >> WriteSubwordShards(
-                source, plan, self._fasttext_matches, **writing)
+                source, plan, self._fasttext_matches,
+                unicode_normalization=parameters.unicode_normalization, **writing)
         center = "center" in parameters.normalization
         matched = (pbegin
                    | "ReadRanges" >> ReadVectorRanges(source)
-                   | "Match" >> MatchVectors(source, plan,
-                                             case_fold=parameters.case_fold_fallback,
-                                             invalid_utf8=parameters.invalid_utf8,
-                                             sum_rows=center))
+                   | "Match" >> MatchVectors(
+                       source, plan, case_fold=parameters.case_fold_fallback,
+                       invalid_utf8=parameters.invalid_utf8,
+                       unicode_normalization=parameters.unicode_normalization,
+                       sum_rows=center))
         mean = matched.ranges | "Mean" >> MeanVector(plan.dimension) if center else None
         shards = matched.files | "Write" >> WriteShards(plan, mean=mean, **writing)
         return shards, matched.ranges

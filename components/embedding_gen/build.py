@@ -214,7 +214,8 @@ class _Job:
         described = embedding_artifact.Source(
             path=source.path, format=source.format, dimension=source.dimension,
             bytes=source.size, sha256=vectors.fingerprint(source, [r.sha256 for r in ranges]),
-            normalization=self.parameters.normalization)
+            normalization=self.parameters.normalization,
+            unicode_normalization=self.parameters.unicode_normalization)
         coverage = embedding_artifact.Coverage(
             tokens_with_vector=with_vector, vocabulary_share=with_vector / layout.vocabulary_size,
             corpus_token_share=(sum(s.corpus_tokens_with_vector for s in shards)
@@ -248,7 +249,7 @@ class _Job:
     def _coverage_report(self, ranges, word_found, coverage, hint_marks):
         """The coverage line's figures: the hints the workers marked (or the driver, for a
         fastText model's dictionary), joined."""
-        hints = coverage_lib.Hints(self.tokens)
+        hints = coverage_lib.Hints(self.tokens, self.parameters.unicode_normalization)
         marks, punctuation = hint_marks or (hints.new_marks(), set())
         for report in ranges:
             punctuation.update(report.punctuation.encode("ascii"))
@@ -262,9 +263,9 @@ class _Job:
 
     def _match_fasttext(self, path):
         """Matches the vocabulary with a fastText model's dictionary (exactly, then case-folded
-        when asked); saves the word id of each token (-1: none) for the shard writers. Returns
-        (that file, a bool per token: found its word, the coverage hints' marks and
-        punctuation of the dictionary)."""
+        when asked; both in unicode_normalization's form if set); saves the word id of each
+        token (-1: none) for the shard writers. Returns (that file, a bool per token: found its
+        word, the coverage hints' marks and punctuation of the dictionary)."""
         source = self.source
         words, _ = vectors.fasttext_dictionary(source.location.file, source.size,
                                                source.modified)
@@ -278,18 +279,21 @@ class _Job:
                             f"{source.path}: dictionary word {index} {word[:80]!r} is not "
                             f"valid UTF-8 ({e.reason}); set invalid_utf8 to 'replace' to "
                             f"accept it") from None
+        form = self.parameters.unicode_normalization
+        keys, tokens = (vectors.normalize_vocabulary(words, form),
+                        vectors.normalize_vocabulary(self.tokens, form))
         ids = {}
-        for index, word in enumerate(words):
-            ids.setdefault(word, index)
-        word_ids = np.array([ids.get(t, -1) for t in self.tokens], np.int64)
+        for index, key in enumerate(keys):
+            ids.setdefault(key, index)
+        word_ids = np.array([ids.get(t, -1) for t in tokens], np.int64)
         folded = np.zeros(len(self.tokens), bool)
         folded_index, folded_words = [], []
         if self.parameters.case_fold_fallback:
             by_fold = {}
-            for index, word in enumerate(words):
-                by_fold.setdefault(vectors.casefold(word), index)
+            for index, key in enumerate(keys):
+                by_fold.setdefault(vectors.casefold(key), index)
             for i in np.flatnonzero(word_ids < 0):
-                index = by_fold.get(vectors.casefold(self.tokens[i]), -1)
+                index = by_fold.get(vectors.casefold(tokens[i]), -1)
                 if index >= 0:
                     word_ids[i], folded[i] = index, True
                     folded_index.append(int(i))
@@ -300,9 +304,9 @@ class _Job:
                  folded_words=np.array(folded_words or [b""][:0], dtype=bytes))
         with tf.io.gfile.GFile(path, "wb") as f:
             f.write(buffer.getvalue())
-        hints = coverage_lib.Hints(self.tokens)
+        hints = coverage_lib.Hints(self.tokens, form)
         marks, punctuation = hints.new_marks(), set()
-        hints.mark(pa.array(words, pa.binary()), marks, punctuation)
+        hints.mark(pa.array(keys, pa.binary()), marks, punctuation)
         return path, word_ids >= 0, (marks, punctuation)
 
 

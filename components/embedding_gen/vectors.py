@@ -34,6 +34,7 @@ import hashlib
 import io
 import time
 import typing
+import unicodedata
 import warnings
 from typing import Optional
 
@@ -360,35 +361,62 @@ class Matcher:
     with a token holding a NUL byte, or one longer than _MAX_JOIN_WIDTH, is joined through the
     dict. folded, when the case-folded fallback is on, maps a case-folded token to the rows of
     the vocabulary tokens that fold to it. invalid_utf8 is "error" or "replace" (the token is
-    decoded with U+FFFD replacements before matching).
+    decoded with U+FFFD replacements before matching). With unicode_normalization ("NFC",
+    "NFKC"), the keys are the vocabulary's tokens in that form (the file's are normalized by
+    `normalize`); vocabulary tokens that only differ before it share a key: also holds the
+    rows after the first.
     """
     exact: dict
     folded: dict = None
     invalid_utf8: str = "error"
     sorted_tokens: Optional[np.ndarray] = None  # Fixed-width ("S<width>"), sorted.
     sorted_rows: Optional[np.ndarray] = None  # The row of each of sorted_tokens.
+    unicode_normalization: Optional[str] = None
+    also: dict = dataclasses.field(default_factory=dict)  # Key -> rows after the first.
 
     @classmethod
-    def for_vocabulary(cls, tokens, row_of_index, case_fold=False, invalid_utf8="error"):
-        exact = {t: row_of_index(i) for i, t in enumerate(tokens)}
+    def for_vocabulary(cls, tokens, row_of_index, case_fold=False, invalid_utf8="error",
+                       unicode_normalization=None):
+        keys = normalize_vocabulary(tokens, unicode_normalization)
+        exact, also = {}, {}
+        for i, key in enumerate(keys):
+            if key in exact:
+                also.setdefault(key, []).append(row_of_index(i))
+            else:
+                exact[key] = row_of_index(i)
         folded = None
         if case_fold:
             folded = {}
-            for i, t in enumerate(tokens):
-                folded.setdefault(casefold(t), []).append(row_of_index(i))
-        matcher = cls(exact, folded, invalid_utf8)
-        width = max(map(len, tokens), default=1)
-        if width <= _MAX_JOIN_WIDTH and not any(b"\0" in t for t in tokens):
-            keys = np.array(tokens, dtype=f"S{width}")
+            for i, key in enumerate(keys):
+                folded.setdefault(casefold(key), []).append(row_of_index(i))
+        matcher = cls(exact, folded, invalid_utf8, unicode_normalization=unicode_normalization,
+                      also=also)
+        unique = list(exact)
+        width = max(map(len, unique), default=1)
+        if width <= _MAX_JOIN_WIDTH and not any(b"\0" in t for t in unique):
+            keys = np.array(unique, dtype=f"S{width}")
             order = np.argsort(keys, kind="stable")
             matcher.sorted_tokens = keys[order]
-            matcher.sorted_rows = np.array([row_of_index(i) for i in order.tolist()], np.int64)
+            matcher.sorted_rows = np.array([exact[unique[i]] for i in order.tolist()], np.int64)
         return matcher
+
+    def normalize(self, tokens):
+        """A block's tokens (Arrow binary, valid UTF-8) in the matcher's Unicode form."""
+        return normalize_tokens(tokens, self.unicode_normalization)
 
     def match(self, tokens):
         """(indices of the tokens that have a row, their rows, whether each was case-folded),
-        for an Arrow binary array of a block's tokens, in block order."""
+        for an Arrow binary array of a block's tokens (normalized), in block order."""
         picks, rows = self._exact(tokens)
+        if self.also and len(picks):  # Vocabulary tokens alike once normalized: each a row.
+            more = [(i, row) for i, token in zip(picks.tolist(), tokens.take(picks).to_pylist(),
+                                                 strict=True)
+                    for row in self.also.get(token, ())]
+            if more:
+                picks = np.concatenate([picks, [i for i, _ in more]]).astype(np.int64)
+                rows = np.concatenate([rows, [r for _, r in more]]).astype(np.int64)
+                order = np.argsort(picks, kind="stable")
+                picks, rows = picks[order], rows[order]
         folded = np.zeros(len(picks), bool)
         if self.folded is None:
             return picks, rows, folded
@@ -420,6 +448,31 @@ class Matcher:
 
 def casefold(token):
     return token.decode("utf-8", "replace").casefold().encode("utf-8")
+
+
+def normalize_vocabulary(tokens, form):
+    """Vocabulary tokens (bytes) in Unicode form ("NFC", "NFKC"; None: as they are). ASCII is
+    the same in every form."""
+    if form is None:
+        return list(tokens)
+    return [t if t.isascii() else _normalized(t, form) for t in tokens]
+
+
+def _normalized(token, form):
+    try:
+        return unicodedata.normalize(form, token.decode("utf-8")).encode("utf-8")
+    except UnicodeDecodeError:  # Not text: it matches as it is.
+        return token
+
+
+def normalize_tokens(tokens, form):
+    """A block's tokens (Arrow binary) in Unicode form (None: as they are); a block of ASCII
+    is returned as it is. Python's unicodedata normalizes: pyarrow 10's utf8_normalize leaves
+    "e" and U+0301 apart in NFC (and decomposes a composed "é")."""
+    if form is None or _is_ascii(tokens):
+        return tokens
+    return pa.array([t if t.isascii() else _normalized(t, form) for t in tokens.to_pylist()],
+                    pa.binary())
 
 
 def fixed_width(tokens, width):
@@ -490,6 +543,7 @@ def parse_range(source, byte_range, matcher, digest, total=None, observe=None):
         if not _is_ascii(tokens):
             stats.invalid_utf8_replaced, tokens = _check_utf8(source, tokens, block.offsets,
                                                               matcher.invalid_utf8)
+            tokens = matcher.normalize(tokens)
         picks, rows, folded = matcher.match(tokens)
         if observe is not None:
             observe(tokens)

@@ -389,7 +389,9 @@ def verify_shards(prefix, shape, shards):
         except tf.errors.OpError as e:
             raise CheckpointError(f"{prefix}: rows [{shard.start}, {shard.stop}) do not read "
                                   f"back: {e.message}") from None
-        if shard.sha256 is not None and rows_sha256(rows) != shard.sha256:
+        digest = rows_sha256(rows)
+        del rows  # Before the next shard is read: one shard in memory at a time.
+        if shard.sha256 is not None and digest != shard.sha256:
             raise CheckpointError(f"{prefix}: rows [{shard.start}, {shard.stop}) differ from "
                                   f"what their writer wrote")
 
@@ -495,9 +497,9 @@ class EmbeddingArtifact:
 def check_output(uri, timeout=20.0):
     """Raises CheckpointError, naming uri and the problem, where no artifact can be published:
     uri is a file, a file stands where one of its parent directories should be, or nothing
-    can be created in it (a probe file is written there through tf.io.gfile, and removed).
-    Creates uri. A remote uri's check ends within timeout seconds (ObjectStorageError then:
-    TensorFlow's S3 client, for one, retries a closed port for 51 s).
+    can be created in it (a probe file is written there through tf.io.gfile, and removed,
+    with the local directories made for it). A remote uri's check ends within timeout seconds
+    (ObjectStorageError then: TensorFlow's S3 client, for one, retries a closed port for 51 s).
     """
     object_storage.use(uri)
     if not filesystems.is_local(uri):
@@ -510,13 +512,15 @@ def check_output(uri, timeout=20.0):
 
 
 def _check_output(uri):
+    made = []  # Local directories the probe makes, removed after it.
     if filesystems.is_local(uri):
         path = os.path.abspath(filesystems.local_path(uri))
         if os.path.exists(path) and not os.path.isdir(path):
             raise CheckpointError(f"{uri}: the output path is a file; an embedding artifact is "
                                   f"a directory: give the path of a directory (new or not)")
-        parent = os.path.dirname(path)
+        parent, made = os.path.dirname(path), [path] if not os.path.exists(path) else []
         while not os.path.exists(parent):
+            made.append(parent)
             parent = os.path.dirname(parent)
         if not os.path.isdir(parent):
             raise CheckpointError(f"{uri}: {parent} is a file, so no directory can be created "
@@ -534,6 +538,8 @@ def _check_output(uri):
         reason = getattr(e, "message", None) or str(e)
         raise CheckpointError(f"{uri}: cannot be written ({type(e).__name__}: {reason}): give "
                               f"an output path this process may create files in") from None
+    for directory in made:  # Innermost first.
+        os.rmdir(directory)
 
 
 def staging_dir(uri):

@@ -21,7 +21,9 @@ Spark.
 """
 
 import base64
+import ctypes
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -60,9 +62,6 @@ class RangeReport:
     invalid_utf8_replaced: int
     vector_sum: Optional[List[float]] = None  # The sum of every row's vector (for "center").
     seconds: Dict[str, float] = dataclasses.field(default_factory=dict)  # By vectors.STAGES.
-    # coverage.Hints' marks (packed, per change) and the punctuation the range's tokens hold.
-    hints: Dict[str, str] = dataclasses.field(default_factory=dict)
-    punctuation: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,7 +129,16 @@ def initial_rows(keys, dimension, scale):
 
     The values depend only on the key bytes (a counter-based splitmix64 stream seeded by the
     key's hash), never on the worker or the order, so every run and runner writes the same rows.
+    Computed a few rows at a time: the 64-bit intermediates stay about a MB.
     """
+    rows = np.empty((len(keys), dimension), np.float32)
+    step = max(1, (1 << 17) // max(1, dimension))
+    for start in range(0, len(keys), step):
+        rows[start:start + step] = _initial_rows(keys[start:start + step], dimension, scale)
+    return rows
+
+
+def _initial_rows(keys, dimension, scale):
     seeds = np.array([int.from_bytes(hashlib.blake2b(k, digest_size=8).digest(), "little")
                       for k in keys], dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -144,6 +152,24 @@ def initial_rows(keys, dimension, scale):
 
 def _count(name, value):
     COUNTERS[name].inc(value)
+
+
+def release_free_memory():
+    """Gives the heap's free pages back to the operating system (glibc's malloc_trim; nothing
+    elsewhere). Parsing frees its blocks as it goes, but glibc keeps freed memory of its
+    per-thread arenas mapped; the next phase (writing shards, verifying them) would then add
+    its arrays on top of it. Called between phases: a few milliseconds."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):  # Not glibc.
+        return None
 
 
 class _Loaded:
@@ -232,9 +258,8 @@ class _ParseRange(_VocabularyDoFn):
         yield from self._save_by_shard(pending, f"{start:015d}-{saved:04d}")
         yield beam.pvalue.TaggedOutput("ranges", RangeReport(
             start, digest.hexdigest(), read, matched, replaced,
-            total.tolist() if total is not None else None, seconds,
-            {name: coverage.pack(mask) for name, mask in marks.items()},
-            bytes(sorted(punctuation)).decode("ascii")))
+            total.tolist() if total is not None else None, seconds))
+        yield beam.pvalue.TaggedOutput("hints", (marks, punctuation))
         progress.report("%s bytes [%d, %s): %d rows read, %d matched",
                      self._source.path, start, end if end >= 0 else "end", read, matched)
 
@@ -252,8 +277,10 @@ class _ParseRange(_VocabularyDoFn):
 
 
 def write_reports(reports, path):
-    """Writes a list of RangeReports or ShardReports as JSON (in a worker: no TensorFlow)."""
-    filesystems.write_bytes(path, json.dumps([dataclasses.asdict(r) for r in reports]).encode())
+    """Writes a list of RangeReports, ShardReports (or JSON values) as JSON (in a worker: no
+    TensorFlow)."""
+    filesystems.write_bytes(path, json.dumps([
+        dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in reports]).encode())
 
 
 def _save_rows(path, matched):
@@ -292,6 +319,7 @@ class _WriteShard(_VocabularyDoFn):
         self._normalization = tuple(normalization)
 
     def process(self, element, mean=None):
+        release_free_memory()  # What parsing freed, before this shard's arrays are made.
         clock = time.perf_counter()
         shard = element[0]
         start, stop = self._bounds[shard], self._bounds[shard + 1]
@@ -449,6 +477,47 @@ class MatchedVectors(NamedTuple):
     """MatchVectors' outputs."""
     files: beam.PCollection  # (shard, file of the vectors.MatchedRows for it) pairs.
     ranges: beam.PCollection  # One RangeReport per byte range read.
+    hints: beam.PCollection  # One element: MergeCoverageHints' output.
+
+
+class MergeCoverageHints(beam.CombineFn):
+    """Joins the coverage hints' marks of every range (coverage.Hints.mark: which vocabulary
+    tokens a cheap change would match) and the punctuation their tokens hold. As a combine,
+    Beam folds them as they are made, in the step that parses: a job holds one set of marks
+    per bundle, not one per range (each a bit per vocabulary token, per change), whatever the
+    file's length. Output: {"marks": {change: coverage.pack(mask)}, "punctuation": str}."""
+
+    def create_accumulator(self):
+        return {}, set()
+
+    def add_input(self, accumulator, element):
+        marks, punctuation = accumulator
+        for name, mask in element[0].items():
+            if name in marks:
+                marks[name] |= mask
+            else:
+                marks[name] = np.array(mask, bool)
+        punctuation.update(element[1])
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        merged = self.create_accumulator()
+        for accumulator in accumulators:
+            self.add_input(merged, accumulator)
+        return merged
+
+    def extract_output(self, accumulator):
+        marks, punctuation = accumulator
+        return {"marks": {name: coverage.pack(mask) for name, mask in marks.items()},
+                "punctuation": bytes(sorted(punctuation)).decode("ascii")}
+
+
+class EmbeddingShards(NamedTuple):
+    """WriteEmbeddingShards' outputs."""
+    shards: beam.PCollection  # A ShardReport per shard.
+    ranges: beam.PCollection  # A RangeReport per byte range (per shard: a fastText model).
+    hints: Optional[beam.PCollection]  # MergeCoverageHints' output (None: a fastText model,
+    # whose dictionary the driver matches).
 
 
 class ReadVectorRanges(beam.PTransform):
@@ -493,7 +562,8 @@ class MatchVectors(beam.PTransform):
       sum_rows: every row's values parsed, and summed in each RangeReport (for "center").
 
     Returns:
-      MatchedVectors: (shard, file) pairs, and a RangeReport per range.
+      MatchedVectors: (shard, file) pairs, a RangeReport per range, and the coverage hints of
+      them all (MergeCoverageHints).
     """
 
     def __init__(self, source: vectors.VectorSource, plan: ShardPlan, *, case_fold: bool = False,
@@ -506,8 +576,9 @@ class MatchVectors(beam.PTransform):
     # Returns MatchedVectors: Beam's type hints only describe one PCollection's elements.
     def expand(self, ranges: beam.PCollection[Union[vectors.ByteRange, vectors.Stripe]]):
         parsed = ranges | "ParseVectors" >> beam.ParDo(self._parse).with_outputs(
-            "ranges", main="files")
-        return MatchedVectors(parsed.files, parsed.ranges)
+            "ranges", "hints", main="files")
+        hints = parsed.hints | "MergeHints" >> beam.CombineGlobally(MergeCoverageHints())
+        return MatchedVectors(parsed.files, parsed.ranges, hints)
 
 
 class MeanVector(beam.PTransform):
@@ -610,7 +681,8 @@ class WriteEmbeddingShards(beam.PTransform):
       fasttext_matches: for a fastText .bin model, WriteSubwordShards' matches_path.
 
     Returns:
-      (a ShardReport per shard, a RangeReport per byte range).
+      EmbeddingShards: a ShardReport per shard, a RangeReport per byte range, the coverage
+      hints.
     """
 
     def __init__(self, source: vectors.VectorSource, plan: ShardPlan,
@@ -619,13 +691,14 @@ class WriteEmbeddingShards(beam.PTransform):
         self._source, self._plan, self._parameters = source, plan, parameters
         self._fasttext_matches = fasttext_matches
 
-    def expand(self, pbegin: beam.pvalue.PBegin):  # (ShardReports, RangeReports)
+    def expand(self, pbegin: beam.pvalue.PBegin):  # EmbeddingShards
         source, plan, parameters = self._source, self._plan, self._parameters
         writing = dict(init_scale=parameters.init_scale, normalization=parameters.normalization)
         if source.fasttext_model is not None:
-            return pbegin | "SubwordShards" >> WriteSubwordShards(
+            shards, ranges = pbegin | "SubwordShards" >> WriteSubwordShards(
                 source, plan, self._fasttext_matches,
                 unicode_normalization=parameters.unicode_normalization, **writing)
+            return EmbeddingShards(shards, ranges, None)
         center = "center" in parameters.normalization
         matched = (pbegin
                    | "ReadRanges" >> ReadVectorRanges(source)
@@ -636,4 +709,4 @@ class WriteEmbeddingShards(beam.PTransform):
                        sum_rows=center))
         mean = matched.ranges | "Mean" >> MeanVector(plan.dimension) if center else None
         shards = matched.files | "Write" >> WriteShards(plan, mean=mean, **writing)
-        return shards, matched.ranges
+        return EmbeddingShards(shards, matched.ranges, matched.hints)

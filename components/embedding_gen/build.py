@@ -163,9 +163,12 @@ class _Job:
         clock = time.perf_counter()
         try:
             with pipeline:
-                shards, ranges = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
+                outputs = pipeline | "EmbeddingShards" >> beam_impl.WriteEmbeddingShards(
                     self.source, self.plan, self.parameters, fasttext_matches=matches)
-                for name, reports in (("shards", shards), ("ranges", ranges)):
+                for name, reports in (("shards", outputs.shards), ("ranges", outputs.ranges),
+                                      ("hints", outputs.hints)):
+                    if reports is None:
+                        continue
                     _ = (reports
                          | f"Collect{name.title()}" >> beam.combiners.ToList()
                          | f"Write{name.title()}" >> beam.Map(
@@ -180,6 +183,9 @@ class _Job:
         ranges = sorted((beam_impl.RangeReport(**r)
                          for r in _read_json(os.path.join(work, "ranges.json"))),
                         key=lambda r: r.start)
+        if hint_marks is None:  # The workers' marks, joined by MergeCoverageHints.
+            [joined] = _read_json(os.path.join(work, "hints.json"))
+            hint_marks = self._unpack_hints(joined)
         seconds["beam_job"] = time.perf_counter() - clock
         for stage in vectors.STAGES:  # Inside the job, summed over the workers.
             seconds[stage] = sum(r.seconds.get(stage, 0.0) for r in ranges)
@@ -198,6 +204,7 @@ class _Job:
                                  prefix)
         tf.io.gfile.rmtree(work)
         seconds["merge"], clock = time.perf_counter() - clock, time.perf_counter()
+        beam_impl.release_free_memory()  # What the job freed, before the shards are read.
         embedding_artifact.verify_shards(prefix, shape, [s.shard for s in shards])
         seconds["verify"], clock = time.perf_counter() - clock, time.perf_counter()
         manifest = self._publish(shards, ranges, rows_read, word_found, hint_marks)
@@ -246,15 +253,19 @@ class _Job:
             shards=[s.shard for s in shards], has_vector=has_vector, source=described,
             coverage=coverage, counts=totals, token_ids=self.token_ids)
 
+    def _unpack_hints(self, joined):
+        """(marks, punctuation) of MergeCoverageHints' output."""
+        marks = coverage_lib.Hints(self.tokens, self.parameters.unicode_normalization
+                                   ).new_marks()
+        for name, packed in joined["marks"].items():
+            marks[name] |= coverage_lib.unpack(packed, len(marks[name]))
+        return marks, set(joined["punctuation"].encode("ascii"))
+
     def _coverage_report(self, ranges, word_found, coverage, hint_marks):
         """The coverage line's figures: the hints the workers marked (or the driver, for a
-        fastText model's dictionary), joined."""
+        fastText model's dictionary)."""
         hints = coverage_lib.Hints(self.tokens, self.parameters.unicode_normalization)
-        marks, punctuation = hint_marks or (hints.new_marks(), set())
-        for report in ranges:
-            punctuation.update(report.punctuation.encode("ascii"))
-            for name, packed in report.hints.items():
-                marks[name] |= coverage_lib.unpack(packed, len(marks[name]))
+        marks, punctuation = hint_marks
         return coverage_lib.report(
             self.tokens, word_found, self.counts,
             coverage.corpus_token_share * sum(self.counts) if self.counts else None,

@@ -76,7 +76,7 @@ def attempt(vocabulary, vectors, out):
 
     started = time.monotonic()
     try:
-        build_embedding(vocabulary, vectors, out, num_shards=2)
+        build_embedding(vocabulary, vectors, out, num_shards=2, row_layout="tft")
         return {"type": None}
     except Exception as e:
         return {"type": type(e).__name__, "error": str(e),

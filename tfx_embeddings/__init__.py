@@ -30,8 +30,8 @@ Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTr
 `pretrained_embedding`, `LazyAdam`, `export_trained_embedding` (tf_keras or Keras 3: the Keras
 `tf.keras` is, unless `pretrained_embedding(keras=...)` says). The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX:
 `build_embedding`. In a preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors:
-`VectorFileError`, `VocabularyFileError`, `CheckpointError`. Orchestrators: `compile_for_kubeflow`
-(open-source Kubeflow Pipelines or Vertex).
+`VectorFileError`, `VocabularyFileError`, `CheckpointError`, `ObjectStorageError`.
+Orchestrators: `compile_for_kubeflow` (open-source Kubeflow Pipelines or Vertex).
 
 Names are imported when first used, so a Beam worker that imports one module of the package does
 not load TensorFlow or TFX for the others.
@@ -61,6 +61,7 @@ _EXPORTS = {
     "build_embedding": "components.embedding_gen.build",
     "VectorFileError": "components.embedding_gen.vectors",
     "VocabularyFileError": "components.vocabulary_file",
+    "ObjectStorageError": "components.object_storage",
     "apply_vocabulary": "components.vocabulary_gen.lookup",
     "Tokenizer": "components.vocabulary_gen.tokenizer",
     "compile_for_kubeflow": "pipeline.kubeflow.compiler",
@@ -83,6 +84,7 @@ if typing.TYPE_CHECKING:
         export_trained_embedding as export_trained_embedding,
     )
     from .components.latest_blessed_model.component import LatestBlessedModel as LatestBlessedModel
+    from .components.object_storage import ObjectStorageError as ObjectStorageError
     from .components.specs import EMBEDDING_URI_KEY as EMBEDDING_URI_KEY
     from .components.types import HtmlReport as HtmlReport
     from .components.types import PretrainedEmbedding as PretrainedEmbedding

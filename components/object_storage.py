@@ -350,7 +350,7 @@ def _probe_gcs(path, role, options, clients):
         try:
             credentials, found_project = google.auth.default(scopes=scopes)
             clients["gs"] = storage.Client(credentials=credentials,
-                                           project=project or found_project or "-")
+                                           project=project or found_project)
         except auth_exceptions.DefaultCredentialsError as e:
             clients["gs"] = storage.Client.create_anonymous_client()
             clients["gs_anonymous"] = str(e).split(". ")[0]

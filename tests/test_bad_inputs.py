@@ -295,3 +295,19 @@ def test_a_long_line_is_read_in_linear_time_when_allowed(tmp_path):
     matrix = tf.train.load_variable(str(tmp_path / "out" / "checkpoint" / "embeddings"),
                                     "embeddings")
     np.testing.assert_array_equal(matrix, [[1, 2]])
+
+
+def test_a_long_line_across_ranges_is_refused_where_it_starts(tmp_path, monkeypatch):
+    """The ranges a long line runs into skip it (at most max_line_bytes read); the range that
+    holds its start refuses it with its line and byte offset."""
+    from tfx_embeddings.components.embedding_gen import beam_impl
+
+    monkeypatch.setattr(beam_impl, "RANGE_BYTES", 97)  # The line spans three ranges.
+    path = _vectors(tmp_path, b"a 1 2\nb" + b" 1" * 150 + b"\nc 1 2\n")
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["a", "b", "c"])
+    with pytest.raises(VectorFileError) as raised:
+        build_embedding(str(vocabulary), path, str(tmp_path / "out"), row_layout="tft",
+                        max_line_bytes=200)
+    assert str(raised.value) == (f"{path} line 2 (byte offset 6): a line longer than "
+                                 f"max_line_bytes (200 bytes); raise max_line_bytes if the "
+                                 f"file's lines really are that long")

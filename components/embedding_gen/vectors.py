@@ -692,25 +692,25 @@ def _lines_in_range(source, start, end, chunk=None):
             f.seek(start - 1)  # Skip the line that began in the previous range.
             skipped = f.readline(source.max_line_bytes + 1)
             if len(skipped) > source.max_line_bytes:
-                _fail_long_line(source, start - 1, skipped)
+                return  # The range that holds its start refuses it, naming its offset.
             start += len(skipped) - 1
         else:
             f.seek(start)
-        offset, carry = start, b""
+        offset, carry = start, []  # carry: the blocks of a line that has not ended yet.
         while end < 0 or offset < end:
             block = f.read(_BLOCK_BYTES)
             if not block:
                 if carry:
-                    yield offset, carry
+                    yield offset, b"".join(carry)
                 return
             whole = block.rfind(b"\n") + 1
-            if not whole:  # No line ends in this block.
-                carry = b"".join((carry, block))  # Read blocks: at most max_line_bytes.
-                if len(carry) > source.max_line_bytes:
-                    _fail_long_line(source, offset, carry)
+            if not whole:  # No line ends in this block: joined once it ends (linear).
+                carry.append(block)
+                if sum(map(len, carry)) > source.max_line_bytes:
+                    _fail_long_line(source, offset, carry[0])
                 continue
-            data = b"".join((carry, memoryview(block)[:whole]))  # One copy of the block.
-            carry = block[whole:]
+            data = b"".join(carry + [memoryview(block)[:whole]])  # One copy of the block.
+            carry = [block[whole:]] if whole < len(block) else []
             if 0 <= end < offset + len(data):  # Only the lines that start before the end.
                 yield offset, data[:data.find(b"\n", end - offset - 1) + 1]
                 return

@@ -5,8 +5,9 @@ them; nothing here imports TensorFlow or TFX):
                                       spread over the workers
     | MatchVectors(source, plan)      vectors of vocabulary tokens only, parsed in numpy batches,
                                       saved per shard their rows fall in (only the file names
-                                      travel on); a RangeReport per range
-    | WriteShards(plan)               per shard (GroupByKey): initializer rows, the found vectors
+                                      travel on); a RangeReport per range, and the
+                                      coverage hints of all ranges (MergeCoverageHints)
+    .files | WriteShards(plan)        per shard (GroupByKey): initializer rows, the found vectors
                                       laid over them, the checkpoint slice written; a ShardReport
 
 WriteEmbeddingShards is that whole job (WriteSubwordShards for a fastText .bin model); a
@@ -14,8 +15,9 @@ ShardPlan says which matrix it writes.
 
 Matched vectors go through files in the work directory rather than through the shuffle: on
 DirectRunner the shuffle holds everything it carries in the driver process, and the vectors are
-the bulk of the job. The file names depend only on the range, so a retried bundle rewrites the
-same files. The driver then merges and verifies the shards (embedding_artifact.merge).
+the bulk of the job; what the runner keeps per range until a step ends (a RangeReport, a few
+file names) is a few hundred bytes, so the job's memory does not grow with the file. The file
+names depend only on the range, so a retried bundle rewrites the same files. The driver then merges and verifies the shards (embedding_artifact.merge).
 Nothing here depends on the runner: the same transform runs on DirectRunner, Dataflow, Flink or
 Spark.
 """

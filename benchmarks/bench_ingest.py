@@ -170,18 +170,18 @@ def one(how, path, vocabulary):
         import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
 
-        from tfx_embeddings.components.embedding_gen import executor
+        from tfx_embeddings.components.embedding_gen.build import STAGE_LOGGER, build_embedding
 
         class Stages(logging.Handler):
             def emit(self, record):
                 nonlocal stages
                 stages = getattr(record, "stage_seconds", stages)
 
-        executor.STAGE_LOGGER.addHandler(Stages())
-        executor.STAGE_LOGGER.setLevel(logging.INFO)  # Python's default, WARNING, drops it.
+        STAGE_LOGGER.addHandler(Stages())
+        STAGE_LOGGER.setLevel(logging.INFO)  # Python's default, WARNING, drops it.
         started = time.time()
         with tempfile.TemporaryDirectory(dir=WORK) as out:
-            executor.build_embedding(
+            build_embedding(
                 vocabulary, path, os.path.join(out, "embedding"), row_layout="padded",
                 make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(RUNNER_ARGS[how])))
     elif how == "gensim":

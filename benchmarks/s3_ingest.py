@@ -3,7 +3,7 @@ emulator instead of local disk (its vocabulary and output stay local, as in the 
 
     python -m benchmarks.bench_ingest --only embeddinggen embeddinggen_s3
 
-The emulator is moto's S3 server (tests/s3_emulator.py), on 127.0.0.1, started for the row and
+The emulator is moto's S3 server (emulators/s3.py), on 127.0.0.1, started for the row and
 stopped after it. The file is uploaded first (not timed); the measured process reads it through
 Beam's S3 filesystem (boto3), one ranged GET per byte range, as it would from S3. What the row
 measures is this code plus moto, not S3: moto answers every ranged GET by reading the whole
@@ -24,7 +24,7 @@ def rows(only, files, run_measured):
     """The row, measured with bench_ingest.run_measured, unless `only` leaves it out."""
     if only and NAME not in only:
         return []
-    from tests.s3_emulator import S3Emulator, ranged_gets
+    from emulators.s3 import S3Emulator, ranged_gets
 
     vectors = files["vectors"]
     key = f"vectors/{os.path.basename(vectors)}"

@@ -74,7 +74,7 @@ LAYOUTS = (PADDED, TFT)
 
 class CheckpointError(ValueError):
     """An embedding artifact that is unpublished, incomplete, damaged, or does not match the
-    vocabulary or the model that uses it."""
+    vocabulary or the model that uses it; or an output path no artifact can be written to."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,6 +251,9 @@ class Source:
     bytes: int
     sha256: str  # Of the header and of the body ranges' digests, in file order.
     normalization: Tuple[str, ...] = ()  # Applied to the vectors, in order: "center", "l2".
+    # The Unicode form ("NFC", "NFKC") tokens were matched in, both the vocabulary's and the
+    # file's; None: byte for byte.
+    unicode_normalization: Optional[str] = None
 
     def __post_init__(self):
         object.__setattr__(self, "normalization", tuple(self.normalization))
@@ -441,7 +444,9 @@ def verify_shards(prefix, shape, shards):
         except tf.errors.OpError as e:
             raise CheckpointError(f"{prefix}: rows [{shard.start}, {shard.stop}) do not read "
                                   f"back: {e.message}") from None
-        if shard.sha256 is not None and rows_sha256(rows) != shard.sha256:
+        digest = rows_sha256(rows)
+        del rows  # Before the next shard is read: one shard in memory at a time.
+        if shard.sha256 is not None and digest != shard.sha256:
             raise CheckpointError(f"{prefix}: rows [{shard.start}, {shard.stop}) differ from "
                                   f"what their writer wrote")
 
@@ -542,6 +547,54 @@ class EmbeddingArtifact:
         """check_files, then every shard's rows against their published digest."""
         self.check_files()
         verify_shards(self.checkpoint_prefix, self.manifest.shape, self.manifest.shards)
+
+
+def check_output(uri, timeout=20.0):
+    """Raises CheckpointError, naming uri and the problem, where no artifact can be published:
+    uri is a file, a file stands where one of its parent directories should be, or nothing
+    can be created in it (a probe file is written there through tf.io.gfile, and removed,
+    with the local directories made for it). A remote uri's check ends within timeout seconds
+    (ObjectStorageError then: TensorFlow's S3 client, for one, retries a closed port for 51 s).
+    """
+    object_storage.use(uri)
+    if not filesystems.is_local(uri):
+        object_storage.run_bounded(
+            lambda: _check_output(uri), uri, timeout,
+            "TensorFlow's filesystem for it cannot reach the store: for s3://, tensorflow-io "
+            "reads S3_ENDPOINT, S3_USE_HTTPS and the AWS_* variables, not Beam's options")
+    else:
+        _check_output(uri)
+
+
+def _check_output(uri):
+    made = []  # Local directories the probe makes, removed after it.
+    if filesystems.is_local(uri):
+        path = os.path.abspath(filesystems.local_path(uri))
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise CheckpointError(f"{uri}: the output path is a file; an embedding artifact is "
+                                  f"a directory: give the path of a directory (new or not)")
+        parent, made = os.path.dirname(path), [path] if not os.path.exists(path) else []
+        while not os.path.exists(parent):
+            made.append(parent)
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise CheckpointError(f"{uri}: {parent} is a file, so no directory can be created "
+                                  f"under it: give another output path")
+    elif tf.io.gfile.exists(uri) and not tf.io.gfile.isdir(uri):
+        raise CheckpointError(f"{uri}: the output path is an object (a file); an embedding "
+                              f"artifact is a directory: give the path of a directory")
+    probe = os.path.join(uri, f".write-probe-{uuid.uuid4().hex}")
+    try:
+        tf.io.gfile.makedirs(uri)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        reason = getattr(e, "message", None) or str(e)
+        raise CheckpointError(f"{uri}: cannot be written ({type(e).__name__}: {reason}): give "
+                              f"an output path this process may create files in") from None
+    for directory in made:  # Innermost first.
+        os.rmdir(directory)
 
 
 def staging_dir(uri):

@@ -21,8 +21,22 @@ class Stat:
     is_regular: bool = True  # False for a named pipe, a socket, a device.
 
 
+def scheme(path):
+    """The URI scheme of path, lowercased ("s3", "gs", "file"...); "" for a plain path."""
+    path = os.fspath(path)
+    return path.split("://", 1)[0].lower() if "://" in path else ""
+
+
 def is_local(path):
-    return "://" not in path
+    """Whether path is on this machine's filesystem: a plain path, or a file:// URI (the one
+    definition: object_storage uses it too)."""
+    return scheme(path) in ("", "file")
+
+
+def local_path(path):
+    """The operating system's name of a local path: file:///x is /x."""
+    path = os.fspath(path)
+    return path.split("://", 1)[1] if scheme(path) == "file" else path
 
 
 def _beam():
@@ -48,7 +62,7 @@ def configure(pipeline_options):
 def open_read(path):
     """A binary, seekable file object for reading."""
     if is_local(path):
-        return open(path, "rb")
+        return open(local_path(path), "rb")
     from apache_beam.io.filesystem import CompressionTypes
 
     return _beam().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
@@ -58,6 +72,7 @@ def open_write(path):
     """A binary file object for writing (the file is replaced); local parent directories are
     created."""
     if is_local(path):
+        path = local_path(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         return open(path, "wb")
     from apache_beam.io.filesystem import CompressionTypes
@@ -77,13 +92,13 @@ def write_bytes(path, data):
 
 def exists(path):
     if is_local(path):
-        return os.path.exists(path)
+        return os.path.exists(local_path(path))
     return _beam().exists(path) or isdir(path)
 
 
 def isdir(path):
     if is_local(path):
-        return os.path.isdir(path)
+        return os.path.isdir(local_path(path))
     matched = _beam().match([path.rstrip("/") + "/*"], limits=[1])[0].metadata_list
     return bool(matched)
 
@@ -91,7 +106,7 @@ def isdir(path):
 def stat(path):
     """The file's Stat; raises FileNotFoundError."""
     if is_local(path):
-        info = os.stat(path)
+        info = os.stat(local_path(path))
         return Stat(info.st_size, info.st_mtime_ns, stat_module.S_ISDIR(info.st_mode),
                     stat_module.S_ISREG(info.st_mode))
     if not _beam().exists(path):

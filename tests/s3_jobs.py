@@ -9,6 +9,8 @@ Each command prints one line `RESULT <json>` last.
     embed VOCABULARY VECTORS OUT...  EmbeddingGen's job (build_embedding), into each OUT in
                                    turn; --markers prints `MARK staging|publish|move|published`
                                    as it gets there (move: each entry of the staging directory)
+    attempt VOCABULARY VECTORS OUT  EmbeddingGen's job expected to fail: its error (class,
+                                   message) and the seconds build_embedding took to raise it
     check URI...                   what a reader accepts: EmbeddingArtifact(uri), then verify()
     rerun VOCABULARY VECTORS URI...  per URI: check, embed into it, check again
     restore ROOT VECTORS OLD NEW   restore and warm start: restore_scenario
@@ -32,7 +34,8 @@ def build(vocabulary, vectors, out, *, num_shards=3, range_bytes=None, workers=0
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from tfx_embeddings.components import embedding_artifact, object_storage
-    from tfx_embeddings.components.embedding_gen import beam_impl, executor
+    from tfx_embeddings.components.embedding_gen import beam_impl
+    from tfx_embeddings.components.embedding_gen.build import STAGE_LOGGER, build_embedding
 
     if range_bytes:
         beam_impl.RANGE_BYTES = range_bytes  # Read when the job is built, here.
@@ -60,11 +63,24 @@ def build(vocabulary, vectors, out, *, num_shards=3, range_bytes=None, workers=0
         def emit(self, record):
             stages.update(getattr(record, "stage_seconds", {}))
 
-    logging.getLogger(executor.STAGE_LOGGER.name).addHandler(Stages())
-    executor.build_embedding(vocabulary, vectors, out, num_shards=num_shards,
-                             row_layout="padded",
-                             make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(args)))
+    logging.getLogger(STAGE_LOGGER.name).addHandler(Stages())
+    build_embedding(vocabulary, vectors, out, num_shards=num_shards, row_layout="padded",
+                    make_pipeline=lambda: beam.Pipeline(options=PipelineOptions(args)))
     return stages
+
+
+def attempt(vocabulary, vectors, out):
+    """build_embedding, which should fail: {"type", "error", "seconds"} (seconds from the call
+    to its error), or {"type": None} if it published."""
+    from tfx_embeddings.components.embedding_gen.build import build_embedding
+
+    started = time.monotonic()
+    try:
+        build_embedding(vocabulary, vectors, out, num_shards=2, row_layout="tft")
+        return {"type": None}
+    except Exception as e:
+        return {"type": type(e).__name__, "error": str(e),
+                "seconds": time.monotonic() - started}
 
 
 def check(uris):
@@ -122,6 +138,10 @@ def main(argv=None):
     embed.add_argument("--range-bytes", type=int)
     embed.add_argument("--workers", type=int, default=0)
     embed.add_argument("--markers", action="store_true")
+    attempt_ = commands.add_parser("attempt")
+    attempt_.add_argument("vocabulary")
+    attempt_.add_argument("vectors")
+    attempt_.add_argument("out")
     check_ = commands.add_parser("check")
     check_.add_argument("uris", nargs="+")
     rerun = commands.add_parser("rerun")
@@ -142,6 +162,8 @@ def main(argv=None):
             result = [build(args.vocabulary, args.vectors, out, num_shards=args.num_shards,
                             range_bytes=args.range_bytes, workers=args.workers,
                             markers=args.markers) for out in args.outs]
+        elif args.command == "attempt":
+            result = attempt(args.vocabulary, args.vectors, args.out)
         elif args.command == "check":
             result = check(args.uris)
         elif args.command == "rerun":

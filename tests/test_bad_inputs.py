@@ -12,7 +12,9 @@ import tensorflow as tf
 
 from tests.conftest import write_vocabulary
 from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen import vectors
+from tfx_embeddings.components.embedding_gen.build import build_embedding
+from tfx_embeddings.components.embedding_gen.vectors import VectorFileError
 from tfx_embeddings.components.embedding_trainer import restore
 from tfx_embeddings.components.vocabulary_file import VocabularyFileError
 from tfx_embeddings.pipeline.demo.config import ConfigError, load_config
@@ -108,12 +110,23 @@ def test_a_malformed_vocabulary_file(tmp_path, small_vectors):
     assert not (tmp_path / "out").exists()
 
 
-def test_an_unwritable_output_path(tmp_path, small_vectors):
+@pytest.mark.parametrize("output, error", [
+    ("{tmp}/a_file/out", "{tmp}/a_file is a file, so no directory can be created under it"),
+    ("{tmp}/a_file", "the output path is a file; an embedding artifact is a directory"),
+    # sysfs takes no new directory, whoever asks (root included, whom file modes let through).
+    ("/sys/tfx-embeddings-test/out", "cannot be written (PermissionDeniedError: "
+                                     "/sys/tfx-embeddings-test; Operation not permitted)"),
+], ids=["under a file", "a file", "unwritable"])
+def test_an_output_path_that_cannot_be_written(tmp_path, small_vectors, output, error):
+    """The project's error, naming the path and the problem, before the vector file is read
+    (before: TensorFlow's own exception types)."""
     (tmp_path / "a_file").write_text("")
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1"])
-    with pytest.raises(Exception, match="a_file"):
-        build_embedding(str(vocabulary), small_vectors[0], str(tmp_path / "a_file" / "out"),
-                        row_layout="padded")
+    output = output.format(tmp=tmp_path)
+    with pytest.raises(embedding_artifact.CheckpointError) as raised:
+        build_embedding(str(vocabulary), small_vectors[0], output, row_layout="padded")
+    assert str(raised.value).startswith(f"{output}: {error.format(tmp=tmp_path)}")
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "vectors.txt", "vocab.txt"]
 
 
 @pytest.fixture
@@ -205,14 +218,16 @@ def test_a_vector_file_replaced_while_the_job_reads_it(tmp_path, small_vectors):
     vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1", "w2"])
     path = small_vectors[0]
 
-    def rewrite_then_run():
-        with open(path, "a") as f:
-            f.write("late 1 2 3 4 5 6\n")
-        return beam.Pipeline(runner="FnApiRunner")
+    class RewriteThenRun(beam.Pipeline):  # Run once the job is built: after the inspection.
+        def run(self, *args, **kwargs):
+            with open(path, "a") as f:
+                f.write("late 1 2 3 4 5 6\n")
+            return super().run(*args, **kwargs)
 
     with pytest.raises(ValueError, match=f"^{path}: the file changed while the job read it"):
         build_embedding(str(vocabulary), path, str(tmp_path / "out"),
-                        make_pipeline=rewrite_then_run, row_layout="padded")
+                        make_pipeline=lambda: RewriteThenRun(runner="FnApiRunner"),
+                        row_layout="padded")
     assert os.listdir(tmp_path / "out") == []
 
 
@@ -224,3 +239,75 @@ def test_the_coverage_guard_can_be_lowered(tmp_path):
     manifest = build_embedding(str(vocabulary), path, str(tmp_path / "out"), min_coverage=0.1,
                                row_layout="padded")
     assert manifest.coverage.tokens_with_vector == 1
+
+
+LONG_LINES = [
+    ("a 16 MB line of a 4M-value 'vector'", b"the" + b" 0.1" * (4 << 20) + b"\n", ["the"],
+     "line 1 (byte offset 0): longer than max_line_bytes (1048576 bytes) without a line end: "
+     "not a vector file's line"),
+    ("CR-only line ends", b"a 1 2\rb 3 4\r", ["a", "b"],
+     "line 1 (byte offset 0): its lines end in CR only (a carriage return at byte 5, no line "
+     "feed; classic Mac OS line ends)"),
+    ("70,000 values in a row", b"the" + b" 0" * 70000 + b"\n", ["the"],
+     "line 1 (byte offset 0): 70000 values after the token, more than max_dimension (65536)"),
+    ("a 1.2 MB line after the first", b"a 1 2\nb" + b" 1" * 600_000 + b"\n", ["a", "b"],
+     "line 2 (byte offset 6): a line longer than max_line_bytes (1048576 bytes); raise "
+     "max_line_bytes"),
+    ("CR-only line ends after an LF", b"a 1 2\n" + b"b 3 4\r" * 300_000, ["a", "b"],
+     "line 2 (byte offset 6): a line longer than max_line_bytes (1048576 bytes) (it holds a "
+     "carriage return: lines that end in CR only"),
+]
+
+
+@pytest.mark.parametrize("name, content, tokens, error", LONG_LINES,
+                         ids=[c[0] for c in LONG_LINES])
+def test_long_lines_are_refused_in_seconds(tmp_path, name, content, tokens, error):
+    """A line past max_line_bytes, a row past max_dimension, CR-only line ends: refused with
+    the file, the byte offset and the parameter that raises the limit, having read no more
+    than the limit of the line (before: a 16 MB line was published as a 4M-dimension vector,
+    a 64 MB one took 34 s to inspect)."""
+    import time
+
+    path = _vectors(tmp_path, content)
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", tokens)
+    started = time.perf_counter()
+    with pytest.raises(VectorFileError) as raised:
+        build_embedding(str(vocabulary), path, str(tmp_path / "out"), row_layout="tft")
+    assert time.perf_counter() - started < 20
+    assert str(raised.value).startswith(f"{path} {error}")
+    assert os.listdir(tmp_path / "out") == [] if (tmp_path / "out").exists() else True
+
+
+def test_a_long_line_is_read_in_linear_time_when_allowed(tmp_path):
+    """With max_line_bytes raised, a line of a 48 MB token is read in one pass (the format
+    sniffing appended 64 KB steps to bytes: quadratic, 34 s for 64 MB) and the job reads the
+    rest of the file."""
+    import time
+
+    path = _vectors(tmp_path, b"x" * (48 << 20) + b" 0.5 0.25\nw1 1 2\n")
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1"])
+    started = time.perf_counter()
+    source = vectors.inspect_source(path, max_line_bytes=64 << 20)
+    assert time.perf_counter() - started < 5
+    assert (source.format, source.dimension) == ("glove", 2)
+    build_embedding(str(vocabulary), path, str(tmp_path / "out"), max_line_bytes=64 << 20,
+                    num_oov_buckets=0, row_layout="tft")
+    matrix = tf.train.load_variable(str(tmp_path / "out" / "checkpoint" / "embeddings"),
+                                    "embeddings")
+    np.testing.assert_array_equal(matrix, [[1, 2]])
+
+
+def test_a_long_line_across_ranges_is_refused_where_it_starts(tmp_path, monkeypatch):
+    """The ranges a long line runs into skip it (at most max_line_bytes read); the range that
+    holds its start refuses it with its line and byte offset."""
+    from tfx_embeddings.components.embedding_gen import beam_impl
+
+    monkeypatch.setattr(beam_impl, "RANGE_BYTES", 97)  # The line spans three ranges.
+    path = _vectors(tmp_path, b"a 1 2\nb" + b" 1" * 150 + b"\nc 1 2\n")
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["a", "b", "c"])
+    with pytest.raises(VectorFileError) as raised:
+        build_embedding(str(vocabulary), path, str(tmp_path / "out"), row_layout="tft",
+                        max_line_bytes=200)
+    assert str(raised.value) == (f"{path} line 2 (byte offset 6): a line longer than "
+                                 f"max_line_bytes (200 bytes); raise max_line_bytes if the "
+                                 f"file's lines really are that long")

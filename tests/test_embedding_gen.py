@@ -16,8 +16,8 @@ from tensorboard.plugins import projector
 
 from tests.conftest import write_vocabulary
 from tfx_embeddings.components import embedding_artifact, vocabulary_file
-from tfx_embeddings.components.embedding_gen import beam_impl
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen import beam_impl, coverage, vectors
+from tfx_embeddings.components.embedding_gen.build import build_embedding
 
 # Vocabulary: tokens with a vector (w*) interleaved with tokens the file lacks (x*).
 TOKENS = [f"w{i}" if i % 4 else f"x{i}" for i in range(30)]
@@ -237,3 +237,117 @@ def test_the_coverage_report_renders(tmp_path):
     assert text.index("zz_missing 40") < text.index("rare_missing 10")  # By count.
     assert "case-folds like theirs (1): paris" in text
     assert "the first one taken (1 rows ignored): w1" in text
+
+
+def test_build_embedding_and_its_beam_job_need_no_tfx():
+    """build_embedding (the public name) and the Beam transforms load without TFX or
+    tensorflow-transform: a Beam user's pipeline does not pay for them."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tfx_embeddings; tfx_embeddings.build_embedding; "
+            "from tfx_embeddings.components.embedding_gen import beam_impl; "
+            "print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('tfx', 'tensorflow_transform', 'tfx_bsl')))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert run.stdout.strip() == "[]"
+
+
+def test_the_beam_transforms_composed_by_hand_give_build_embeddings_matrix(tmp_path,
+                                                                          small_vectors):
+    """ReadVectorRanges | MatchVectors | WriteShards, then embedding_artifact.merge: the matrix
+    build_embedding publishes, row for row."""
+    path, _ = small_vectors
+    vocabulary = str(write_vocabulary(tmp_path / "vocab.txt", TOKENS))
+    source = vectors.inspect_source(path)
+    layout = embedding_artifact.RowLayout("tft", len(TOKENS), 1)
+    plan = beam_impl.ShardPlan(vocabulary, True, layout,
+                               embedding_artifact.shard_bounds(layout.num_rows, 3),
+                               source.dimension, str(tmp_path / "work"))
+    reports = str(tmp_path / "work" / "shards.json")
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        matched = (pipeline
+                   | beam_impl.ReadVectorRanges(source, range_bytes=97)
+                   | beam_impl.MatchVectors(source, plan))
+        _ = (matched.files
+             | beam_impl.WriteShards(plan)
+             | beam.combiners.ToList()
+             | beam.Map(beam_impl.write_reports, reports))
+    with open(reports) as f:
+        shards = sorted((beam_impl.ShardReport(**r) for r in json.load(f)), key=lambda s: s.start)
+    prefix = str(tmp_path / "merged" / "embeddings")
+    embedding_artifact.merge([s.prefix for s in shards], [s.shard for s in shards],
+                             (layout.num_rows, source.dimension), prefix)
+    out, _ = _build(tmp_path, path, row_layout="tft", num_shards=2)
+    np.testing.assert_array_equal(tf.train.load_variable(prefix, embedding_artifact.TENSOR_NAME),
+                                  _matrix(out))
+
+
+def test_the_beam_transforms_are_typed(tmp_path, small_vectors):
+    """Beam checks their inputs when the pipeline is built."""
+    from apache_beam.typehints.decorators import TypeCheckError
+
+    source = vectors.inspect_source(small_vectors[0])
+    layout = embedding_artifact.RowLayout("tft", 2, 0)
+    plan = beam_impl.ShardPlan(str(tmp_path / "vocab.txt"), True, layout, (0, 2), 6,
+                               str(tmp_path / "work"))
+    for transform, expected in ((beam_impl.MatchVectors(source, plan), "ByteRange"),
+                                (beam_impl.WriteShards(plan), "Tuple[<class 'int'>, <class")):
+        with pytest.raises(TypeCheckError, match=re.escape(expected)):
+            _ = beam.Pipeline(runner="FnApiRunner") | beam.Create(["a"]) | transform
+
+
+def test_build_embedding_with_its_defaults_lays_rows_out_as_tfts_ids(tmp_path, small_vectors):
+    """No TransformGraph, no layout given: token i at row i, the OOV bucket after, as
+    tft.compute_and_apply_vocabulary(num_oov_buckets=1) numbers them."""
+    import tfx_embeddings
+
+    path, expected = small_vectors
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", TOKENS)
+    out = str(tmp_path / "out")
+    manifest = tfx_embeddings.build_embedding(str(vocabulary), path, out)
+    assert manifest.layout.to_json() == {
+        "name": "tft", "vocabulary_size": 30, "num_oov_buckets": 1, "padding_row": None,
+        "first_token_row": 0, "oov_rows": [30, 31]}
+    matrix = _matrix(out)
+    assert matrix.shape == (31, 6)
+    for i, token in enumerate(TOKENS):
+        if token in expected:
+            np.testing.assert_array_equal(matrix[i], expected[token])
+
+
+def test_what_the_runner_holds_per_range_does_not_grow_with_the_vocabulary(tmp_path,
+                                                                          small_vectors):
+    """Per byte range the runner keeps a RangeReport (a few numbers) until the step ends; the
+    coverage marks (a bit per vocabulary token, per change) are joined as they are made, one
+    element in all. Before, every range's report carried its marks: the ingest job's memory
+    grew with the file's length (the 2x file's job at 1,087 MB against 949)."""
+    path, _ = small_vectors
+    tokens = [f"w{i}" for i in range(30_000)]
+    vocabulary = str(write_vocabulary(tmp_path / "vocab.txt", tokens))
+    source = vectors.inspect_source(path)
+    layout = embedding_artifact.RowLayout("tft", len(tokens), 1)
+    plan = beam_impl.ShardPlan(vocabulary, True, layout, (0, layout.num_rows), source.dimension,
+                               str(tmp_path / "work"))
+    with beam.Pipeline(runner="FnApiRunner") as pipeline:
+        matched = (pipeline
+                   | beam_impl.ReadVectorRanges(source, range_bytes=97)
+                   | beam_impl.MatchVectors(source, plan))
+        for name in ("ranges", "hints"):
+            _ = (getattr(matched, name)
+                 | f"List{name}" >> beam.combiners.ToList()
+                 | f"Write{name}" >> beam.Map(beam_impl.write_reports,
+                                              str(tmp_path / f"{name}.json")))
+    with open(tmp_path / "ranges.json") as f:
+        ranges = json.load(f)
+    with open(tmp_path / "hints.json") as f:
+        [hints] = json.load(f)
+    assert len(ranges) == len(vectors.split_ranges(source, 97)) > 20
+    sizes = [len(json.dumps({k: v for k, v in r.items() if k != "seconds"})) for r in ranges]
+    assert max(sizes) < 300, max(sizes)
+    joined = coverage.Hints([t.encode() for t in tokens])
+    marks = joined.new_marks()
+    for name, packed in hints["marks"].items():
+        marks[name] |= coverage.unpack(packed, len(marks[name]))
+    assert joined.reachable(marks)["case_folded"].sum() == 40  # w0..w39: every range's marks.

@@ -12,7 +12,7 @@ from gensim.models import FastText, KeyedVectors
 from gensim.models.fasttext import load_facebook_vectors, save_facebook_model
 
 from tests.conftest import write_vocabulary
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen.build import build_embedding
 from tfx_embeddings.components.embedding_gen.vectors import VectorFileError
 
 SENTENCES = [["the", "naïve", "café", "日本語", "movie", "film", "über", "great"] * 3,
@@ -146,3 +146,22 @@ def test_normalization(tmp_path, model_path):
         _build(tmp_path, model_path, name="center", normalization=["center"])
     with pytest.raises(ValueError, match="normalization must be steps of"):
         _build(tmp_path, glove, tokens, "bad", normalization=["l1"])
+
+
+def test_unicode_normalization_matches_the_models_words_and_n_grams(tmp_path, model_path):
+    """A vocabulary in NFD against a model trained on NFC text: with NFC, its tokens are the
+    model's words, and a token without one takes the n-grams of its NFC form."""
+    import unicodedata
+
+    tokens = [unicodedata.normalize("NFD", t) for t in ("naïve", "über", "cafés")]
+    assert tokens[0] != "naïve"
+    expected = load_facebook_vectors(model_path)
+    out, manifest = _build(tmp_path, model_path, tokens=tokens, name="plain", min_coverage=0)
+    assert manifest.coverage.tokens_with_vector == 0  # Byte for byte: no word matches.
+    out, manifest = _build(tmp_path, model_path, tokens=tokens, unicode_normalization="NFC")
+    rows = _rows(out)
+    for i, token in enumerate(("naïve", "über", "cafés")):
+        np.testing.assert_array_equal(rows[i + 1], expected[token], err_msg=token)
+    assert manifest.coverage.tokens_with_vector == 2
+    assert manifest.counts.subword_vectors == 1
+    assert manifest.source.unicode_normalization == "NFC"

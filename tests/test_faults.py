@@ -17,7 +17,7 @@ from tfx_embeddings.components.embedding_trainer import restore
 
 WRITER = textwrap.dedent("""
     import sys
-    from tfx_embeddings.components.embedding_gen.executor import build_embedding
+    from tfx_embeddings.components.embedding_gen.build import build_embedding
     build_embedding(sys.argv[1], sys.argv[2], sys.argv[3], num_shards=6, row_layout="padded")
 """)
 

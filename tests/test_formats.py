@@ -14,7 +14,7 @@ from gensim.models import KeyedVectors
 from tests.conftest import write_vocabulary
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_gen import vectors
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen.build import build_embedding
 
 DIM = 5
 FILE_TOKENS = ["the", "naïve", "日本", "Paris", "x1", "x2", "y", "ünïcode", "last"]

@@ -1,5 +1,5 @@
 """Object storage, run for real: EmbeddingGen, the restore and warm start against an S3
-emulator (moto's server, tests/s3_emulator.py) started and stopped by each test (the whole
+emulator (moto's server, emulators/s3.py) started and stopped by each test (the whole
 pipeline: tests/test_pipeline.py, beside the same run on local disk).
 
 The code under test is the project's, TensorFlow's (tensorflow-io's s3://) and Beam's (boto3);
@@ -8,10 +8,13 @@ command line): a process that used tensorflow-io's s3:// aborts at exit, and pyt
 This process reads the bucket with boto3 only, to compare it with the same work on local disk.
 """
 
+import contextlib
 import json
 import os
 import random
+import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,9 +24,9 @@ import time
 import numpy as np
 import pytest
 
+from emulators.s3 import S3Emulator, differing, local_tree, max_overlap, ranged_gets, renamed
 from tests import s3_jobs
 from tests.conftest import ROOT, write_glove, write_vocabulary
-from tests.s3_emulator import S3Emulator, differing, local_tree, max_overlap, ranged_gets, renamed
 
 BUCKET = "embeddings"
 RANGE_BYTES = 64 << 10  # A 0.6 MB vector file in 10 ranges.
@@ -257,7 +260,7 @@ def test_a_missing_s3_package_is_named_with_the_extra_to_install(monkeypatch, mi
 def test_the_emulator_dies_with_the_process_that_started_it(tmp_path):
     """A test process killed outright (SIGKILL: no teardown runs) leaves no emulator behind."""
     starter = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from tests.s3_emulator import S3Emulator; "
+        [sys.executable, "-c", "import sys, time; from emulators.s3 import S3Emulator; "
                                "s3 = S3Emulator(log_dir=sys.argv[1]).start(); "
                                "print(s3.process.pid, flush=True); time.sleep(600)",
          str(tmp_path)],
@@ -271,3 +274,197 @@ def test_the_emulator_dies_with_the_process_that_started_it(tmp_path):
     while S3Emulator.alive(group) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not S3Emulator.alive(group)
+
+
+def test_one_is_local_and_a_file_uri_is_local(tmp_path):
+    """filesystems (Beam's side) and object_storage (TensorFlow's) agree: a plain path and a
+    file:// URI are local, and the local file is what a file:// URI reads."""
+    from tfx_embeddings.components import filesystems, object_storage
+
+    assert object_storage.is_local is filesystems.is_local
+    for path, local in (("/x/y", True), ("x/y", True), ("file:///x/y", True),
+                        ("FILE:///x/y", True), ("s3://b/k", False), ("gs://b/k", False),
+                        ("hdfs://host/p", False)):
+        assert filesystems.is_local(path) is local, path
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"abc")
+    uri = f"file://{path}"
+    assert filesystems.local_path(uri) == str(path)
+    assert filesystems.read_bytes(uri) == b"abc"
+    assert filesystems.exists(uri) and filesystems.stat(uri).size == 3
+    filesystems.write_bytes(f"file://{tmp_path}/new/g.txt", b"de")
+    assert (tmp_path / "new" / "g.txt").read_bytes() == b"de"
+
+
+# ---------------------------------------------------------- unreachable paths fail in seconds
+
+S3_KEYS = ["--s3_access_key_id=testing", "--s3_secret_access_key=testing",
+           "--s3_region_name=us-east-1"]
+VECTORS_URI = f"s3://{BUCKET}/in/vectors.txt"
+
+
+def _closed_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _dropping_endpoint():
+    """An endpoint that never answers a connection: a listening socket whose backlog is full,
+    so the kernel drops every new SYN, as a filtered or unroutable address does."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(server.getsockname())
+        try:
+            yield f"http://127.0.0.1:{server.getsockname()[1]}"
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def _check_fails(inputs=(), outputs=(), args=()):
+    """object_storage.check_reachable's error and seconds (real requests, in this process:
+    boto3 and Google's clients only, no tensorflow-io)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tfx_embeddings.components import object_storage
+
+    started = time.monotonic()
+    with pytest.raises(object_storage.ObjectStorageError) as raised:
+        object_storage.check_reachable(inputs, outputs, PipelineOptions(list(args)))
+    return str(raised.value), time.monotonic() - started
+
+
+@pytest.mark.parametrize("case", ["the emulator stopped", "a closed port", "dropped connections",
+                                  "10.255.255.1", "TEST-NET-1 192.0.2.1"])
+def test_an_unreachable_s3_endpoint_is_named_within_seconds(case):
+    """One request, a connect timeout of 5 s, no retry (Beam's S3 client retried for 528 s).
+    On these machines 10.255.255.1 and other unroutable addresses are answered by the
+    sandbox's network (HTTP 404, no S3 error) and 192.0.2.1:9000 is refused; elsewhere they
+    time out: each gives its own cause."""
+    if case == "the emulator stopped":
+        with S3Emulator(buckets=[BUCKET]) as emulator:
+            endpoint = emulator.endpoint
+    elif case == "a closed port":
+        endpoint = f"http://127.0.0.1:{_closed_port()}"
+    else:
+        endpoint = {"10.255.255.1": "http://10.255.255.1:9000",
+                    "TEST-NET-1 192.0.2.1": "http://192.0.2.1:9000"}.get(case)
+    with contextlib.ExitStack() as stack:
+        if case == "dropped connections":
+            endpoint = stack.enter_context(_dropping_endpoint())
+        error, seconds = _check_fails([VECTORS_URI], args=[f"--s3_endpoint_url={endpoint}",
+                                                           *S3_KEYS])
+    print(f"{case}: {seconds:.2f} s: {error}")
+    assert seconds < 30
+    causes = {"refused": rf"the S3 endpoint {endpoint} is unreachable \(Could not connect",
+              "no answer": rf"the S3 endpoint {endpoint} did not answer in time \(Connect "
+                           rf"timeout",
+              "not S3": rf"{endpoint} answered HTTP \d+ without an S3 error \(not an S3 store"}
+    expected = {"the emulator stopped": ["refused"], "a closed port": ["refused"],
+                "dropped connections": ["no answer"]}.get(case, list(causes))
+    prefix = re.escape(f"{VECTORS_URI}: cannot be reached: ")
+    assert any(re.match(prefix + causes[cause], error) for cause in expected), error
+
+
+def test_missing_credentials_a_missing_bucket_and_a_reachable_one(s3, inputs, monkeypatch):
+    _, paths = inputs
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    error, seconds = _check_fails([VECTORS_URI])  # Nothing set.
+    assert error.startswith(f"{VECTORS_URI}: cannot be reached: no AWS credentials (set "
+                            f"AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), error
+    assert seconds < 30
+
+    emulator = [f"--s3_endpoint_url={s3.endpoint}", *S3_KEYS]
+    error, _ = _check_fails([], ["s3://missing/out"], emulator)
+    assert error == (f"s3://missing/out: cannot be reached: the bucket 'missing' does not exist "
+                     f"at {s3.endpoint}")
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from tfx_embeddings.components import object_storage
+
+    s3.upload(paths["vectors_a"], BUCKET, "in/vectors.txt")
+    while ("PUT", "in/vectors.txt") not in [(r["method"], r["key"]) for r in s3.requests()]:
+        time.sleep(0.05)
+    before = len(s3.requests())
+    started = time.monotonic()
+    object_storage.check_reachable([VECTORS_URI], [f"s3://{BUCKET}/out/embedding"],
+                                   PipelineOptions(emulator))
+    seconds = time.monotonic() - started
+    print(f"a reachable bucket: checked in {seconds * 1000:.0f} ms")
+    assert seconds < 2
+    # One request per path: the vector file's HEAD, the output bucket's listing (one key).
+    assert [(r["method"], r["key"], r["status"]) for r in s3.requests()[before:]] == [
+        ("HEAD", "in/vectors.txt", 200), ("GET", "", 200)]
+
+
+def test_a_gs_path_without_credentials_fails_within_seconds(tmp_path, small_vectors,
+                                                           monkeypatch):
+    """This machine has no network to Google and no credentials: build_embedding says so at
+    once, naming the path as written (before: 132 s of retries, then google-api-core's
+    RetryError with the path URL-encoded)."""
+    from tfx_embeddings.components.embedding_gen.build import build_embedding
+    from tfx_embeddings.components.object_storage import ObjectStorageError
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    vocabulary = write_vocabulary(tmp_path / "vocab.txt", ["w1", "w2"])
+    path = "gs://bucket-of-nobody/vectors/glove 6B.txt"
+    started = time.monotonic()
+    with pytest.raises(ObjectStorageError) as raised:
+        build_embedding(str(vocabulary), path, str(tmp_path / "out"), row_layout="tft")
+    seconds = time.monotonic() - started
+    print(f"{seconds:.2f} s: {raised.value}")
+    assert seconds < 30
+    assert str(raised.value).startswith(
+        f"{path}: cannot be reached: no Google credentials (Your default credentials were not "
+        f"found), so anonymously: ")
+    assert not (tmp_path / "out").exists()
+
+
+def _attempt(env, *args):
+    """`python -m tests.s3_jobs attempt ARGS` with env: its RESULT."""
+    run = subprocess.run([sys.executable, "-m", "tests.s3_jobs", "attempt", *args], cwd=ROOT,
+                         env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
+    [line] = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    return json.loads(line[len("RESULT "):])
+
+
+def test_the_job_fails_within_30_s_when_its_bucket_is_down(inputs, tmp_path):
+    """EmbeddingGen's job with its vector file in a bucket whose store is down (the emulator
+    stopped): the project's error within 30 s (before: 528 s of Beam's s3io retries)."""
+    _, paths = inputs
+    with S3Emulator(buckets=[BUCKET]) as emulator:
+        env = emulator.env()
+    result = _attempt(env, paths["vocabulary"], VECTORS_URI, str(tmp_path / "out"))
+    print(result)
+    assert result["type"] == "ObjectStorageError" and result["seconds"] < 30
+    assert result["error"].startswith(f"{VECTORS_URI}: cannot be reached: the S3 endpoint "
+                                      f"{env['AWS_ENDPOINT_URL']} is unreachable")
+
+
+def test_tensorflows_s3_endpoint_down_fails_the_output_check_within_30_s(s3, inputs, tmp_path):
+    """Beam's client reaches the store, TensorFlow's (tensorflow-io, S3_ENDPOINT) does not: it
+    would retry a closed port for 51 s, then call the bucket empty; the output check gives up
+    in time and names TensorFlow's settings."""
+    _, paths = inputs
+    out = f"s3://{BUCKET}/out/embedding"
+    env = {**s3.env(), "S3_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"}
+    result = _attempt(env, paths["vocabulary"], paths["vectors_a"], out)
+    print(result)
+    assert result["type"] == "ObjectStorageError" and result["seconds"] < 30
+    assert result["error"].startswith(
+        f"{out}: cannot be reached: no answer within 2")
+    assert "tensorflow-io reads S3_ENDPOINT" in result["error"]

@@ -54,3 +54,24 @@ def test_every_module_imports():
     assert "tfx_embeddings.pipeline.kubeflow.compiler" in names  # The walk follows the links.
     for name in names:
         importlib.import_module(name)
+
+
+def test_nothing_outside_tests_imports_tests():
+    """The benchmarks, the emulators and the package never import the test suite (whose
+    conftest and fixtures are not theirs to depend on)."""
+    found = []
+    for top in ("benchmarks", "components", "emulators", "pipeline", "schemas",
+                "tfx_embeddings"):
+        for directory, _, names in os.walk(os.path.join(ROOT, top)):
+            for name in (n for n in names if n.endswith(".py")):
+                path = os.path.join(directory, name)
+                with open(path) as f:
+                    tree = ast.parse(f.read())
+                for node in ast.walk(tree):
+                    modules = ([alias.name for alias in node.names]
+                               if isinstance(node, ast.Import) else
+                               [node.module or ""] if isinstance(node, ast.ImportFrom)
+                               and node.level == 0 else [])
+                    found += [f"{os.path.relpath(path, ROOT)}:{node.lineno} {module}"
+                              for module in modules if module.split(".")[0] == "tests"]
+    assert found == []

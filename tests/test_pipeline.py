@@ -175,10 +175,10 @@ def test_bad_config_key_is_named(tmp_path):
 def test_the_same_run_with_root_data_and_serving_in_a_bucket(pipeline_run):
     """Object storage: the command line on this module's config with the pipeline root, the
     serving directory, the examples and the vector file in an S3 bucket (moto's server,
-    tests/s3_emulator.py; the metadata store local): blessed and pushed there, with the same
+    emulators/s3.py; the metadata store local): blessed and pushed there, with the same
     vocabulary, embedding artifact and pushed model, byte for byte, as the run on local disk
     (but for the local paths its manifest and projector config name)."""
-    from tests.s3_emulator import S3Emulator, differing, local_tree
+    from emulators.s3 import S3Emulator, differing, local_tree
 
     history, local = pipeline_run
     work = history.work
@@ -223,7 +223,7 @@ def test_the_same_run_with_root_data_and_serving_in_a_bucket(pipeline_run):
 
 def _comparable(tree, renames=()):
     """A SavedModel's files as they can be compared across stores and processes, with each
-    local path of renames replaced by its URI in the bucket (tests.s3_emulator.renamed): without
+    local path of renames replaced by its URI in the bucket (emulators.s3.renamed): without
     fingerprint.pb (their hash), keras_metadata.pb as text, saved_model.pb as the sorted lines
     of its text with TensorFlow's process-wide counters taken out (_without_counters). Both
     protobufs hold the paths of the vocabulary asset and of the embedding's checkpoint, whose
@@ -231,7 +231,7 @@ def _comparable(tree, renames=()):
     from tensorflow.core.protobuf import saved_model_pb2
     from tf_keras.protobuf import saved_metadata_pb2
 
-    from tests.s3_emulator import renamed
+    from emulators.s3 import renamed
 
     protos = {"saved_model.pb": saved_model_pb2.SavedModel,
               "keras_metadata.pb": saved_metadata_pb2.SavedMetadata}
@@ -247,7 +247,7 @@ def _first_differences(found, expected, uri):
     """The first lines that differ between the two trees' files, for the failure message."""
     import difflib
 
-    from tests.s3_emulator import differing
+    from emulators.s3 import differing
 
     lines = [uri]
     for name in differing(found, expected):

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import write_vocabulary
 from tfx_embeddings.components.embedding_gen import vectors
-from tfx_embeddings.components.embedding_gen.executor import build_embedding
+from tfx_embeddings.components.embedding_gen.build import build_embedding
 from tfx_embeddings.components.embedding_gen.sources import VectorFileError
 
 TOKENS = [f"w{i}" for i in range(0, 40, 3)]

@@ -30,9 +30,9 @@ Components: `EmbeddingGen`, `VocabularyGen`, `VocabularyTransform`, `EmbeddingTr
 (tf_keras or Keras 3: the Keras `tf.keras` is, unless `pretrained_embedding(keras=...)` says).
 The artifact: `EmbeddingArtifact`, `RowLayout`. Beam without TFX: `build_embedding`. In a
 preprocessing_fn: `apply_vocabulary`, `Tokenizer`. Errors: `VectorFileError`,
-`VocabularyFileError`, `CheckpointError`. Orchestrators and runners: `run_local`
-(a scheduled run here: one at a time, nothing left behind, old artifacts retired by a
-`RetentionPolicy`), `compile_for_kubeflow` (open-source Kubeflow Pipelines or Vertex),
+`VocabularyFileError`, `CheckpointError`, `ObjectStorageError`. Orchestrators and runners:
+`run_local` (a scheduled run here: one at a time, nothing left behind, old artifacts retired by
+a `RetentionPolicy`), `compile_for_kubeflow` (open-source Kubeflow Pipelines or Vertex),
 `FlinkCluster` (a Flink cluster on this machine for a pipeline's Beam steps).
 
 Names are imported when first used, so a Beam worker that imports one module of the package does
@@ -60,9 +60,10 @@ _EXPORTS = {
     "EmbeddingArtifact": "components.embedding_artifact",
     "RowLayout": "components.embedding_artifact",
     "CheckpointError": "components.embedding_artifact",
-    "build_embedding": "components.embedding_gen.executor",
+    "build_embedding": "components.embedding_gen.build",
     "VectorFileError": "components.embedding_gen.vectors",
     "VocabularyFileError": "components.vocabulary_file",
+    "ObjectStorageError": "components.object_storage",
     "apply_vocabulary": "components.vocabulary_gen.lookup",
     "Tokenizer": "components.vocabulary_gen.tokenizer",
     "compile_for_kubeflow": "pipeline.kubeflow.compiler",
@@ -78,8 +79,8 @@ if typing.TYPE_CHECKING:
     from .components.embedding_artifact import CheckpointError as CheckpointError
     from .components.embedding_artifact import EmbeddingArtifact as EmbeddingArtifact
     from .components.embedding_artifact import RowLayout as RowLayout
+    from .components.embedding_gen.build import build_embedding as build_embedding
     from .components.embedding_gen.component import EmbeddingGen as EmbeddingGen
-    from .components.embedding_gen.executor import build_embedding as build_embedding
     from .components.embedding_gen.vectors import VectorFileError as VectorFileError
     from .components.embedding_trainer.component import EmbeddingTrainer as EmbeddingTrainer
     from .components.embedding_trainer.optimizers import LazyAdam as LazyAdam
@@ -88,6 +89,7 @@ if typing.TYPE_CHECKING:
         export_trained_embedding as export_trained_embedding,
     )
     from .components.latest_blessed_model.component import LatestBlessedModel as LatestBlessedModel
+    from .components.object_storage import ObjectStorageError as ObjectStorageError
     from .components.specs import EMBEDDING_URI_KEY as EMBEDDING_URI_KEY
     from .components.types import HtmlReport as HtmlReport
     from .components.types import PretrainedEmbedding as PretrainedEmbedding

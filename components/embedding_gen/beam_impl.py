@@ -1,27 +1,37 @@
-"""The Beam job behind EmbeddingGen: parse vector ranges in parallel, join, write row shards.
+"""The Beam job behind EmbeddingGen, as PTransforms a Beam user can compose (`build.py` runs
+them; nothing here imports TensorFlow or TFX):
 
-    byte ranges (a compressed file: stripes of its chunks) ─Reshuffle─> _ParseRange (vectors
-    of vocabulary tokens only, in numpy batches, saved per shard their rows fall in; only the
-    file names travel on) ─GroupByKey(shard)─>
-    _WriteShard (initialize the shard's rows, lay the found vectors over them, SaveV2 the
-    slice) ─> one ShardReport per shard, one RangeReport per byte range
+    ReadVectorRanges(source)          byte ranges (a compressed file: stripes of its chunks),
+                                      spread over the workers
+    | MatchVectors(source, plan)      vectors of vocabulary tokens only, parsed in numpy batches,
+                                      saved per shard their rows fall in (only the file names
+                                      travel on); a RangeReport per range, and the
+                                      coverage hints of all ranges (MergeCoverageHints)
+    .files | WriteShards(plan)        per shard (GroupByKey): initializer rows, the found vectors
+                                      laid over them, the checkpoint slice written; a ShardReport
+
+WriteEmbeddingShards is that whole job (WriteSubwordShards for a fastText .bin model); a
+ShardPlan says which matrix it writes.
 
 Matched vectors go through files in the work directory rather than through the shuffle: on
 DirectRunner the shuffle holds everything it carries in the driver process, and the vectors are
-the bulk of the job. The file names depend only on the range, so a retried bundle rewrites the
-same files. The driver then merges and verifies the shards (embedding_artifact.merge).
+the bulk of the job; what the runner keeps per range until a step ends (a RangeReport, a few
+file names) is a few hundred bytes, so the job's memory does not grow with the file. The file
+names depend only on the range, so a retried bundle rewrites the same files. The driver then merges and verifies the shards (embedding_artifact.merge).
 Nothing here depends on the runner: the same transform runs on DirectRunner, Dataflow, Flink or
 Spark.
 """
 
 import base64
+import ctypes
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import os
 import time
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import apache_beam as beam
 import numpy as np
@@ -29,6 +39,7 @@ from apache_beam.utils import shared
 
 from .. import embedding_artifact, filesystems, progress, vocabulary_file
 from . import coverage, fasttext, vectors
+from .parameters import EmbeddingGenParameters
 
 NAMESPACE = "embedding_gen"
 # The Beam counters, one per field of the manifest's Counts: the same names everywhere.
@@ -53,9 +64,6 @@ class RangeReport:
     invalid_utf8_replaced: int
     vector_sum: Optional[List[float]] = None  # The sum of every row's vector (for "center").
     seconds: Dict[str, float] = dataclasses.field(default_factory=dict)  # By vectors.STAGES.
-    # coverage.Hints' marks (packed, per change) and the punctuation the range's tokens hold.
-    hints: Dict[str, str] = dataclasses.field(default_factory=dict)
-    punctuation: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +94,35 @@ class ShardReport:
                              count=self.stop - self.start).astype(bool)
 
 
+@dataclasses.dataclass(frozen=True)
+class ShardPlan:
+    """The matrix the job writes, and where its workers put their files.
+
+    Attributes:
+      vocabulary_path: the vocabulary file (tft's format): its line i is token i.
+      vocabulary_has_counts: `count token` lines (True), or tokens only.
+      layout: which row holds which token, the padding and the OOV buckets (RowLayout).
+      bounds: the shards' row boundaries (embedding_artifact.shard_bounds): shard k holds rows
+        [bounds[k], bounds[k + 1]).
+      dimension: the vectors' dimension.
+      work_dir: a directory of the job's own, for the matched vectors and each shard's
+        checkpoint (embedding_artifact.merge turns those into one).
+    """
+    vocabulary_path: str
+    vocabulary_has_counts: bool
+    layout: embedding_artifact.RowLayout
+    bounds: Tuple[int, ...]
+    dimension: int
+    work_dir: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "bounds", tuple(int(b) for b in self.bounds))
+
+    @property
+    def num_shards(self):
+        return len(self.bounds) - 1
+
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -94,7 +131,16 @@ def initial_rows(keys, dimension, scale):
 
     The values depend only on the key bytes (a counter-based splitmix64 stream seeded by the
     key's hash), never on the worker or the order, so every run and runner writes the same rows.
+    Computed a few rows at a time: the 64-bit intermediates stay about a MB.
     """
+    rows = np.empty((len(keys), dimension), np.float32)
+    step = max(1, (1 << 17) // max(1, dimension))
+    for start in range(0, len(keys), step):
+        rows[start:start + step] = _initial_rows(keys[start:start + step], dimension, scale)
+    return rows
+
+
+def _initial_rows(keys, dimension, scale):
     seeds = np.array([int.from_bytes(hashlib.blake2b(k, digest_size=8).digest(), "little")
                       for k in keys], dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -108,6 +154,24 @@ def initial_rows(keys, dimension, scale):
 
 def _count(name, value):
     COUNTERS[name].inc(value)
+
+
+def release_free_memory():
+    """Gives the heap's free pages back to the operating system (glibc's malloc_trim; nothing
+    elsewhere). Parsing frees its blocks as it goes, but glibc keeps freed memory of its
+    per-thread arenas mapped; the next phase (writing shards, verifying them) would then add
+    its arrays on top of it. Called between phases: a few milliseconds."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):  # Not glibc.
+        return None
 
 
 class _Loaded:
@@ -140,18 +204,21 @@ class _ParseRange(_VocabularyDoFn):
     """Reads one byte range; emits (shard, file of MatchedRows), and a RangeReport on the
     "ranges" output."""
 
-    def __init__(self, source, vocabulary_path, has_counts, layout, bounds, case_fold,
-                 invalid_utf8, work_dir, sum_rows=False):
-        super().__init__(vocabulary_path, has_counts)
-        self._source, self._layout, self._bounds = source, layout, np.asarray(bounds)
-        self._case_fold, self._invalid_utf8, self._work_dir = case_fold, invalid_utf8, work_dir
+    def __init__(self, source, plan, case_fold=False, invalid_utf8="error",
+                 unicode_normalization=None, sum_rows=False):
+        super().__init__(plan.vocabulary_path, plan.vocabulary_has_counts)
+        self._source, self._layout, self._bounds = source, plan.layout, np.asarray(plan.bounds)
+        self._case_fold, self._invalid_utf8 = case_fold, invalid_utf8
+        self._unicode_normalization = unicode_normalization
+        self._work_dir = plan.work_dir
         self._sum_rows = sum_rows  # Every row's values parsed and summed (for "center").
 
     def _load(self):
         loaded = super()._load()
         loaded.matcher = vectors.Matcher.for_vocabulary(
-            loaded.tokens, self._layout.token_row, self._case_fold, self._invalid_utf8)
-        loaded.hints = coverage.Hints(loaded.tokens)
+            loaded.tokens, self._layout.token_row, self._case_fold, self._invalid_utf8,
+            self._unicode_normalization)
+        loaded.hints = coverage.Hints(loaded.tokens, self._unicode_normalization)
         return loaded
 
     def setup(self):
@@ -193,9 +260,8 @@ class _ParseRange(_VocabularyDoFn):
         yield from self._save_by_shard(pending, f"{start:015d}-{saved:04d}")
         yield beam.pvalue.TaggedOutput("ranges", RangeReport(
             start, digest.hexdigest(), read, matched, replaced,
-            total.tolist() if total is not None else None, seconds,
-            {name: coverage.pack(mask) for name, mask in marks.items()},
-            bytes(sorted(punctuation)).decode("ascii")))
+            total.tolist() if total is not None else None, seconds))
+        yield beam.pvalue.TaggedOutput("hints", (marks, punctuation))
         progress.report("%s bytes [%d, %s): %d rows read, %d matched",
                      self._source.path, start, end if end >= 0 else "end", read, matched)
 
@@ -213,8 +279,10 @@ class _ParseRange(_VocabularyDoFn):
 
 
 def write_reports(reports, path):
-    """Writes a list of RangeReports or ShardReports as JSON (in a worker: no TensorFlow)."""
-    filesystems.write_bytes(path, json.dumps([dataclasses.asdict(r) for r in reports]).encode())
+    """Writes a list of RangeReports, ShardReports (or JSON values) as JSON (in a worker: no
+    TensorFlow)."""
+    filesystems.write_bytes(path, json.dumps([
+        dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in reports]).encode())
 
 
 def _save_rows(path, matched):
@@ -246,14 +314,14 @@ class _WriteShard(_VocabularyDoFn):
     """Builds one shard's rows (found vectors, normalized, over deterministic initial rows) and
     saves them. Subclasses find the vectors; this one from the files _ParseRange saved."""
 
-    def __init__(self, vocabulary_path, has_counts, layout, bounds, dimension, init_scale,
-                 work_dir, normalization=()):
-        super().__init__(vocabulary_path, has_counts)
-        self._layout, self._bounds, self._dimension = layout, bounds, dimension
-        self._init_scale, self._work_dir = init_scale, work_dir
+    def __init__(self, plan, init_scale, normalization=()):
+        super().__init__(plan.vocabulary_path, plan.vocabulary_has_counts)
+        self._layout, self._bounds, self._dimension = plan.layout, plan.bounds, plan.dimension
+        self._init_scale, self._work_dir = init_scale, plan.work_dir
         self._normalization = tuple(normalization)
 
     def process(self, element, mean=None):
+        release_free_memory()  # What parsing freed, before this shard's arrays are made.
         clock = time.perf_counter()
         shard = element[0]
         start, stop = self._bounds[shard], self._bounds[shard + 1]
@@ -349,12 +417,17 @@ class _WriteSubwordShard(_WriteShard):
     row and n-gram rows averaged, or its n-gram rows alone), reading only the rows it needs.
     Also emits a RangeReport (the digest of the rows read) on the "ranges" output."""
 
-    def __init__(self, source, matches_path, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, source, matches_path, plan, init_scale, normalization=(),
+                 unicode_normalization=None):
+        super().__init__(plan, init_scale, normalization)
         self._source, self._matches_path = source, matches_path
+        self._unicode_normalization = unicode_normalization
 
     def _load(self):
         loaded = super()._load()
+        # A token's n-grams are taken in the form it was matched in.
+        loaded.normalized = vectors.normalize_vocabulary(loaded.tokens,
+                                                         self._unicode_normalization)
         matches = np.load(io.BytesIO(filesystems.read_bytes(self._matches_path)))
         loaded.word_ids, loaded.folded = matches["word_ids"], matches["folded"]
         loaded.folded_words = dict(zip(matches["folded_index"].tolist(),
@@ -365,6 +438,7 @@ class _WriteSubwordShard(_WriteShard):
         super().setup()
         self._word_ids, self._folded = self._loaded.word_ids, self._loaded.folded
         self._folded_words = self._loaded.folded_words
+        self._normalized = self._loaded.normalized
 
     def process(self, shard, mean=None):
         clock = time.perf_counter()
@@ -374,7 +448,7 @@ class _WriteSubwordShard(_WriteShard):
         indices = np.arange(max(start, first),
                             min(stop, first + self._layout.vocabulary_size)) - first
         # A case-folded match takes its file word's vector: that word's n-grams.
-        tokens = [self._folded_words.get(i, self._tokens[i]) for i in indices.tolist()]
+        tokens = [self._folded_words.get(i, self._normalized[i]) for i in indices.tolist()]
         values, has_vector, subword, digest = fasttext.token_vectors(
             self._source.location.file, self._source.fasttext_model, tokens,
             self._word_ids[indices])
@@ -401,49 +475,240 @@ def stripe_count(options):
     return max(1, min(int(workers), _MAX_STRIPES))
 
 
-@beam.ptransform_fn
-def WriteEmbeddingShards(pipeline, source, vocabulary_path, has_counts, layout, bounds,
-                         init_scale, work_dir, case_fold=False, invalid_utf8="error",
-                         normalization=(), fasttext_matches=None):
-    """Returns (a ShardReport per shard written, a RangeReport per byte range).
+class MatchedVectors(NamedTuple):
+    """MatchVectors' outputs."""
+    files: beam.PCollection  # (shard, file of the vectors.MatchedRows for it) pairs.
+    ranges: beam.PCollection  # One RangeReport per byte range read.
+    hints: beam.PCollection  # One element: MergeCoverageHints' output.
 
-    Byte ranges are found by a step of their own: for a binary file, that is a pass over it.
-    A fastText .bin model is read by the shard writers themselves (fasttext_matches: the file
-    of the vocabulary's word ids the driver matched), one RangeReport each.
+
+class MergeCoverageHints(beam.CombineFn):
+    """Joins the coverage hints' marks of every range (coverage.Hints.mark: which vocabulary
+    tokens a cheap change would match) and the punctuation their tokens hold. As a combine,
+    Beam folds them as they are made, in the step that parses: a job holds one set of marks
+    per bundle, not one per range (each a bit per vocabulary token, per change), whatever the
+    file's length. Output: {"marks": {change: coverage.pack(mask)}, "punctuation": str}."""
+
+    def create_accumulator(self):
+        return {}, set()
+
+    def add_input(self, accumulator, element):
+        marks, punctuation = accumulator
+        for name, mask in element[0].items():
+            if name in marks:
+                marks[name] |= mask
+            else:
+                marks[name] = np.array(mask, bool)
+        punctuation.update(element[1])
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        merged = self.create_accumulator()
+        for accumulator in accumulators:
+            self.add_input(merged, accumulator)
+        return merged
+
+    def extract_output(self, accumulator):
+        marks, punctuation = accumulator
+        return {"marks": {name: coverage.pack(mask) for name, mask in marks.items()},
+                "punctuation": bytes(sorted(punctuation)).decode("ascii")}
+
+
+class EmbeddingShards(NamedTuple):
+    """WriteEmbeddingShards' outputs."""
+    shards: beam.PCollection  # A ShardReport per shard.
+    ranges: beam.PCollection  # A RangeReport per byte range (per shard: a fastText model).
+    hints: Optional[beam.PCollection]  # MergeCoverageHints' output (None: a fastText model,
+    # whose dictionary the driver matches).
+
+
+class ReadVectorRanges(beam.PTransform):
+    """The byte ranges of a vector file's body (a compressed stream: its Stripes), spread over
+    the workers.
+
+    Finding them is a step of its own: for a binary file, one sequential pass over its records.
+
+    Args:
+      source: the file, as vectors.inspect_source found it (not a fastText .bin model).
+      range_bytes: about this many bytes a range (default RANGE_BYTES).
+      stripes: workers sharing a compressed stream (default: the job's parallelism,
+        stripe_count).
     """
-    shard_args = (vocabulary_path, has_counts, layout, bounds, source.dimension, init_scale,
-                  work_dir, normalization)
-    if source.fasttext_model is not None:
-        written = (pipeline
-                   | "Shards" >> beam.Create(list(range(len(bounds) - 1)))
+
+    def __init__(self, source: vectors.VectorSource, range_bytes: Optional[int] = None,
+                 stripes: Optional[int] = None):
+        super().__init__()
+        self._source, self._range_bytes, self._stripes = source, range_bytes, stripes
+
+    def expand(self, pbegin: beam.pvalue.PBegin
+               ) -> beam.PCollection[Union[vectors.ByteRange, vectors.Stripe]]:
+        stripes = self._stripes or stripe_count(pbegin.pipeline.options)
+        return (pbegin
+                | "Source" >> beam.Create([self._source])
+                | "ByteRanges" >> beam.FlatMap(vectors.split_ranges,
+                                               self._range_bytes or RANGE_BYTES, stripes)
+                | "Distribute" >> beam.Reshuffle())
+
+
+class MatchVectors(beam.PTransform):
+    """Parses byte ranges, keeping the vectors of vocabulary tokens only, saved per shard in
+    plan.work_dir (only the file names travel on).
+
+    Args:
+      source: the vector file (vectors.inspect_source).
+      plan: the matrix (its vocabulary, layout and shards).
+      case_fold: a token without an exact match takes a case-folded one (marked as such).
+      invalid_utf8: "error" or "replace" (EmbeddingGenParameters.invalid_utf8).
+      unicode_normalization: None, "NFC" or "NFKC": the form both sides' tokens are matched
+        in.
+      sum_rows: every row's values parsed, and summed in each RangeReport (for "center").
+
+    Returns:
+      MatchedVectors: (shard, file) pairs, a RangeReport per range, and the coverage hints of
+      them all (MergeCoverageHints).
+    """
+
+    def __init__(self, source: vectors.VectorSource, plan: ShardPlan, *, case_fold: bool = False,
+                 invalid_utf8: str = "error", unicode_normalization: Optional[str] = None,
+                 sum_rows: bool = False):
+        super().__init__()
+        self._parse = _ParseRange(source, plan, case_fold, invalid_utf8, unicode_normalization,
+                                  sum_rows)
+
+    # Returns MatchedVectors: Beam's type hints only describe one PCollection's elements.
+    def expand(self, ranges: beam.PCollection[Union[vectors.ByteRange, vectors.Stripe]]):
+        parsed = ranges | "ParseVectors" >> beam.ParDo(self._parse).with_outputs(
+            "ranges", "hints", main="files")
+        hints = parsed.hints | "MergeHints" >> beam.CombineGlobally(MergeCoverageHints())
+        return MatchedVectors(parsed.files, parsed.ranges, hints)
+
+
+class MeanVector(beam.PTransform):
+    """The mean of every row of the file, from MatchVectors(sum_rows=True)'s RangeReports: a
+    one-element PCollection (use it as beam.pvalue.AsSingleton)."""
+
+    def __init__(self, dimension: int):
+        super().__init__()
+        self._dimension = dimension
+
+    def expand(self, ranges: beam.PCollection[RangeReport]) -> beam.PCollection[np.ndarray]:
+        dimension = self._dimension
+        return (ranges
+                | "RowSums" >> beam.Map(lambda r: (np.asarray(r.vector_sum),
+                                                   r.vector_rows_read))
+                | "SumRows" >> beam.CombineGlobally(lambda sums: (
+                    sum((s for s, _ in sums), np.zeros(dimension)), sum(n for _, n in sums)))
+                | "Mean" >> beam.MapTuple(lambda total, n: total / max(n, 1)))
+
+
+class WriteShards(beam.PTransform):
+    """Writes every shard of the plan: its rows from the matched vectors (the first in the file
+    wins, an exact match before a case-folded one), the rest deterministic initializer rows,
+    saved as the shard's checkpoint slice in plan.work_dir. A shard no file names is written
+    too.
+
+    Args:
+      plan: the matrix.
+      init_scale: initializer rows are U(-init_scale, init_scale), seeded by their row key.
+      normalization: steps applied to the file's vectors ("center", "l2"), in order.
+      mean: with "center": MeanVector's output.
+
+    Returns:
+      A ShardReport per shard.
+    """
+
+    def __init__(self, plan: ShardPlan, *, init_scale: float = 0.05,
+                 normalization: Sequence[str] = (),
+                 mean: Optional[beam.PCollection[np.ndarray]] = None):
+        super().__init__()
+        self._plan, self._init_scale = plan, init_scale
+        self._normalization, self._mean = tuple(normalization), mean
+
+    def expand(self, files: beam.PCollection[Tuple[int, str]]
+               ) -> beam.PCollection[ShardReport]:
+        every_shard = files.pipeline | "EveryShard" >> beam.Create(
+            [(shard, None) for shard in range(self._plan.num_shards)])
+        mean = beam.pvalue.AsSingleton(self._mean) if self._mean is not None else None
+        return ((files, every_shard)
+                | "WithEveryShard" >> beam.Flatten()
+                | "GroupByShard" >> beam.GroupByKey()
+                | "WriteShards" >> beam.ParDo(_WriteShard(self._plan, self._init_scale,
+                                                          self._normalization), mean=mean))
+
+
+class WriteSubwordShards(beam.PTransform):
+    """Writes every shard from a fastText .bin model: each token's vector as fastText computes
+    it (its word, or its character n-grams alone), each shard's writer reading only the rows it
+    needs.
+
+    Args:
+      source: the model (vectors.inspect_source).
+      plan: the matrix.
+      matches_path: the vocabulary's word ids in the model's dictionary, matched once by the
+        driver (build's _Job._match_fasttext).
+      init_scale, normalization: as WriteShards'.
+      unicode_normalization: the form the driver matched tokens in (their n-grams are taken
+        in it).
+
+    Returns:
+      (a ShardReport per shard, a RangeReport per shard: the digest of the rows it read).
+    """
+
+    def __init__(self, source: vectors.VectorSource, plan: ShardPlan, matches_path: str, *,
+                 init_scale: float = 0.05, normalization: Sequence[str] = (),
+                 unicode_normalization: Optional[str] = None):
+        super().__init__()
+        self._write = _WriteSubwordShard(source, matches_path, plan, init_scale,
+                                         tuple(normalization), unicode_normalization)
+        self._num_shards = plan.num_shards
+
+    def expand(self, pbegin: beam.pvalue.PBegin):  # (ShardReports, RangeReports)
+        written = (pbegin
+                   | "Shards" >> beam.Create(list(range(self._num_shards)))
                    | "Distribute" >> beam.Reshuffle()
-                   | "WriteShards" >> beam.ParDo(_WriteSubwordShard(
-                       source, fasttext_matches, *shard_args)).with_outputs("ranges",
-                                                                             main="shards"))
+                   | "WriteShards" >> beam.ParDo(self._write).with_outputs("ranges",
+                                                                          main="shards"))
         return written.shards, written.ranges
-    parsed = (
-        pipeline
-        | "Source" >> beam.Create([source])
-        | "ByteRanges" >> beam.FlatMap(vectors.split_ranges, RANGE_BYTES,
-                                       stripe_count(pipeline.pipeline.options))
-        | "Distribute" >> beam.Reshuffle()
-        | "ParseVectors" >> beam.ParDo(_ParseRange(
-            source, vocabulary_path, has_counts, layout, bounds, case_fold, invalid_utf8,
-            work_dir, sum_rows="center" in normalization)).with_outputs("ranges",
-                                                                         main="matched"))
-    mean = None
-    if "center" in normalization:  # The mean of every row of the file, before any is written.
-        mean = beam.pvalue.AsSingleton(
-            parsed.ranges
-            | "RowSums" >> beam.Map(lambda r: (np.asarray(r.vector_sum), r.vector_rows_read))
-            | "SumRows" >> beam.CombineGlobally(lambda sums: (
-                sum((s for s, _ in sums), np.zeros(source.dimension)), sum(n for _, n in sums)))
-            | "Mean" >> beam.MapTuple(lambda total, n: total / max(n, 1)))
-    every_shard = pipeline | "EveryShard" >> beam.Create(
-        [(s, None) for s in range(len(bounds) - 1)])
-    shards = (
-        (parsed.matched, every_shard)
-        | "WithEveryShard" >> beam.Flatten()
-        | "GroupByShard" >> beam.GroupByKey()
-        | "WriteShards" >> beam.ParDo(_WriteShard(*shard_args), mean=mean))
-    return shards, parsed.ranges
+
+
+class WriteEmbeddingShards(beam.PTransform):
+    """EmbeddingGen's Beam job: ReadVectorRanges | MatchVectors | WriteShards (MeanVector in
+    between for "center"), or WriteSubwordShards for a fastText .bin model.
+
+    Args:
+      source: the vector file (vectors.inspect_source).
+      plan: the matrix.
+      parameters: EmbeddingGenParameters (init_scale, case_fold_fallback, invalid_utf8,
+        unicode_normalization, normalization).
+      fasttext_matches: for a fastText .bin model, WriteSubwordShards' matches_path.
+
+    Returns:
+      EmbeddingShards: a ShardReport per shard, a RangeReport per byte range, the coverage
+      hints.
+    """
+
+    def __init__(self, source: vectors.VectorSource, plan: ShardPlan,
+                 parameters: EmbeddingGenParameters, *, fasttext_matches: Optional[str] = None):
+        super().__init__()
+        self._source, self._plan, self._parameters = source, plan, parameters
+        self._fasttext_matches = fasttext_matches
+
+    def expand(self, pbegin: beam.pvalue.PBegin):  # EmbeddingShards
+        source, plan, parameters = self._source, self._plan, self._parameters
+        writing = dict(init_scale=parameters.init_scale, normalization=parameters.normalization)
+        if source.fasttext_model is not None:
+            shards, ranges = pbegin | "SubwordShards" >> WriteSubwordShards(
+                source, plan, self._fasttext_matches,
+                unicode_normalization=parameters.unicode_normalization, **writing)
+            return EmbeddingShards(shards, ranges, None)
+        center = "center" in parameters.normalization
+        matched = (pbegin
+                   | "ReadRanges" >> ReadVectorRanges(source)
+                   | "Match" >> MatchVectors(
+                       source, plan, case_fold=parameters.case_fold_fallback,
+                       invalid_utf8=parameters.invalid_utf8,
+                       unicode_normalization=parameters.unicode_normalization,
+                       sum_rows=center))
+        mean = matched.ranges | "Mean" >> MeanVector(plan.dimension) if center else None
+        shards = matched.files | "Write" >> WriteShards(plan, mean=mean, **writing)
+        return EmbeddingShards(shards, matched.ranges, matched.hints)

@@ -14,6 +14,7 @@ from .parameters import (
     InvalidUtf8,
     Normalization,
     RowLayoutName,
+    UnicodeNormalization,
     VectorFormat,
 )
 
@@ -36,7 +37,8 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
         the transformed features that carry its ids).
       vector_format, vocabulary_has_counts, row_layout, num_oov_buckets, num_shards,
         max_shard_mb, init_scale, case_fold_fallback, invalid_utf8, min_coverage,
-        coverage_warning, normalization, text_feature, ids_feature: how the file is read and
+        coverage_warning, normalization, unicode_normalization, max_line_bytes,
+        max_dimension, text_feature, ids_feature: how the file is read and
         the checkpoint laid out and written; each is documented, with its range, in
         `EmbeddingGenParameters` (components/embedding_gen/parameters.py).
 
@@ -70,6 +72,9 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
                  min_coverage: float = 0.25,
                  coverage_warning: float = 0.8,
                  normalization: Sequence[Normalization] = (),
+                 unicode_normalization: Optional[UnicodeNormalization] = None,
+                 max_line_bytes: int = 1 << 20,
+                 max_dimension: int = 1 << 16,
                  text_feature: Optional[str] = None,
                  ids_feature: Optional[str] = None):
         # Every keyword is an EmbeddingGenParameters field with its default (tested).
@@ -79,7 +84,8 @@ class EmbeddingGen(base_beam_component.BaseBeamComponent):
             max_shard_mb=max_shard_mb, init_scale=init_scale,
             case_fold_fallback=case_fold_fallback, invalid_utf8=invalid_utf8,
             min_coverage=min_coverage, coverage_warning=coverage_warning,
-            normalization=tuple(normalization), text_feature=text_feature,
+            normalization=tuple(normalization), unicode_normalization=unicode_normalization,
+            max_line_bytes=max_line_bytes, max_dimension=max_dimension, text_feature=text_feature,
             ids_feature=ids_feature)
         super().__init__(spec=EmbeddingGenSpec(
             transform_graph=transform_graph,

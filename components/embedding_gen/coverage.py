@@ -2,22 +2,33 @@
 the guard that fails a job whose file is wrong or misread.
 
 The workers mark, for every token of the vector file, the vocabulary tokens it would match
-after a change the user can make in a minute: case folding (`case_fold_fallback`), or a
-tokenizer that splits punctuation off a token's ends (`movie.`, `"great`). The driver turns
-the marks into one line: the coverage, and each change with the coverage it would give.
+after a change the user can make in a minute: case folding (`case_fold_fallback`), Unicode
+normalization (`unicode_normalization`: "café" as one code point in one file and as "e" and a
+combining accent in the other), or a tokenizer that splits punctuation off a token's ends
+(`movie.`, `"great`). The driver turns the marks into one line: the coverage, and each change
+with the coverage it would give.
 """
 
 import base64
 import dataclasses
 import logging
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
+import pyarrow as pa
 
-from .vectors import VectorFileError, casefold, fixed_width, head_tokens
+from .vectors import (
+    VectorFileError,
+    casefold,
+    fixed_width,
+    head_tokens,
+    normalize_tokens,
+    normalize_vocabulary,
+)
 
 # ASCII punctuation, the characters a whitespace tokenizer leaves on a word's ends.
 PUNCTUATION = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+UNICODE_FORMS = ("NFC", "NFKC")  # EmbeddingGenParameters.unicode_normalization's.
 LOGGER = logging.getLogger("tfx_embeddings.embedding_gen")
 
 
@@ -46,10 +57,13 @@ class Hints:
 
     Args:
       tokens: the vocabulary's tokens (bytes).
+      unicode_normalization: the form the job matches tokens in (None: as they are): the
+        other changes are then measured on normalized tokens, and normalization is no hint.
     """
-    CHANGES = ("case_folded", "punctuation_stripped")
+    CHANGES = ("case_folded", "punctuation_stripped") + UNICODE_FORMS
 
-    def __init__(self, tokens):
+    def __init__(self, tokens, unicode_normalization=None):
+        tokens = normalize_vocabulary(tokens, unicode_normalization)
         # ASCII case folding is lowercasing (bytes.lower, in C); str.casefold for the rest.
         folded = [t.lower() if t.isascii() else casefold(t) for t in tokens]
         # A vocabulary token with punctuation at its ends would match the bare word.
@@ -59,6 +73,18 @@ class Hints:
             "punctuation_stripped": _KeyIndex([s if s != t else None
                                                for s, t in zip(stripped, tokens)]),
         }
+        # Per form: the tokens' keys in it. Where no vocabulary token changes (ASCII ones never
+        # do), only the file's non-ASCII tokens can reach a token they do not equal.
+        self._forms_changing = {}
+        identity = None
+        for form in () if unicode_normalization else UNICODE_FORMS:
+            keys = normalize_vocabulary(tokens, form)
+            self._forms_changing[form] = keys != tokens
+            if self._forms_changing[form]:
+                self._index[form] = _KeyIndex(keys)
+            else:
+                identity = identity or _KeyIndex(tokens)
+                self._index[form] = identity
 
     def new_marks(self):
         return {name: np.zeros(len(index.sorted), bool) for name, index in self._index.items()}
@@ -67,6 +93,9 @@ class Hints:
         """Marks the keys a block's tokens (an Arrow binary array) reach; adds the punctuation
         characters they hold to `punctuation` (a set of ints)."""
         for name, index in self._index.items():
+            if name in UNICODE_FORMS:
+                self._mark_normalized(tokens, name, index, marks[name])
+                continue
             keys, fits = fixed_width(tokens, index.width)
             if name == "case_folded":
                 keys = self._folded(tokens, keys, fits, index.width)
@@ -74,6 +103,21 @@ class Hints:
         data = np.frombuffer(tokens.buffers()[2] or b"", np.uint8)
         punctuation.update(np.intersect1d(np.unique(data), np.frombuffer(PUNCTUATION, np.uint8))
                            .tolist())
+
+    def _mark_normalized(self, tokens, form, index, marks):
+        """Marks the keys tokens reach in Unicode form: every token's where a vocabulary token
+        changes in it, else only the non-ASCII tokens' (none in an ASCII block)."""
+        if not self._forms_changing[form]:
+            offsets = np.frombuffer(tokens.buffers()[1], np.int32)[
+                tokens.offset:tokens.offset + len(tokens) + 1]
+            data = np.frombuffer(tokens.buffers()[2] or b"", np.uint8)
+            high = np.concatenate([[0], np.cumsum(data >= 0x80)])
+            non_ascii = np.flatnonzero(high[offsets[1:]] > high[offsets[:-1]])
+            if not len(non_ascii):
+                return
+            tokens = tokens.take(pa.array(non_ascii))
+        keys, fits = fixed_width(normalize_tokens(tokens, form), index.width)
+        marks[index.found(keys, fits)] = True
 
     @staticmethod
     def _folded(tokens, keys, fits, width):
@@ -113,6 +157,8 @@ class Report:
     foreign_punctuation: int  # Tokens without a vector holding punctuation no file token has.
     foreign_characters: str
     subwords: int = 0  # Tokens without a word of a fastText model: vectors from n-grams.
+    # More with Unicode normalization to each form (0 when the job normalizes already).
+    normalized: Dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def share(self):
@@ -126,6 +172,16 @@ class Report:
         if self.subwords:
             text += f"; {self.subwords:,} more from their character n-grams"
         hints = []
+        more = {form: n for form, n in self.normalized.items() if n}
+        if more:
+            form = min(more, key=lambda f: (-more[f], f))  # NFC where both give as many.
+            hint = (f"{more[form]:,} more tokens would match if normalized "
+                    f"(unicode_normalization: {form}), "
+                    f"{100 * (self.with_vector + more[form]) / self.tokens:.1f}%")
+            if form == "NFKC" and more.get("NFC"):
+                hint += (f" (NFC: {more['NFC']:,}, "
+                         f"{100 * (self.with_vector + more['NFC']) / self.tokens:.1f}%)")
+            hints.append(hint)
         if self.case_folded:
             hints.append(f"case folding (case_fold_fallback: true) would give "
                          f"{100 * (self.with_vector + self.case_folded) / self.tokens:.1f}%")
@@ -159,7 +215,9 @@ def report(tokens, found, counts=None, corpus_tokens_found=None, reachable=None,
         foreign_punctuation=int((missing & holds_foreign).sum()),
         foreign_characters=bytes(sorted({c for t, m in zip(tokens, missing) if m for c in t
                                          if c in foreign})).decode(),
-        subwords=subwords)
+        subwords=subwords,
+        normalized={form: int((missing & reachable[form]).sum())
+                    for form in UNICODE_FORMS if form in reachable})
 
 
 def warn(line_report, warning_below):

@@ -311,8 +311,8 @@ class _MatrixReader:
             if size < self._model.matrix_start + 4 * rows * self._model.dimension:
                 raise FastTextError(f"{self._path}: truncated: the input matrix is past the "
                                     f"end of the file")
-            self._map = np.memmap(self._path, "<f4", "r", self._model.matrix_start,
-                                  (rows, self._model.dimension))
+            self._map = np.memmap(filesystems.local_path(self._path), "<f4", "r",
+                                  self._model.matrix_start, (rows, self._model.dimension))
         else:
             self._file = filesystems.open_read(self._path)
         return self

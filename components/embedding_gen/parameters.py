@@ -18,10 +18,12 @@ VectorFormat = Literal["auto", "glove", "word2vec_text", "word2vec_binary", "fas
 RowLayoutName = Literal["auto", "padded", "tft"]
 InvalidUtf8 = Literal["error", "replace"]
 Normalization = Literal["center", "l2"]
+UnicodeNormalization = Literal["NFC", "NFKC"]
 VECTOR_FORMATS = typing.get_args(VectorFormat)[1:]
 ROW_LAYOUTS = typing.get_args(RowLayoutName)[1:]
 INVALID_UTF8_POLICIES = typing.get_args(InvalidUtf8)
 NORMALIZATIONS = typing.get_args(Normalization)
+UNICODE_NORMALIZATIONS = typing.get_args(UnicodeNormalization)
 
 
 class ParameterError(ValueError):
@@ -87,6 +89,12 @@ def _steps(value):
     return f"must be steps of {NORMALIZATIONS}, each once, got {value!r}"
 
 
+def _unicode_form(value):
+    if value is None or value in UNICODE_NORMALIZATIONS:
+        return None
+    return f"must be None or one of {UNICODE_NORMALIZATIONS}, got {value!r}"
+
+
 def _name(value):
     if value is None or (isinstance(value, str) and value):
         return None
@@ -126,6 +134,15 @@ class EmbeddingGenParameters:
       normalization: steps applied to the file's vectors, in order: "center" (subtract the
         mean of all the file's vectors; not for .bin models) and "l2" (scale to unit length).
         Recorded in the manifest; warm start never renormalizes trained rows.
+      unicode_normalization: None, "NFC" or "NFKC": the vocabulary's tokens and the file's are
+        both normalized to this Unicode form before they are matched ("café" as one code point
+        or as "e" and a combining accent); recorded in the manifest. The coverage line says
+        when it would raise the coverage.
+      max_line_bytes: a text line longer than this is refused (naming its byte offset), as
+        soon as it is met: a file of one huge line (CR-only line ends, a zero-filled partial
+        download) is no vector file, and is not read whole into memory.
+      max_dimension: a dimension above this (a word2vec header's, or a text row's number of
+        values) is refused.
       text_feature: the raw feature the preprocessing_fn tokenizes (EmbeddingGen only; found
         when not given).
       ids_feature: the transformed feature of its token ids (EmbeddingGen only; found when not
@@ -146,6 +163,9 @@ class EmbeddingGenParameters:
     min_coverage: float = _field(0.25, _number(0, 1))
     coverage_warning: float = _field(0.8, _number(0, 1))
     normalization: Tuple[Normalization, ...] = _field((), _steps)
+    unicode_normalization: Optional[UnicodeNormalization] = _field(None, _unicode_form)
+    max_line_bytes: int = _field(1 << 20, _int_at_least(1))
+    max_dimension: int = _field(1 << 16, _int_at_least(1))
     text_feature: Optional[str] = _field(None, _name, in_config=False)
     ids_feature: Optional[str] = _field(None, _name, in_config=False)
 

@@ -29,6 +29,7 @@ _GZIP_MAGIC, _BZIP2_MAGIC, _ZIP_MAGIC = b"\x1f\x8b", b"BZh", b"PK\x03\x04"
 _EXTENSIONS = {".gz": GZIP, ".bz2": BZIP2}
 _READ_BYTES = 8 << 20
 _INFLATE_INPUT_BYTES = 1 << 20  # Inflated a MB at a time: its output stays in the CPU's cache.
+_LINE_STEP = 1 << 16
 
 
 class VectorFileError(ValueError):
@@ -190,15 +191,21 @@ class _Window(io.RawIOBase):
         return len(data)
 
     def readline(self, size=-1):
-        line, start = b"", self._position
-        while not line.endswith(b"\n"):
-            block = self.read(1 << 16)
+        """The next line, or its first size bytes: read in steps, joined once (linear in the
+        line's length however long it is)."""
+        parts, length, start = [], 0, self._position
+        while size is None or size < 0 or length < size:
+            step = _LINE_STEP if size is None or size < 0 else min(_LINE_STEP, size - length)
+            block = self.read(step)
             if not block:
                 break
             cut = block.find(b"\n")
-            line += block if cut < 0 else block[:cut + 1]
-        self.seek(start + len(line))
-        return line
+            parts.append(block if cut < 0 else block[:cut + 1])
+            length += len(parts[-1])
+            if cut >= 0:
+                break
+        self.seek(start + length)
+        return b"".join(parts)
 
     def close(self):
         self._f.close()
@@ -254,8 +261,8 @@ class _Checked:
     def read(self, size=-1):
         return self._call(self._stream.read, size)
 
-    def readline(self):
-        return self._call(self._stream.readline)
+    def readline(self, size=-1):
+        return self._call(self._stream.readline, size)
 
     def __enter__(self):
         return self

@@ -34,6 +34,7 @@ import hashlib
 import io
 import time
 import typing
+import unicodedata
 import warnings
 from typing import Optional
 
@@ -50,7 +51,9 @@ FASTTEXT_BIN = fasttext.FORMAT
 FORMATS = parameters.VECTOR_FORMATS  # GLOVE, WORD2VEC_TEXT, WORD2VEC_BINARY, FASTTEXT_BIN
 _BLOCK_BYTES = 4 << 20
 _MAX_TOKEN_BYTES = 1 << 16  # A binary "token" longer than this means the file is not binary.
-_MAX_DIMENSION = 1 << 16  # A header announcing more is not a vector file's.
+# The limits' defaults (EmbeddingGenParameters.max_line_bytes, max_dimension).
+MAX_LINE_BYTES = parameters.EmbeddingGenParameters.max_line_bytes
+MAX_DIMENSION = parameters.EmbeddingGenParameters.max_dimension
 _TEXT_BYTES = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
 
 
@@ -63,6 +66,7 @@ class VectorSource:
     body_start: int  # Byte offset of the first vector row in the data (after the header).
     header_rows: int = -1  # Row count the header announces; -1 when there is no header.
     fasttext_model: Optional[fasttext.FastTextModel] = None  # Of a fastText .bin file.
+    max_line_bytes: int = MAX_LINE_BYTES  # A longer text line is refused.
 
     @property
     def path(self):
@@ -91,14 +95,15 @@ def check_unchanged(source):
     sources.check_unchanged(source.location)
 
 
-def inspect_source(path, fmt="auto"):
+def inspect_source(path, fmt="auto", max_line_bytes=MAX_LINE_BYTES, max_dimension=MAX_DIMENSION):
     """Detects the format and dimension from the first rows; raises VectorFileError.
 
     "auto" recognises every format: a fastText model by its magic number (the new format) or
     by a header of plausible arguments (the old one, from 2016); else text: no `N D` header is
     GloVe, after a header a row of a token and D numbers is word2vec text, a record whose vector
     bytes are not text word2vec binary. A file none of these fits is refused with what was
-    checked.
+    checked. At most max_line_bytes of the first line are read: a longer line, CR-only line
+    ends, or a dimension above max_dimension are refused.
     """
     if fmt not in FORMATS + ("auto",):
         raise VectorFileError(f"{path}: unknown vector format {fmt!r}; one of {FORMATS}")
@@ -115,35 +120,62 @@ def inspect_source(path, fmt="auto"):
         return VectorSource(location, FASTTEXT_BIN, model.dimension,
                             body_start=model.matrix_start, fasttext_model=model)
     with sources.open_data(location) as f:
-        first = f.readline()
+        first = f.readline(max_line_bytes + 1)
         bom = _byte_order_mark(path, first, head)
+        if fmt == "auto" and not set(first[:200]) <= _TEXT_BYTES | _UTF8_BYTES:
+            raise VectorFileError(_unrecognised(path, head))
+        _check_first_line(path, first, max_line_bytes)
         if not first[bom:].strip():
             raise VectorFileError(f"{path}: the vector file is empty" if not first.strip(b"\n")
                                   else f"{path} line 1: empty first line, expected a vector row")
         fields = first[bom:].split()
         if len(fields) == 2 and all(_is_integer(x) for x in fields):
             rows, dim = int(fields[0]), int(fields[1])
-            if rows < 0 or not 0 < dim <= _MAX_DIMENSION:
+            if rows < 0 or not 0 < dim <= max_dimension:
                 raise VectorFileError(
                     f"{path} line 1: the header {first[bom:].strip()[:80]!r} announces "
                     f"{rows} rows of dimension {dim}; a word2vec header is 'N D' with N >= 0 "
-                    f"and 0 < D <= {_MAX_DIMENSION}")
+                    f"and 0 < D <= {max_dimension} (max_dimension raises the limit)")
             body = f.read(4 * dim + _MAX_TOKEN_BYTES)
-        elif fmt == "auto" and not set(first[:200]) <= _TEXT_BYTES | _UTF8_BYTES:
-            raise VectorFileError(_unrecognised(path, head))
         elif fmt not in ("auto", GLOVE):
             raise VectorFileError(f"{path} line 1: expected a header 'N D' for {fmt}, got "
                                   f"{first[:80]!r}")
         elif len(fields) < 2:
             raise VectorFileError(
                 f"{path} line 1: expected a token and its values, got {first[:80]!r}")
+        elif len(fields) - 1 > max_dimension:
+            raise VectorFileError(
+                f"{path} line 1 (byte offset {bom}): {len(fields) - 1} values after the token, "
+                f"more than max_dimension ({max_dimension}): not a vector row (raise "
+                f"max_dimension if the vectors really have that many values)")
         else:
-            return VectorSource(location, GLOVE, len(fields) - 1, body_start=bom)
+            return VectorSource(location, GLOVE, len(fields) - 1, body_start=bom,
+                                max_line_bytes=max_line_bytes)
     if fmt == GLOVE:
         raise VectorFileError(f"{path} line 1: GloVe has no header, found {first[:80]!r}")
     if fmt == "auto" and body:
         fmt = _guess_body(path, body, dim)
-    return VectorSource(location, fmt, dim, body_start=len(first), header_rows=rows)
+    return VectorSource(location, fmt, dim, body_start=len(first), header_rows=rows,
+                        max_line_bytes=max_line_bytes)
+
+
+def _check_first_line(path, first, max_line_bytes):
+    """Refuses a first line longer than max_line_bytes (only that much of it was read), or one
+    holding CR-only line ends (the whole file would be one line)."""
+    text = first[:-1] if first.endswith(b"\n") else first
+    carriage_return = text.find(b"\r")
+    if 0 <= carriage_return < len(text) - 1 or (carriage_return >= 0 and len(first) >
+                                                 max_line_bytes):
+        raise VectorFileError(
+            f"{path} line 1 (byte offset 0): its lines end in CR only (a carriage return at "
+            f"byte {carriage_return}, no line feed; classic Mac OS line ends): the formats end "
+            f"lines with LF or CR LF; convert it (tr '\\r' '\\n' < old > new)")
+    if len(first) > max_line_bytes:
+        raise VectorFileError(
+            f"{path} line 1 (byte offset 0): longer than max_line_bytes ({max_line_bytes} "
+            f"bytes) without a line end: not a vector file's line (one huge line: a JSON "
+            f"document, a zero-filled partial download?); raise max_line_bytes if its lines "
+            f"really are that long")
 
 
 _UTF8_BYTES = frozenset(range(0x80, 0x100)) - {0xC0, 0xC1} - set(range(0xF5, 0x100))
@@ -329,35 +361,62 @@ class Matcher:
     with a token holding a NUL byte, or one longer than _MAX_JOIN_WIDTH, is joined through the
     dict. folded, when the case-folded fallback is on, maps a case-folded token to the rows of
     the vocabulary tokens that fold to it. invalid_utf8 is "error" or "replace" (the token is
-    decoded with U+FFFD replacements before matching).
+    decoded with U+FFFD replacements before matching). With unicode_normalization ("NFC",
+    "NFKC"), the keys are the vocabulary's tokens in that form (the file's are normalized by
+    `normalize`); vocabulary tokens that only differ before it share a key: also holds the
+    rows after the first.
     """
     exact: dict
     folded: dict = None
     invalid_utf8: str = "error"
     sorted_tokens: Optional[np.ndarray] = None  # Fixed-width ("S<width>"), sorted.
     sorted_rows: Optional[np.ndarray] = None  # The row of each of sorted_tokens.
+    unicode_normalization: Optional[str] = None
+    also: dict = dataclasses.field(default_factory=dict)  # Key -> rows after the first.
 
     @classmethod
-    def for_vocabulary(cls, tokens, row_of_index, case_fold=False, invalid_utf8="error"):
-        exact = {t: row_of_index(i) for i, t in enumerate(tokens)}
+    def for_vocabulary(cls, tokens, row_of_index, case_fold=False, invalid_utf8="error",
+                       unicode_normalization=None):
+        keys = normalize_vocabulary(tokens, unicode_normalization)
+        exact, also = {}, {}
+        for i, key in enumerate(keys):
+            if key in exact:
+                also.setdefault(key, []).append(row_of_index(i))
+            else:
+                exact[key] = row_of_index(i)
         folded = None
         if case_fold:
             folded = {}
-            for i, t in enumerate(tokens):
-                folded.setdefault(casefold(t), []).append(row_of_index(i))
-        matcher = cls(exact, folded, invalid_utf8)
-        width = max(map(len, tokens), default=1)
-        if width <= _MAX_JOIN_WIDTH and not any(b"\0" in t for t in tokens):
-            keys = np.array(tokens, dtype=f"S{width}")
+            for i, key in enumerate(keys):
+                folded.setdefault(casefold(key), []).append(row_of_index(i))
+        matcher = cls(exact, folded, invalid_utf8, unicode_normalization=unicode_normalization,
+                      also=also)
+        unique = list(exact)
+        width = max(map(len, unique), default=1)
+        if width <= _MAX_JOIN_WIDTH and not any(b"\0" in t for t in unique):
+            keys = np.array(unique, dtype=f"S{width}")
             order = np.argsort(keys, kind="stable")
             matcher.sorted_tokens = keys[order]
-            matcher.sorted_rows = np.array([row_of_index(i) for i in order.tolist()], np.int64)
+            matcher.sorted_rows = np.array([exact[unique[i]] for i in order.tolist()], np.int64)
         return matcher
+
+    def normalize(self, tokens):
+        """A block's tokens (Arrow binary, valid UTF-8) in the matcher's Unicode form."""
+        return normalize_tokens(tokens, self.unicode_normalization)
 
     def match(self, tokens):
         """(indices of the tokens that have a row, their rows, whether each was case-folded),
-        for an Arrow binary array of a block's tokens, in block order."""
+        for an Arrow binary array of a block's tokens (normalized), in block order."""
         picks, rows = self._exact(tokens)
+        if self.also and len(picks):  # Vocabulary tokens alike once normalized: each a row.
+            more = [(i, row) for i, token in zip(picks.tolist(), tokens.take(picks).to_pylist(),
+                                                 strict=True)
+                    for row in self.also.get(token, ())]
+            if more:
+                picks = np.concatenate([picks, [i for i, _ in more]]).astype(np.int64)
+                rows = np.concatenate([rows, [r for _, r in more]]).astype(np.int64)
+                order = np.argsort(picks, kind="stable")
+                picks, rows = picks[order], rows[order]
         folded = np.zeros(len(picks), bool)
         if self.folded is None:
             return picks, rows, folded
@@ -389,6 +448,31 @@ class Matcher:
 
 def casefold(token):
     return token.decode("utf-8", "replace").casefold().encode("utf-8")
+
+
+def normalize_vocabulary(tokens, form):
+    """Vocabulary tokens (bytes) in Unicode form ("NFC", "NFKC"; None: as they are). ASCII is
+    the same in every form."""
+    if form is None:
+        return list(tokens)
+    return [t if t.isascii() else _normalized(t, form) for t in tokens]
+
+
+def _normalized(token, form):
+    try:
+        return unicodedata.normalize(form, token.decode("utf-8")).encode("utf-8")
+    except UnicodeDecodeError:  # Not text: it matches as it is.
+        return token
+
+
+def normalize_tokens(tokens, form):
+    """A block's tokens (Arrow binary) in Unicode form (None: as they are); a block of ASCII
+    is returned as it is. Python's unicodedata normalizes: pyarrow 10's utf8_normalize leaves
+    "e" and U+0301 apart in NFC (and decomposes a composed "é")."""
+    if form is None or _is_ascii(tokens):
+        return tokens
+    return pa.array([t if t.isascii() else _normalized(t, form) for t in tokens.to_pylist()],
+                    pa.binary())
 
 
 def fixed_width(tokens, width):
@@ -459,6 +543,7 @@ def parse_range(source, byte_range, matcher, digest, total=None, observe=None):
         if not _is_ascii(tokens):
             stats.invalid_utf8_replaced, tokens = _check_utf8(source, tokens, block.offsets,
                                                               matcher.invalid_utf8)
+            tokens = matcher.normalize(tokens)
         picks, rows, folded = matcher.match(tokens)
         if observe is not None:
             observe(tokens)
@@ -530,14 +615,21 @@ def _split_lines(source, offset, data):
             break
         spaces -= trailing & (last == _SPACE)
         ends = ends - trailing
+    long = np.flatnonzero(ends - starts > source.max_line_bytes)
+    if len(long):
+        line = int(long[0])
+        _fail_long_line(source, offset + int(starts[line]), data[starts[line]:ends[line]])
     empty = np.flatnonzero(ends == starts)
     if len(empty):
         _fail(source, offset + int(starts[empty[0]]), "empty line")
     wrong = (spaces < dim) if source.format == GLOVE else (spaces != dim)
     if wrong.any():
         line = int(np.argmax(wrong))
-        hint = (" (its fields are separated by tabs; the formats use spaces)"
-                if b"\t" in data[starts[line]:ends[line]] else "")
+        text = data[starts[line]:ends[line]]
+        hint = (" (its fields are separated by tabs; the formats use spaces)" if b"\t" in text
+                else " (it holds a carriage return: lines that end in CR only, classic Mac OS "
+                     "line ends? The formats end lines with LF or CR LF)" if b"\r" in text
+                else "")
         _fail(source, offset + int(starts[line]),
               f"expected {dim} values after the token, found {spaces[line]}{hint}")
     cut = _first(buf, starts, _SPACE)  # The space after the token...
@@ -571,13 +663,22 @@ def _spaces_per_line(buf, starts):
 
 def _first(buf, starts, byte):
     """Per start, the position of the first `byte` at or after it (there is one: the lines'
-    field counts were checked), found for all lines at once, one position a step."""
+    field counts were checked), found for all lines at once, one position a step; past
+    _FIRST_STEPS steps (a long token), line by line with bytes.find."""
     position = starts.copy()
     pending = np.flatnonzero(buf[position] != byte)
-    while len(pending):
+    for _ in range(_FIRST_STEPS):
+        if not len(pending):
+            return position
         position[pending] += 1
         pending = pending[buf[position[pending]] != byte]
+    data = buf.tobytes() if len(pending) else b""
+    for line in pending.tolist():
+        position[line] = data.find(bytes([byte]), position[line])
     return position
+
+
+_FIRST_STEPS = 64
 
 
 def _lines_in_range(source, start, end, chunk=None):
@@ -588,23 +689,28 @@ def _lines_in_range(source, start, end, chunk=None):
         elif end < 0:  # Compressed: not seekable cheaply, read from the top.
             f.read(source.body_start)
         elif start > source.body_start:
-            f.seek(start - 1)
-            start += len(f.readline()) - 1  # Skip the line that began in the previous range.
+            f.seek(start - 1)  # Skip the line that began in the previous range.
+            skipped = f.readline(source.max_line_bytes + 1)
+            if len(skipped) > source.max_line_bytes:
+                return  # The range that holds its start refuses it, naming its offset.
+            start += len(skipped) - 1
         else:
             f.seek(start)
-        offset, carry = start, b""
+        offset, carry = start, []  # carry: the blocks of a line that has not ended yet.
         while end < 0 or offset < end:
             block = f.read(_BLOCK_BYTES)
             if not block:
                 if carry:
-                    yield offset, carry
+                    yield offset, b"".join(carry)
                 return
             whole = block.rfind(b"\n") + 1
-            if not whole:  # No line ends in this block.
-                carry += block
+            if not whole:  # No line ends in this block: joined once it ends (linear).
+                carry.append(block)
+                if sum(map(len, carry)) > source.max_line_bytes:
+                    _fail_long_line(source, offset, carry[0])
                 continue
-            data = b"".join((carry, memoryview(block)[:whole]))  # One copy of the block.
-            carry = block[whole:]
+            data = b"".join(carry + [memoryview(block)[:whole]])  # One copy of the block.
+            carry = [block[whole:]] if whole < len(block) else []
             if 0 <= end < offset + len(data):  # Only the lines that start before the end.
                 yield offset, data[:data.find(b"\n", end - offset - 1) + 1]
                 return
@@ -753,9 +859,26 @@ def fingerprint(source, range_digests):
 
 
 def line_number(source, offset):
-    """The 1-based line number of the line at a byte offset, for error messages."""
+    """The 1-based line number of the line at a byte offset, for error messages (counted a
+    block at a time)."""
+    lines, left = 1, offset
     with sources.open_data(source.location) as f:
-        return f.read(offset).count(b"\n") + 1
+        while left > 0:
+            block = f.read(min(left, _BLOCK_BYTES))
+            if not block:
+                break
+            lines += block.count(b"\n")
+            left -= len(block)
+    return lines
+
+
+def _fail_long_line(source, offset, text):
+    """Refuses a line longer than source.max_line_bytes at a byte offset (text: its start)."""
+    cause = (" (it holds a carriage return: lines that end in CR only, classic Mac OS line "
+             "ends? The formats end lines with LF or CR LF)" if b"\r" in text[:-1] else "")
+    _fail(source, offset, f"a line longer than max_line_bytes ({source.max_line_bytes} "
+                          f"bytes){cause}; raise max_line_bytes if the file's lines really are "
+                          f"that long")
 
 
 def _fail(source, offset, problem):

@@ -9,7 +9,7 @@ emulator (its endpoints are compiled in), while the S3 filesystem tensorflow-io 
 Beam's S3 filesystem (boto3) both take an endpoint from the environment; moto's server answers
 both.
 
-The server runs in a process group of its own (`python -m tests.s3_emulator`): moto's Flask
+The server runs in a process group of its own (`python -m emulators.s3`): moto's Flask
 application behind werkzeug's threaded server, wrapped to log every request (method, key,
 Range header, status, start and end time) as a JSON line, and optionally to hold each ranged
 GET for a while (an object store's latency: it makes parallel reads visible as overlapping
@@ -80,7 +80,7 @@ class S3Emulator:
         }
 
     def start(self, timeout=60.0):
-        command = [sys.executable, "-m", "tests.s3_emulator", "--request-log", self.request_log,
+        command = [sys.executable, "-m", "emulators.s3", "--request-log", self.request_log,
                    "--ranged-get-latency", str(self.ranged_get_latency),
                    "--parent", str(os.getpid())]
         with open(self.server_log, "wb") as log:

@@ -120,9 +120,10 @@ flink-jars: $(STAMP)
 test: lint image kfp-sdk flink-jars
 	$(PY) -m pytest tests -v --durations=20 -p randomly --randomly-dont-reorganize
 
-# The tests that run no pipeline and start no cluster (pytest.ini's markers): a few minutes.
+# The tests that run no pipeline, start no cluster and kill no job (pytest.ini's markers).
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not pipeline and not cluster" -p randomly --randomly-dont-reorganize
+	$(PY) -m pytest tests -m "not pipeline and not cluster and not slow" -p randomly \
+	    --randomly-dont-reorganize
 
 # Every test in a random order (the seed is printed; --randomly-seed=N repeats an order).
 test-random: lint image kfp-sdk flink-jars

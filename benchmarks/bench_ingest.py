@@ -213,7 +213,8 @@ def main():
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--dim", type=int, default=300)
     parser.add_argument("--only", nargs="*", help="measure only these rows (names as in the table)")
-    parser.add_argument("--one", nargs=3, metavar=("HOW", "PATH", "VOCABULARY"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("HOW", "PATH", "VOCABULARY"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         one(*args.one)

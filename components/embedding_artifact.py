@@ -350,7 +350,8 @@ class Manifest:
                        warm_start=typed(WarmStart, "warm_start"),
                        token_ids=typed(TokenIds, "token_ids"))
         except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{where}: malformed manifest ({type(e).__name__}: {e})") from None
+            raise CheckpointError(
+                f"{where}: malformed manifest ({type(e).__name__}: {e})") from None
 
 
 def slice_spec(shape, start, stop):

@@ -518,7 +518,7 @@ class KubeflowHistory:
 
 @pytest.fixture(scope="module")
 def kubeflow_history(image, tmp_path_factory):
-    from tests.s3_emulator import S3Emulator
+    from emulators.s3 import S3Emulator
 
     subprocess.run(["make", "-s", "kfp-sdk"], cwd=ROOT, check=True, capture_output=True)
     kfp_sdk = os.path.join(ROOT, "build", "kfp-sdk", "bin", "python")

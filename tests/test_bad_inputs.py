@@ -153,7 +153,8 @@ def test_a_truncated_checkpoint(artifact):
     data = os.path.join(artifact, "checkpoint", "embeddings.data-00000-of-00002")
     with open(data, "r+b") as f:
         f.truncate(10)
-    with pytest.raises(embedding_artifact.CheckpointError, match="data-00000-of-00002 has 10 bytes"):
+    with pytest.raises(embedding_artifact.CheckpointError,
+                       match="data-00000-of-00002 has 10 bytes"):
         restore.pretrained_embedding(artifact)
 
 
@@ -161,7 +162,8 @@ def test_a_truncated_checkpoint(artifact):
     ("embedding: {num_shards: -1}\n", "embedding.num_shards: must be an int >= 1, got -1"),
     ("text: {max_tokens: many}\n", "text.max_tokens: Input should be a valid integer"),
     ("trainer: {epoch: 3}\n", "trainer.epoch: unknown key"),
-    ("beam_pipeline_args: --runner=DirectRunner\n", "beam_pipeline_args: Input should be a valid list"),
+    ("beam_pipeline_args: --runner=DirectRunner\n",
+     "beam_pipeline_args: Input should be a valid list"),
 ])
 def test_bad_configs(tmp_path, extra, error):
     path = tmp_path / "config.yaml"

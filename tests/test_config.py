@@ -34,7 +34,8 @@ def test_defaults_fill_optional_sections(tmp_path):
 @pytest.mark.parametrize("text, message", [
     (GOOD + "embeding:\n  num_shards: 2\n", "embeding: unknown key"),
     (GOOD + "embedding:\n  num_shard: 2\n", "embedding.num_shard: unknown key"),
-    (GOOD + "embedding:\n  num_shards: two\n", "embedding.num_shards: Input should be a valid integer"),
+    (GOOD + "embedding:\n  num_shards: two\n",
+     "embedding.num_shards: Input should be a valid integer"),
     (GOOD + "embedding:\n  num_shards: 0\n", "embedding.num_shards: must be an int >= 1, got 0"),
     (GOOD + "embedding:\n  min_coverage: 2.0\n",
      "embedding.min_coverage: must be a finite number in [0, 1], got 2.0"),

@@ -15,6 +15,8 @@ from tests.conftest import write_glove, write_vocabulary
 from tfx_embeddings.components import embedding_artifact
 from tfx_embeddings.components.embedding_trainer import restore
 
+pytestmark = pytest.mark.slow
+
 WRITER = textwrap.dedent("""
     import sys
     from tfx_embeddings.components.embedding_gen.build import build_embedding

@@ -24,7 +24,8 @@ VOCABULARY = ["the", "日本", "absent", "naïve", "last", "y"]
 def _keyed_vectors():
     rng = np.random.default_rng(7)
     # Magnitudes from 1e-30 to 1e30, so text values take every decimal shape gensim writes.
-    values = rng.standard_normal((len(FILE_TOKENS), DIM)) * 10.0 ** rng.integers(-30, 30, (len(FILE_TOKENS), DIM))
+    shape = (len(FILE_TOKENS), DIM)
+    values = rng.standard_normal(shape) * 10.0 ** rng.integers(-30, 30, shape)
     kv = KeyedVectors(DIM)
     kv.add_vectors(FILE_TOKENS, values.astype(np.float32))
     return kv

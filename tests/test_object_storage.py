@@ -28,6 +28,8 @@ from emulators.s3 import S3Emulator, differing, local_tree, max_overlap, ranged_
 from tests import s3_jobs
 from tests.conftest import ROOT, write_glove, write_vocabulary
 
+pytestmark = pytest.mark.cluster
+
 BUCKET = "embeddings"
 RANGE_BYTES = 64 << 10  # A 0.6 MB vector file in 10 ranges.
 
@@ -194,8 +196,8 @@ def test_killed_publish_never_leaves_a_half_published_artifact_in_the_bucket(s3,
     by object: each trial's prefix holds a whole artifact B (another vocabulary and vector
     file), then EmbeddingGen of A is SIGKILLed at a random moment: in its Beam job, in its
     publish (as it moves the checkpoint directory, or a random other one of the six entries of
-    its staging directory), or just after its publish. A reader accepts a whole A, a whole B, or nothing;
-    a rerun then publishes A whole, with no leftovers."""
+    its staging directory), or just after its publish. A reader accepts a whole A, a whole B, or
+    nothing; a rerun then publishes A whole, with no leftovers."""
     _, paths = inputs
     references = {}
     for name, vocabulary in (("a", "vocabulary"), ("b", "old_vocabulary")):  # Every file

@@ -20,7 +20,8 @@ SERVED = ["great acting and unseen words", "Dull! dull fun", ""]
 def _transform_output(tmp_path, custom_config):
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
         {preprocessing.TEXT_KEY: tf.io.FixedLenFeature([], tf.string)}))
-    with beam.Pipeline(runner="FnApiRunner") as pipeline, tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
+    with beam.Pipeline(runner="FnApiRunner") as pipeline, \
+            tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
         data = pipeline | beam.Create([{preprocessing.TEXT_KEY: t} for t in TEXTS])
         transform_fn = (data, metadata) | tft_beam.AnalyzeDataset(
             lambda inputs: preprocessing.preprocessing_fn(inputs, custom_config))

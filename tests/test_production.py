@@ -50,7 +50,8 @@ def _config(tmp_path, sample, beam_args, vectors=None):
 def _start(config, log):
     """Starts a run; its output goes to a file (a pipe nobody reads would block it)."""
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "tfx_embeddings.pipeline", "run", "--config", config],
+        return subprocess.Popen([sys.executable, "-m", "tfx_embeddings.pipeline", "run",
+                                 "--config", config],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -88,7 +89,8 @@ def _assert_published_artifacts_verify(store):
 
 def test_two_runs_at_once_with_beam_worker_processes(tmp_path, sample):
     """Both finish; the second waits for the first, then reuses its cached results."""
-    config = _config(tmp_path, sample, "[--runner=FnApiRunner, --direct_running_mode=multi_processing, "
+    config = _config(tmp_path, sample, "[--runner=FnApiRunner, "
+                                       "--direct_running_mode=multi_processing, "
                                        "--direct_num_workers=2]")
     logs = [tmp_path / "run1.log", tmp_path / "run2.log"]
     runs = [_start(config, log) for log in logs]
@@ -117,7 +119,8 @@ def test_sigkill_during_embedding_gen_then_rerun(tmp_path, sample):
         f.write(rows)
         for i in range(60_000):
             f.write(f"extra{i} " + " ".join(["0.5"] * 50) + "\n")
-    config = _config(tmp_path, sample, "[--runner=FnApiRunner, --direct_running_mode=in_memory]", vectors)
+    config = _config(tmp_path, sample, "[--runner=FnApiRunner, --direct_running_mode=in_memory]",
+                     vectors)
     run = _start(config, tmp_path / "killed.log")
     deadline = time.monotonic() + 600
     while not glob.glob(str(tmp_path / "root" / "EmbeddingGen" / "embedding" / "*" / ".staging-*")):

@@ -114,8 +114,8 @@ def test_refuses_another_vocabulary(artifact, tmp_path):
 def test_refuses_wrong_shape(artifact):
     initializer = restore.CheckpointInitializer(
         os.path.join(artifact, embedding_artifact.CHECKPOINT_PREFIX), (22, 6))
-    with pytest.raises(embedding_artifact.CheckpointError, match=r"holds a \[22, 6\] embedding, the "
-                                                         r"model asks for \[22, 8\]"):
+    with pytest.raises(embedding_artifact.CheckpointError,
+                       match=r"holds a \[22, 6\] embedding, the model asks for \[22, 8\]"):
         initializer((22, 8))
 
 

@@ -25,6 +25,8 @@ from tfx.orchestration import metadata
 from tfx_embeddings.pipeline import packages
 from tfx_embeddings.pipeline.demo import sample_data, schedule
 
+pytestmark = pytest.mark.pipeline
+
 LIVE, DELETED = metadata_store_pb2.Artifact.LIVE, metadata_store_pb2.Artifact.DELETED
 COMPLETE, CACHED = metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED
 

@@ -110,7 +110,8 @@ def test_gzip_is_read_in_stripes_of_chunks_of_whole_lines(small_vectors, tmp_pat
 
 
 @pytest.mark.parametrize("content, message", [
-    ("a 1 2 3\nb 1 2\nc 1 2 3\n", "line 2 (byte offset 8): expected 3 values after the token, found 2"),
+    ("a 1 2 3\nb 1 2\nc 1 2 3\n",
+     "line 2 (byte offset 8): expected 3 values after the token, found 2"),
     ("a 1 2 3\nb 1 2 3\nc 1 x 3\n", "line 3 (byte offset 16): value 'x' is not a number"),
     ("a 1 2 3\nb 1 nan 3\n", "line 2 (byte offset 8): value 'nan' is not a finite float32"),
     ("a 1 2 3\nb 1 2 1e39\n", "line 2 (byte offset 8): value '1e39' is not a finite float32"),

@@ -66,7 +66,8 @@ def _tft_vocabularies(tmp_path, documents, tokenize_fn, cases, max_tokens_per_do
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(
         {"text": tf.io.FixedLenFeature([], tf.string)}))
     output = str(tmp_path / "tft")
-    with beam.Pipeline(runner="FnApiRunner") as pipeline, tft_beam.Context(temp_dir=str(tmp_path / "tft_tmp")):
+    with beam.Pipeline(runner="FnApiRunner") as pipeline, \
+            tft_beam.Context(temp_dir=str(tmp_path / "tft_tmp")):
         data = pipeline | beam.Create([{"text": d} for d in documents])
         transform_fn = (data, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
         _ = transform_fn | tft_beam.WriteTransformFn(output)

@@ -13,8 +13,9 @@ from tfx_embeddings.components.embedding_trainer import restore, warmstart
 
 
 def _matrix(artifact_dir):
-    return tf.train.load_variable(embedding_artifact.EmbeddingArtifact(artifact_dir).checkpoint_prefix,
-                                  embedding_artifact.TENSOR_NAME)
+    return tf.train.load_variable(
+        embedding_artifact.EmbeddingArtifact(artifact_dir).checkpoint_prefix,
+        embedding_artifact.TENSOR_NAME)
 
 
 def _previous_model(tmp_path, vectors, tokens, num_shards, num_oov_buckets, layout="padded"):

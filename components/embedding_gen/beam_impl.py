@@ -17,7 +17,8 @@ Matched vectors go through files in the work directory rather than through the s
 DirectRunner the shuffle holds everything it carries in the driver process, and the vectors are
 the bulk of the job; what the runner keeps per range until a step ends (a RangeReport, a few
 file names) is a few hundred bytes, so the job's memory does not grow with the file. The file
-names depend only on the range, so a retried bundle rewrites the same files. The driver then merges and verifies the shards (embedding_artifact.merge).
+names depend only on the range, so a retried bundle rewrites the same files. The driver then
+merges and verifies the shards (embedding_artifact.merge).
 Nothing here depends on the runner: the same transform runs on DirectRunner, Dataflow, Flink or
 Spark.
 """

@@ -72,7 +72,8 @@ def locate(path):
     if magic.startswith(_ZIP_MAGIC):
         return _zip_member(location, member)
     if member is not None:
-        raise VectorFileError(f"{path}: {file} is not a zip archive, so it has no member {member!r}")
+        raise VectorFileError(
+            f"{path}: {file} is not a zip archive, so it has no member {member!r}")
     compression = (GZIP if magic.startswith(_GZIP_MAGIC) else
                    BZIP2 if magic.startswith(_BZIP2_MAGIC) else None)
     named = next((kind for ext, kind in _EXTENSIONS.items() if file.endswith(ext)), None)

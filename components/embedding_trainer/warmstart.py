@@ -203,7 +203,7 @@ def restore_matching_weights(model, base_model_serving_dir, skip_layer):
     prefix = os.path.join(base_model_serving_dir, "variables", "variables")
     shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
     restored = []
-    for index, layer in enumerate(l for l in model.layers if l.weights):
+    for index, layer in enumerate(each for each in model.layers if each.weights):
         if layer is skip_layer:
             continue
         for weight in layer.weights:

@@ -106,8 +106,8 @@ def main():
         with RunConsole(log_path) as console:
             console.print(f"The pipeline on the local runner, then on a Flink cluster started "
                           f"here; the full log: {log_path}")
-            beam_steps, jobs, identical, summary, logs = run_demo(load_config(args.config), work_dir,
-                                                      args.task_managers, console.line, args.hold)
+            beam_steps, jobs, identical, summary, logs = run_demo(
+                load_config(args.config), work_dir, args.task_managers, console.line, args.hold)
     except FlinkError as e:
         sys.exit(f"error: {e}")
     print(f"\n{'Beam step':22s} {'Flink job id':34s} {'state':9s} {'seconds':>7s}  "

@@ -27,15 +27,15 @@ warnings.filterwarnings("ignore", "You are using a non-supported Python version"
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd  # noqa: E402 (after the filter)
 
-from ...components.latest_blessed_model import (
+from ...components.latest_blessed_model import (  # noqa: E402
     FOUND_PROPERTY,
     MODEL_URI_PROPERTY,
     NO_PREVIOUS_MODEL,
 )
-from ..kubeflow.metadata import sqlite_store
-from ..kubeflow.run_spec import SpecRun
-from . import sample_data
-from .pipeline import EVALUATOR_ID, LATEST_MODEL_RESOLVER_ID, TRAINER_ID
+from ..kubeflow.metadata import sqlite_store  # noqa: E402
+from ..kubeflow.run_spec import SpecRun  # noqa: E402
+from . import sample_data  # noqa: E402
+from .pipeline import EVALUATOR_ID, LATEST_MODEL_RESOLVER_ID, TRAINER_ID  # noqa: E402
 
 IMAGE = "tfx-pretrained-embeddings:local"
 EXAMPLE_GEN = "CsvExampleGen"

@@ -1,11 +1,11 @@
 """The Beam steps on Beam's portable runner, the path Flink, Spark and Dataflow run Python on.
 
-    python -m tfx_embeddings.pipeline.demo.portable --config configs/demo.yaml   (make demo-portable)
+    python -m tfx_embeddings.pipeline.demo.portable --config configs/demo.yaml  (make demo-portable)
 
 Starts a Beam job service in a process of its own and an external SDK worker pool in another
 (the shape configs/flink.yaml uses: --environment_type=EXTERNAL), runs the pipeline with every
-Beam step (ExampleGen, StatisticsGen, VocabularyGen, Transform, EmbeddingGen, Evaluator) sent to that
-job service as a portable job (pipeline protos, artifact staging, SDK harnesses in the worker
+Beam step (ExampleGen, StatisticsGen, VocabularyGen, Transform, EmbeddingGen, Evaluator) sent to
+that job service as a portable job (pipeline protos, artifact staging, SDK harnesses in the worker
 pool's processes), then runs it again on the local runner, and compares the outputs byte for
 byte: the vocabulary file and the checkpoint's .index and .data-* files.
 

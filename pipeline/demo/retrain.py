@@ -1,7 +1,7 @@
 """Scheduled retraining, shown on the shipped sample: two consecutive runs of one pipeline, the
 second on a changed corpus (new words appear, some vanish), warm-started from the first.
 
-    python -m tfx_embeddings.pipeline.demo.retrain [--config configs/demo.yaml]   (make demo-retrain)
+    python -m tfx_embeddings.pipeline.demo.retrain [--config configs/demo.yaml]  (make demo-retrain)
 
 Prints the second run's eval accuracy after its first epoch beside the first run's final
 accuracy and beside a cold start (the same model from the pretrained vectors alone).

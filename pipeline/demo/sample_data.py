@@ -61,7 +61,7 @@ def write_sample(out_dir, n_train=2000, n_eval=1000, seed=7):
     rare_pos, rare_neg = _words("fel", 120), _words("gri", 120)
 
     train_rows = []
-    for i in range(n_train):
+    for _ in range(n_train):
         label = int(rng.random() < 0.5)
         train_rows.append((_review(rng, common_pos, common_neg, label, 2), label))
     rng.shuffle(train_rows)

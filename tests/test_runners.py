@@ -28,9 +28,6 @@ from tfx_embeddings.pipeline.demo.pipeline import create_pipeline
             "job_endpoint": "localhost:8099", "environment_type": "PROCESS",
             "environment_config": '{"command": "tfx-embeddings-beam-worker"}',
             "environment_cache_millis": "30000"}}),  # Beam parses it as a string.
-    ("configs/spark.yaml", "SparkRunner", {
-        pipeline_options.SparkRunnerOptions: {"spark_master_url": "spark://spark-master:7077"},
-        pipeline_options.PortableOptions: {"environment_type": "DOCKER"}}),
     ("configs/kubeflow.yaml", "DataflowRunner", {
         pipeline_options.GoogleCloudOptions: {"project": "my-project"},
         # The workers run the steps' image, which has the project installed (the Dockerfile).

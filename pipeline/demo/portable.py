@@ -9,8 +9,8 @@ that job service as a portable job (pipeline protos, artifact staging, SDK harne
 pool's processes), then runs it again on the local runner, and compares the outputs byte for
 byte: the vocabulary file and the checkpoint's .index and .data-* files.
 
-What it does not prove: a cluster (one machine), a remote filesystem (all paths are local), and
-the Flink or Spark job servers themselves (Java, from Maven Central; not reachable here).
+What it does not prove: a cluster (one machine) or a remote filesystem (all paths are local);
+`make demo-flink` runs the same steps on a Flink cluster.
 """
 
 import argparse

@@ -4,7 +4,7 @@ source, or Vertex AI Pipelines), from its config; and, for the scripts that comp
 share (`compare_outputs`).
 
 Where Beam work runs is the config's `beam_pipeline_args` (DirectRunner by default; see
-configs/dataflow.yaml, flink.yaml, spark.yaml), whichever orchestrator runs the pipeline.
+configs/dataflow.yaml, flink.yaml), whichever orchestrator runs the pipeline.
 """
 
 import filecmp

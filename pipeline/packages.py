@@ -22,6 +22,8 @@ import sysconfig
 import tempfile
 import zipfile
 
+from . import cache
+
 DISTRIBUTION = "tfx-pretrained-embeddings"
 _PACKAGE = "tfx_embeddings"
 # What Beam and TFX read as "the workers' code is provided" (dependency_utils.py).
@@ -32,11 +34,8 @@ _SUFFIXES = (".py", ".so", ".pbtxt", ".xml", ".properties")
 
 
 def cache_dir():
-    """Where built packages are kept: $TFX_EMBEDDINGS_CACHE/packages, else
-    $XDG_CACHE_HOME/tfx-embeddings/packages, else ~/.cache/tfx-embeddings/packages."""
-    root = os.environ.get("TFX_EMBEDDINGS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tfx-embeddings")
-    return os.path.join(root, "packages")
+    """Where built packages are kept: cache.cache_dir("packages")."""
+    return cache.cache_dir("packages")
 
 
 def project_wheel(directory=None):

@@ -49,6 +49,8 @@ import time
 import urllib.error
 import urllib.request
 
+from .. import cache
+
 FLINK_VERSION = "1.19.3"
 BEAM_JAVA_VERSION = "2.70.0"
 WORKER_COMMAND = "tfx-embeddings-beam-worker"  # pipeline/beam_worker.py, a console script.
@@ -110,11 +112,8 @@ class Jars:
 
 
 def cache_dir():
-    """Where built jars are kept: $TFX_EMBEDDINGS_CACHE/flink, else
-    $XDG_CACHE_HOME/tfx-embeddings/flink, else ~/.cache/tfx-embeddings/flink."""
-    root = os.environ.get("TFX_EMBEDDINGS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tfx-embeddings")
-    return os.path.join(root, "flink")
+    """Where built jars are kept: cache.cache_dir("flink")."""
+    return cache.cache_dir("flink")
 
 
 def _poms_digest():

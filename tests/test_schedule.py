@@ -290,12 +290,15 @@ def test_the_run_after_killed_runs_succeeds(killed):
     killed_runs = killed["runs"][3:3 + len(_KILL_POINTS)]  # After the three scheduled runs.
     canceled = []
     for (node, _, _), (_, run) in zip(_KILL_POINTS, killed_runs, strict=True):
+        # The kill lands a random moment after the step starts: in it, or in a later step when
+        # the step ends first (on a loaded machine too), or between two steps. Only the
+        # execution running at the kill, the run's last, may be CANCELED.
+        started = [name for name, _ in sorted(run.items(), key=lambda item: item[1].id)]
+        assert node in started, (node, started)
         in_run = [name for name, e in run.items() if e.last_known_state == canceled_state]
-        if node == "Pusher":  # Pushing the small model may end within the kill's 0.05 s.
-            assert in_run in ([], ["Pusher"]), in_run
-        else:
-            assert in_run == [node], (node, in_run)
+        assert in_run in ([], started[-1:]), (node, started, in_run)
         canceled += in_run
+    assert canceled  # Four kills, each a random moment within a step: at least one in a step.
     assert states.count(canceled_state) == len(canceled)  # None in any other run.
 
 

@@ -115,19 +115,21 @@ demo-flink: $(STAMP)
 flink-jars: $(STAMP)
 	$(PY) -m tfx_embeddings.pipeline.flink build
 
-# The checks, then every test: what CI runs. The image stand-in, the kfp SDK's virtualenv and the
-# Flink jars are built here, before the tests (each once; the tests only use them).
+# The checks, then every test, in two worker processes (pytest-xdist; a module's tests, and those
+# reading the session's history, in one worker): what CI runs. The image stand-in, the kfp SDK's
+# virtualenv and the Flink jars are built here, before the tests (each once; the tests use them).
 test: lint image kfp-sdk flink-jars
-	$(PY) -m pytest tests -v --durations=20 -p randomly --randomly-dont-reorganize
+	$(PY) -m pytest tests -v --durations=20 -n 2 --dist loadgroup -p randomly \
+	    --randomly-dont-reorganize
 
 # The tests that run no pipeline, start no cluster and kill no job (pytest.ini's markers).
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not pipeline and not cluster and not slow" -p randomly \
-	    --randomly-dont-reorganize
+	$(PY) -m pytest tests -m "not pipeline and not cluster and not slow" -n 2 --dist loadgroup \
+	    -p randomly --randomly-dont-reorganize
 
 # Every test in a random order (the seed is printed; --randomly-seed=N repeats an order).
 test-random: lint image kfp-sdk flink-jars
-	$(PY) -m pytest tests -p randomly
+	$(PY) -m pytest tests -n 2 --dist loadgroup -p randomly
 
 # ruff (ruff.toml), the layering (.importlinter) and every import resolved (pyrightconfig.json).
 lint: $(STAMP)

@@ -41,8 +41,9 @@ setuptools.setup(
         "s3": ["tensorflow-io", "boto3"],
         # The tests run the s3 extra against moto's S3 server (flask and flask-cors serve it);
         # make lint runs ruff, import-linter (the layering) and basedpyright (every import
-        # resolves); pytest-randomly shuffles the order (make test-random).
-        "test": ["pytest", "pytest-randomly", "gensim", "pandas", "psutil",
+        # resolves); pytest-randomly shuffles the order (make test-random); pytest-xdist runs
+        # the suite in two workers.
+        "test": ["pytest", "pytest-randomly", "pytest-xdist", "gensim", "pandas", "psutil",
                  "tensorflow-io", "boto3", "moto[s3]", "flask", "flask-cors",
                  "ruff", "import-linter", "basedpyright"],
     },

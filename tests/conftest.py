@@ -90,5 +90,10 @@ _PIPELINE_FIXTURES = {"history", "image", "pipeline_run"}
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if _PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if _PIPELINE_FIXTURES & fixtures:
             item.add_marker(pytest.mark.pipeline)
+        # `make test` runs two workers (pytest-xdist, --dist loadgroup); a group's tests run in
+        # one worker, so a module's module-scoped runs and the session's history are made once.
+        group = "history" if "history" in fixtures else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))

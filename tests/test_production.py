@@ -1,13 +1,10 @@
-"""Runs as production has them, through LocalDagRunner: concurrent and repeated runs, a Beam
-DirectRunner with worker processes, and a run killed in the middle of EmbeddingGen."""
+"""Runs as production has them, through LocalDagRunner: two runs at once with a Beam
+DirectRunner of worker processes (a run killed in any step, and the next run healing it, are
+test_schedule.py's)."""
 
-import glob
-import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from ml_metadata.metadata_store import metadata_store
@@ -15,7 +12,6 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from tfx_embeddings.components import embedding_artifact
-from tfx_embeddings.components.embedding_trainer import restore
 from tfx_embeddings.components.types import PretrainedEmbedding
 from tfx_embeddings.pipeline.demo import sample_data
 
@@ -108,31 +104,3 @@ def test_two_runs_at_once_with_beam_worker_processes(tmp_path, sample):
             break
     else:
         pytest.fail("no run logged EmbeddingGen's Beam counters")
-
-
-def test_sigkill_during_embedding_gen_then_rerun(tmp_path, sample):
-    # A bigger vector file, so that EmbeddingGen runs long enough to be caught in the middle.
-    vectors = tmp_path / "vectors.txt"
-    with open(sample / "vectors" / "glove.sample.50d.txt") as f:
-        rows = f.read()
-    with open(vectors, "w") as f:
-        f.write(rows)
-        for i in range(60_000):
-            f.write(f"extra{i} " + " ".join(["0.5"] * 50) + "\n")
-    config = _config(tmp_path, sample, "[--runner=FnApiRunner, --direct_running_mode=in_memory]",
-                     vectors)
-    run = _start(config, tmp_path / "killed.log")
-    deadline = time.monotonic() + 600
-    while not glob.glob(str(tmp_path / "root" / "EmbeddingGen" / "embedding" / "*" / ".staging-*")):
-        assert run.poll() is None and time.monotonic() < deadline, "EmbeddingGen never started"
-        time.sleep(0.05)
-    os.killpg(run.pid, signal.SIGKILL)
-    run.wait()
-    [killed] = glob.glob(str(tmp_path / "root" / "EmbeddingGen" / "embedding" / "*"))
-    assert not os.path.exists(os.path.join(killed, embedding_artifact.MANIFEST_FILE))
-
-    _finish(_start(config, tmp_path / "rerun.log"), tmp_path / "rerun.log")
-    store = _store(tmp_path)
-    _assert_published_artifacts_verify(store)
-    with pytest.raises(embedding_artifact.CheckpointError, match="never published"):
-        restore.pretrained_embedding(killed)  # The killed run's output stays unpublished.

@@ -80,7 +80,8 @@ class Report:
         if self.canceled_executions:
             parts.append(f"{self.canceled_executions} executions of a killed run canceled")
         if self.kept_runs:
-            parts.append(f"keeping the artifacts of {len(self.kept_runs)} runs")
+            runs = len(self.kept_runs)
+            parts.append(f"keeping the artifacts of {runs} run{'s' if runs > 1 else ''}")
         return "; ".join(parts)
 
 

@@ -88,6 +88,7 @@ def history(tmp_path_factory):
 _PIPELINE_FIXTURES = {"history", "image", "pipeline_run"}
 
 
+@pytest.hookimpl(tryfirst=True)  # Before xdist's own, which reads the groups off the items.
 def pytest_collection_modifyitems(config, items):
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))

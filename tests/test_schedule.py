@@ -187,7 +187,7 @@ def test_the_retire_verb_retires_nothing_more(scheduled):
     assert result.returncode == 0, result.stderr[-3000:]
     [line] = result.stdout.splitlines()  # Its own line only, once.
     assert line.endswith(" retention: retired nothing; freed 0.0 MB; keeping the artifacts of 1 "
-                         "runs"), line
+                         "run"), line
 
 
 # Where each step shows it started: the directory of its first output (made just before TFX

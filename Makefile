@@ -119,17 +119,17 @@ flink-jars: $(STAMP)
 # reading the session's history, in one worker): what CI runs. The image stand-in, the kfp SDK's
 # virtualenv and the Flink jars are built here, before the tests (each once; the tests use them).
 test: lint image kfp-sdk flink-jars
-	$(PY) -m pytest tests -v --durations=20 -n 2 --dist loadgroup -p randomly \
+	$(PY) -m pytest tests -v --durations=20 -n 2 --dist loadfile -p randomly \
 	    --randomly-dont-reorganize
 
 # The tests that run no pipeline, start no cluster and kill no job (pytest.ini's markers).
 test-fast: $(STAMP)
-	$(PY) -m pytest tests -m "not pipeline and not cluster and not slow" -n 2 --dist loadgroup \
+	$(PY) -m pytest tests -m "not pipeline and not cluster and not slow" -n 2 --dist loadfile \
 	    -p randomly --randomly-dont-reorganize
 
 # Every test in a random order (the seed is printed; --randomly-seed=N repeats an order).
 test-random: lint image kfp-sdk flink-jars
-	$(PY) -m pytest tests -n 2 --dist loadgroup -p randomly
+	$(PY) -m pytest tests -n 2 --dist loadfile -p randomly
 
 # ruff (ruff.toml), the layering (.importlinter) and every import resolved (pyrightconfig.json).
 lint: $(STAMP)

@@ -88,13 +88,28 @@ def history(tmp_path_factory):
 _PIPELINE_FIXTURES = {"history", "image", "pipeline_run"}
 
 
-@pytest.hookimpl(tryfirst=True)  # Before xdist's own, which reads the groups off the items.
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        if _PIPELINE_FIXTURES & fixtures:
+        if _PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.pipeline)
-        # `make test` runs two workers (pytest-xdist, --dist loadgroup); a group's tests run in
-        # one worker, so a module's module-scoped runs and the session's history are made once.
-        group = "history" if "history" in fixtures else item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(group))
+
+
+# `make test` runs two workers (pytest-xdist, `--dist loadfile`): a module's tests run in one
+# worker, so its module- and session-scoped runs are made once; the modules that read the
+# session's history (tests/history.py) share one worker for the same reason. (xdist's own
+# `loadgroup` marks do not group under pytest 9: it renames items by a field pytest 9 no longer
+# reads.)
+_HISTORY_READERS = ("tests/test_pipeline.py", "tests/test_retrain.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return "history" if module in _HISTORY_READERS else module
+
+    return ByModule(config, log)

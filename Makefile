@@ -173,13 +173,15 @@ bench-pipeline: $(STAMP)
 	$(PY) -m benchmarks.bench_pipeline
 
 # A long schedule simulated: 100 runs of the demo pipeline (a small corpus, 2 epochs) back to
-# back in one process, new rows before each, retention keeping 3 runs; per run seconds, disk
-# under the pipeline root, in serving and in the temporary directory, ML Metadata's size, open
-# files and child processes, and the slopes after the retention window; writes
-# benchmarks/results/schedule.json. About an hour; run it on an idle machine. RUNS=20 for less.
+# back, each in a new process as a scheduler starts it, new rows before each, retention keeping
+# 3 runs; per run seconds, disk under the pipeline root, in serving and in the temporary
+# directory, ML Metadata's size, open files and child processes left, the run's memory, and the
+# slopes after the retention window; writes benchmarks/results/schedule.json. About 75 minutes;
+# run it on an idle machine. RUNS=20 for less; SCHEDULE_ARGS=--in-process for all runs in one
+# process (benchmarks/results/schedule-in-process.json).
 RUNS ?= 100
 bench-schedule: $(STAMP)
-	$(PY) -m benchmarks.bench_schedule --runs $(RUNS)
+	$(PY) -m benchmarks.bench_schedule --runs $(RUNS) $(SCHEDULE_ARGS)
 
 clean:
 	rm -rf build

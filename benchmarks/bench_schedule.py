@@ -1,9 +1,13 @@
-"""A long schedule simulated: runs of the demo pipeline back to back in one process, new train
-rows before each, retention keeping 3 runs; per run its seconds, the disk under the pipeline root
-and in the serving directory, the bytes left in the temporary directory, ML Metadata's size, the
-process's open files and child processes.
+"""A long schedule simulated: runs of the demo pipeline back to back, each in a new process as a
+scheduler starts it, new train rows before each, retention keeping 3 runs; per run its seconds,
+the disk under the pipeline root and in the serving directory, the bytes left in the temporary
+directory, ML Metadata's size, the open files and child processes left, the run's memory.
 
-    python -m benchmarks.bench_schedule [--runs 100]          (make bench-schedule)
+    python -m benchmarks.bench_schedule [--runs 100] [--in-process]   (make bench-schedule)
+
+--in-process runs them all in this one process instead, as a long-lived worker calling
+`run_local` would: TensorFlow keeps what each SavedModel load creates for the process's life
+(docs/scheduling.md), and that mode shows what it costs.
 
 Done when disk and time level off after the retention window and nothing is left in the
 temporary directory: the table gives each measure's slope per run over the runs after the
@@ -34,10 +38,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEEP_RUNS = 3
 # The first run after the window is still filling it (its retention is the first to retire).
 WINDOW = KEEP_RUNS + 2
-MEASURES = (("seconds", "s"), ("pipeline_root_bytes", "B"), ("artifact_bytes", "B"),
-            ("serving_bytes", "B"), ("metadata_bytes", "B"), ("tmp_bytes", "B"),
-            ("open_files", "files"), ("children", "processes"), ("fds", "fds"),
-            ("rss_bytes", "B"))
+MEASURES = (("seconds", "s"), ("run_seconds", "s"), ("pipeline_root_bytes", "B"),
+            ("artifact_bytes", "B"), ("serving_bytes", "B"), ("metadata_bytes", "B"),
+            ("tmp_bytes", "B"), ("open_files", "files"), ("children", "processes"),
+            ("fds", "fds"), ("rss_bytes", "B"), ("peak_rss_bytes", "B"))
 
 
 def small_corpus(source, destination, train_rows=400, eval_rows=200):
@@ -108,6 +112,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--rows", type=int, default=40, help="new train rows per run")
+    parser.add_argument("--in-process", action="store_true",
+                        help="all runs in this process (default: each in a new one)")
     args = parser.parse_args()
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     work = os.path.join(common.WORK_DIR, "schedule")
@@ -125,23 +131,28 @@ def main():
     config = load_config(write_config(work))
     with _quiet(os.path.join(work, "schedule.log")) as terminal:
         records = schedule.simulate(config, args.runs, work, rows=args.rows,
-                                    report=lambda line: terminal.write(line + "\n"))
-    rows = [{"run": r["run"], "seconds": r["seconds"],
+                                    report=lambda line: terminal.write(line + "\n"),
+                                    process_per_run=not args.in_process)
+    rows = [{"run": r["run"], "seconds": r["seconds"], "run_seconds": r.get("run_seconds", 0),
              "pipeline_root_mb": round(r["pipeline_root_bytes"] / 1e6, 2),
              "artifacts_mb": round(r["artifact_bytes"] / 1e6, 2),
              "serving_mb": round(r["serving_bytes"] / 1e6, 2),
              "metadata_mb": round(r["metadata_bytes"] / 1e6, 3),
              "tmp_bytes": r["tmp_bytes"], "open_files": len(r["open_files"]),
              "children": len(r["children"]), "rss_mb": round(r["rss_bytes"] / 1e6),
+             "peak_rss_mb": round(r.get("peak_rss_bytes", 0) / 1e6),
              "freed_mb": round(r.get("freed_bytes", 0) / 1e6, 2)}
             for r in records]
     shown = [row for row in rows if row["run"] <= WINDOW + 1 or row["run"] % 10 == 0
              or row["run"] == args.runs]
     found = slopes(records)
-    print(f"\n{args.runs} scheduled runs (keep_runs {KEEP_RUNS}); every 10th shown, all in "
-          f"benchmarks/results/schedule.json\n")
-    common.write_table("schedule", shown, list(rows[0]), extra={
-        "runs": args.runs, "keep_runs": KEEP_RUNS, "new_rows_per_run": args.rows,
+    result_name = "schedule-in-process" if args.in_process else "schedule"
+    mode = "in this one process" if args.in_process else "each in a new process"
+    print(f"\n{args.runs} scheduled runs {mode} (keep_runs {KEEP_RUNS}); every 10th shown, "
+          f"all in benchmarks/results/{result_name}.json\n")
+    common.write_table(result_name, shown, list(rows[0]), extra={
+        "runs": args.runs, "process_per_run": not args.in_process, "keep_runs": KEEP_RUNS,
+        "new_rows_per_run": args.rows,
         "all_runs": rows, "records": records,
         "slopes_after_window": {name: {"per_run": slope, "first": first, "last": last}
                                 for name, (slope, first, last) in found.items()}})

@@ -6,17 +6,25 @@ temporary directory, ML Metadata's size, the process's open files and child proc
     python -m tfx_embeddings.pipeline.demo.schedule --config configs/demo.yaml --runs 20 \
         [--json schedule.json]
 
-The runs share this one process, as runs of a long-lived scheduler's worker would: whatever a
-run leaves open or running adds up. `make bench-schedule` runs 100 of them.
+By default the runs share this one process, as runs of a long-lived worker would: whatever a
+run leaves open or running adds up. With --process-per-run each run is a process of its own,
+as a scheduler starts it (Airflow's task, a Kubernetes pod): TensorFlow keeps what every
+SavedModel load creates for the life of the process (see docs/scheduling.md), which a
+long-lived process accumulates and a process per run does not. `make bench-schedule` runs 100
+runs a process each.
 """
 
 import argparse
 import json
 import os
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+
+import yaml
 
 from . import sample_data
 from .config import load_config
@@ -84,7 +92,8 @@ def measure(config, temporary_dir):
     }
 
 
-def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print):
+def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print,
+             process_per_run=False):
     """Runs the pipeline `runs` times with new rows before each; returns one record per run,
     after one of run 0: what was open and on disk before the first.
 
@@ -96,32 +105,76 @@ def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print):
       rows: new train rows per run.
       data_cycle: if > 0, the new rows repeat every data_cycle runs (for TFX's cache).
       report: called with a line per run.
+      process_per_run: each run in a new Python process, as a scheduler starts it (a record's
+        seconds then count the process's start; run_seconds, rss_bytes and peak_rss_bytes
+        are the run's process's), instead of all in this one.
     """
     from . import runners
 
     config = prepare_data(config, work_dir)
+    config_path = os.path.join(work_dir, "schedule-config.yaml")
+    with open(config_path, "w") as f:
+        yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), f)
     temporary_dir = tempfile.gettempdir()
     records = [{"run": 0, "seconds": 0, **measure(config, temporary_dir)}]  # Before any run.
     for run in range(1, runs + 1):
         add_rows(config, run, rows, data_cycle)
         started = time.monotonic()
-        result = runners.run_local(config)
+        if process_per_run:
+            outcome = _run_in_new_process(config_path, work_dir, run)
+        else:
+            outcome = _outcome(runners.run_local(config), time.monotonic() - started)
         record = {"run": run, "seconds": round(time.monotonic() - started, 2),
-                  **measure(config, temporary_dir)}
-        if result.retired is not None:
-            record["retired"] = result.retired.retired
-            record["freed_bytes"] = result.retired.freed_bytes
-            record["kept_runs"] = len(result.retired.kept_runs)
-            record["orphans"] = result.retired.orphans
-        record["healed_orphans"] = result.healed.orphans
+                  **measure(config, temporary_dir), **outcome}
         records.append(record)
         report(f"run {run:3d}: {record['seconds']:6.1f} s, pipeline root "
                f"{record['pipeline_root_bytes'] / 1e6:7.1f} MB, serving "
                f"{record['serving_bytes'] / 1e6:5.1f} MB, metadata "
                f"{record['metadata_bytes'] / 1e6:5.2f} MB, tmp {record['tmp_bytes']} B, "
                f"open files {len(record['open_files'])}, children {len(record['children'])}, "
+               f"RSS {record['rss_bytes'] / 1e6:.0f} MB, "
                f"freed {record.get('freed_bytes', 0) / 1e6:.1f} MB")
     return records
+
+
+def _outcome(result, seconds):
+    """What a run's local.LocalRun says, and its process's memory now and at its peak."""
+    import psutil
+
+    outcome = {"run_seconds": round(seconds, 2),
+               "rss_bytes": psutil.Process().memory_info().rss,
+               # Linux gives kilobytes; in a long-lived process, the peak of all runs so far.
+               "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+               "healed_orphans": result.healed.orphans}
+    if result.retired is not None:
+        outcome.update(retired=result.retired.retired, freed_bytes=result.retired.freed_bytes,
+                       kept_runs=len(result.retired.kept_runs),
+                       orphans=result.retired.orphans)
+    return outcome
+
+
+def run_once(config_path, outcome_path):
+    """One run in this process, as a scheduler's task does it; its outcome as JSON."""
+    from . import runners
+
+    started = time.monotonic()
+    result = runners.run_local(load_config(config_path))
+    with open(outcome_path, "w") as f:
+        json.dump(_outcome(result, time.monotonic() - started), f)
+
+
+def _run_in_new_process(config_path, work_dir, run):
+    """run_once in a new Python process (its output goes where this process's goes)."""
+    outcome_path = os.path.join(work_dir, "outcome.json")
+    command = [sys.executable, "-c",
+               "import sys; from tfx_embeddings.pipeline.demo import schedule; "
+               "schedule.run_once(*sys.argv[1:])", config_path, outcome_path]
+    returncode = subprocess.call(command)
+    if returncode != 0:
+        raise RuntimeError(f"run {run} failed in its process (exit status {returncode}); "
+                           f"its output is above")
+    with open(outcome_path) as f:
+        return json.load(f)
 
 
 def main(argv=None):
@@ -134,6 +187,8 @@ def main(argv=None):
     parser.add_argument("--work", default="build/schedule",
                         help="the corpus copy, the pipeline root, the serving directory (unless "
                              "the config names them)")
+    parser.add_argument("--process-per-run", action="store_true",
+                        help="each run in a new process, as a scheduler starts it")
     parser.add_argument("--json", help="write the records here")
     parser.add_argument("--log", help="the runs' full log (default: <work>/schedule.log)")
     args = parser.parse_args(argv)
@@ -144,7 +199,7 @@ def main(argv=None):
 
     with RunConsole(args.log or os.path.join(work_dir, "schedule.log")) as console:
         records = simulate(config, args.runs, work_dir, args.rows, args.data_cycle,
-                           report=console.print)
+                           report=console.print, process_per_run=args.process_per_run)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(records, f, indent=1)

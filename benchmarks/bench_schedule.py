@@ -41,7 +41,10 @@ WINDOW = KEEP_RUNS + 2
 MEASURES = (("seconds", "s"), ("run_seconds", "s"), ("pipeline_root_bytes", "B"),
             ("artifact_bytes", "B"), ("serving_bytes", "B"), ("metadata_bytes", "B"),
             ("tmp_bytes", "B"), ("open_files", "files"), ("children", "processes"),
-            ("fds", "fds"), ("rss_bytes", "B"), ("peak_rss_bytes", "B"))
+            ("fds", "fds"), ("rss_bytes", "B"), ("peak_rss_bytes", "B"),
+            # The runs that have a reference run: their seconds against the reference's, a
+            # trend in them the runs' own, not the machine's.
+            ("reference_seconds", "s"), ("seconds_over_reference", "x"))
 
 
 def small_corpus(source, destination, train_rows=400, eval_rows=200):
@@ -75,13 +78,18 @@ def write_config(work):
 
 
 def slopes(records):
-    """{measure: (slope per run, first, last)} over the runs after the retention window."""
+    """{measure: (slope per run, first, last)} over the runs after the retention window (those
+    that have the measure)."""
     after = [r for r in records if r["run"] > WINDOW]
+    for record in after:
+        if "reference_seconds" in record:
+            record["seconds_over_reference"] = record["seconds"] / record["reference_seconds"]
     result = {}
     for name, _ in MEASURES:
-        values = [len(r[name]) if isinstance(r[name], list) else r[name] for r in after]
+        having = [r for r in after if name in r]
+        values = [len(r[name]) if isinstance(r[name], list) else r[name] for r in having]
         if len(values) >= 2:
-            slope = float(np.polyfit([r["run"] for r in after], values, 1)[0])
+            slope = float(np.polyfit([r["run"] for r in having], values, 1)[0])
             result[name] = (slope, values[0], values[-1])
     return result
 
@@ -112,6 +120,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--rows", type=int, default=40, help="new train rows per run")
+    parser.add_argument("--reference-every", type=int, default=10,
+                        help="a reference run (a fresh pipeline root) after every N runs")
     parser.add_argument("--in-process", action="store_true",
                         help="all runs in this process (default: each in a new one)")
     args = parser.parse_args()
@@ -132,7 +142,9 @@ def main():
     with _quiet(os.path.join(work, "schedule.log")) as terminal:
         records = schedule.simulate(config, args.runs, work, rows=args.rows,
                                     report=lambda line: terminal.write(line + "\n"),
-                                    process_per_run=not args.in_process)
+                                    process_per_run=not args.in_process,
+                                    reference_every=args.reference_every)
+    found = slopes(records)
     rows = [{"run": r["run"], "seconds": r["seconds"], "run_seconds": r.get("run_seconds", 0),
              "pipeline_root_mb": round(r["pipeline_root_bytes"] / 1e6, 2),
              "artifacts_mb": round(r["artifact_bytes"] / 1e6, 2),
@@ -141,11 +153,11 @@ def main():
              "tmp_bytes": r["tmp_bytes"], "open_files": len(r["open_files"]),
              "children": len(r["children"]), "rss_mb": round(r["rss_bytes"] / 1e6),
              "peak_rss_mb": round(r.get("peak_rss_bytes", 0) / 1e6),
-             "freed_mb": round(r.get("freed_bytes", 0) / 1e6, 2)}
+             "freed_mb": round(r.get("freed_bytes", 0) / 1e6, 2),
+             "reference_seconds": r.get("reference_seconds", "")}
             for r in records]
     shown = [row for row in rows if row["run"] <= WINDOW + 1 or row["run"] % 10 == 0
              or row["run"] == args.runs]
-    found = slopes(records)
     result_name = "schedule-in-process" if args.in_process else "schedule"
     mode = "in this one process" if args.in_process else "each in a new process"
     print(f"\n{args.runs} scheduled runs {mode} (keep_runs {KEEP_RUNS}); every 10th shown, "
@@ -161,7 +173,7 @@ def main():
     for name, unit in MEASURES:
         if name in found:
             slope, first, last = found[name]
-            print(f"| {name} | {slope:+.4g} {unit} | {first} | {last} |")
+            print(f"| {name} | {slope:+.4g} {unit} | {first:.4g} | {last:.4g} |")
 
 
 if __name__ == "__main__":

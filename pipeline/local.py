@@ -16,6 +16,10 @@ runs it: one run at a time, nothing left behind, old artifacts retired.
   see `retention.heal`.
 - **Bounded disk.** After a run, a retention policy retires the artifacts no recent run, the
   pushed model or the latest blessed model needs (`retention.apply`).
+
+Start each scheduled run in a process of its own (the CLI, a script the scheduler runs): the
+process keeps what TensorFlow creates at every SavedModel load for its whole life, so one
+that calls `run` run after run grows (docs/scheduling.md, "A process per run").
 """
 
 import contextlib

@@ -199,7 +199,8 @@ def user_runs(image, project):
     runs = {}
     for run, layout in ((1, "tft"), (2, "padded")):
         result = subprocess.run([image, "pipeline.py", layout, str(project / "root")],
-                                cwd=project, capture_output=True, text=True)
+                                cwd=project, capture_output=True, text=True,
+                                env=_temporary_directory_in(project, os.environ))
         assert result.returncode == 0, result.stderr[-5000:]
         store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(
             str(project / "root" / "metadata.sqlite")))
@@ -449,6 +450,14 @@ def _keras3_project(path):
 @pytest.fixture(scope="module")
 def keras3_project(tmp_path_factory):
     return _keras3_project(tmp_path_factory.mktemp("keras3_project"))
+
+
+def _temporary_directory_in(project, environment):
+    """environment with the project's own temporary directory: a user's LocalDagRunner run
+    (not run_local) leaves there the package TFX builds of itself per Beam step (about 49 MB),
+    which pytest's temporary directories then bound, not /tmp."""
+    os.makedirs(project / "tmp", exist_ok=True)
+    return {**environment, "TMPDIR": str(project / "tmp")}
 
 
 def _user_environment():
@@ -703,7 +712,7 @@ def test_a_keras3_module_trains_evaluates_and_pushes_the_vector_rows(image, kube
 def test_the_wrong_layout_fails_before_training(image, keras3_project):
     result = subprocess.run([image, "pipeline.py", "tft", str(keras3_project / "wrong")],
                             cwd=keras3_project, capture_output=True, text=True,
-                            env=_user_environment())
+                            env=_temporary_directory_in(keras3_project, _user_environment()))
     assert result.returncode != 0
     assert ("row_layout is 'tft' but the TransformGraph's "
             "'vocab_compute_and_apply_vocabulary_vocabulary' ids (feature 'text_xf') are "

@@ -93,7 +93,7 @@ def measure(config, temporary_dir):
 
 
 def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print,
-             process_per_run=False):
+             process_per_run=False, reference_every=0):
     """Runs the pipeline `runs` times with new rows before each; returns one record per run,
     after one of run 0: what was open and on disk before the first.
 
@@ -108,6 +108,10 @@ def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print,
       process_per_run: each run in a new Python process, as a scheduler starts it (a record's
         seconds then count the process's start; run_seconds, rss_bytes and peak_rss_bytes
         are the run's process's), instead of all in this one.
+      reference_every: if > 0, after every this many runs a reference run too, in a new
+        process: the same pipeline and corpus on a fresh pipeline root (no history), whose
+        seconds (the record's reference_seconds) tell a trend in the runs' seconds from a
+        change in the machine's speed.
     """
     from . import runners
 
@@ -115,6 +119,7 @@ def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print,
     config_path = os.path.join(work_dir, "schedule-config.yaml")
     with open(config_path, "w") as f:
         yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), f)
+    reference = _reference_config(config, work_dir) if reference_every else None
     temporary_dir = tempfile.gettempdir()
     records = [{"run": 0, "seconds": 0, **measure(config, temporary_dir)}]  # Before any run.
     for run in range(1, runs + 1):
@@ -126,6 +131,8 @@ def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print,
             outcome = _outcome(runners.run_local(config), time.monotonic() - started)
         record = {"run": run, "seconds": round(time.monotonic() - started, 2),
                   **measure(config, temporary_dir), **outcome}
+        if reference_every and run % reference_every == 0:
+            record["reference_seconds"] = _reference_run(reference, work_dir, run)
         records.append(record)
         report(f"run {run:3d}: {record['seconds']:6.1f} s, pipeline root "
                f"{record['pipeline_root_bytes'] / 1e6:7.1f} MB, serving "
@@ -133,8 +140,36 @@ def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print,
                f"{record['metadata_bytes'] / 1e6:5.2f} MB, tmp {record['tmp_bytes']} B, "
                f"open files {len(record['open_files'])}, children {len(record['children'])}, "
                f"RSS {record['rss_bytes'] / 1e6:.0f} MB, "
-               f"freed {record.get('freed_bytes', 0) / 1e6:.1f} MB")
+               f"freed {record.get('freed_bytes', 0) / 1e6:.1f} MB"
+               + (f", reference run {record['reference_seconds']:.1f} s"
+                  if "reference_seconds" in record else ""))
     return records
+
+
+def _reference_config(config, work_dir):
+    """(the config of the reference runs: a pipeline root and serving directory of their
+    own under work_dir, the same corpus; its YAML file)."""
+    root = os.path.join(work_dir, "reference")
+    reference = config.model_copy(update={
+        "pipeline_root": os.path.join(root, "pipeline_root"),
+        "serving_dir": os.path.join(root, "serving"),
+        "metadata_path": os.path.join(root, "pipeline_root", "metadata.sqlite")})
+    path = os.path.join(work_dir, "reference-config.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(reference.model_dump(mode="json", exclude_none=True), f)
+    return reference, path
+
+
+def _reference_run(reference, work_dir, run):
+    """A run of the reference config from an empty pipeline root, in a new process; its
+    seconds (the process's start included, as for a run with process_per_run)."""
+    config, path = reference
+    shutil.rmtree(os.path.dirname(config.pipeline_root), ignore_errors=True)
+    started = time.monotonic()
+    _run_in_new_process(path, work_dir, f"{run}'s reference")
+    seconds = round(time.monotonic() - started, 2)
+    shutil.rmtree(os.path.dirname(config.pipeline_root), ignore_errors=True)
+    return seconds
 
 
 def _outcome(result, seconds):

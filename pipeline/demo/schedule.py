@@ -116,10 +116,9 @@ def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print,
     from . import runners
 
     config = prepare_data(config, work_dir)
-    config_path = os.path.join(work_dir, "schedule-config.yaml")
-    with open(config_path, "w") as f:
-        yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), f)
-    reference = _reference_config(config, work_dir) if reference_every else None
+    config_path = (_write_config(config, os.path.join(work_dir, "schedule-config.yaml"))
+                   if process_per_run else None)
+    reference_path = _reference_config(config, work_dir) if reference_every else None
     temporary_dir = tempfile.gettempdir()
     records = [{"run": 0, "seconds": 0, **measure(config, temporary_dir)}]  # Before any run.
     for run in range(1, runs + 1):
@@ -132,7 +131,7 @@ def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print,
         record = {"run": run, "seconds": round(time.monotonic() - started, 2),
                   **measure(config, temporary_dir), **outcome}
         if reference_every and run % reference_every == 0:
-            record["reference_seconds"] = _reference_run(reference, work_dir, run)
+            record["reference_seconds"] = _reference_run(reference_path, work_dir, run)
         records.append(record)
         report(f"run {run:3d}: {record['seconds']:6.1f} s, pipeline root "
                f"{record['pipeline_root_bytes'] / 1e6:7.1f} MB, serving "
@@ -146,29 +145,36 @@ def simulate(config, runs, work_dir, rows=40, data_cycle=0, report=print,
     return records
 
 
+def _write_config(config, path):
+    """config as a YAML file at path (for a run in another process); returns path."""
+    with open(path, "w") as f:
+        yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), f)
+    return path
+
+
+def _reference_directory(work_dir):
+    return os.path.join(work_dir, "reference")
+
+
 def _reference_config(config, work_dir):
-    """(the config of the reference runs: a pipeline root and serving directory of their
-    own under work_dir, the same corpus; its YAML file)."""
-    root = os.path.join(work_dir, "reference")
-    reference = config.model_copy(update={
+    """The reference runs' config file: a pipeline root and serving directory of their own
+    under work_dir, the same corpus."""
+    root = _reference_directory(work_dir)
+    return _write_config(config.model_copy(update={
         "pipeline_root": os.path.join(root, "pipeline_root"),
         "serving_dir": os.path.join(root, "serving"),
-        "metadata_path": os.path.join(root, "pipeline_root", "metadata.sqlite")})
-    path = os.path.join(work_dir, "reference-config.yaml")
-    with open(path, "w") as f:
-        yaml.safe_dump(reference.model_dump(mode="json", exclude_none=True), f)
-    return reference, path
+        "metadata_path": os.path.join(root, "pipeline_root", "metadata.sqlite")}),
+        os.path.join(work_dir, "reference-config.yaml"))
 
 
-def _reference_run(reference, work_dir, run):
+def _reference_run(config_path, work_dir, run):
     """A run of the reference config from an empty pipeline root, in a new process; its
     seconds (the process's start included, as for a run with process_per_run)."""
-    config, path = reference
-    shutil.rmtree(os.path.dirname(config.pipeline_root), ignore_errors=True)
+    shutil.rmtree(_reference_directory(work_dir), ignore_errors=True)
     started = time.monotonic()
-    _run_in_new_process(path, work_dir, f"{run}'s reference")
+    _run_in_new_process(config_path, work_dir, f"{run}'s reference")
     seconds = round(time.monotonic() - started, 2)
-    shutil.rmtree(os.path.dirname(config.pipeline_root), ignore_errors=True)
+    shutil.rmtree(_reference_directory(work_dir), ignore_errors=True)
     return seconds
 
 

@@ -160,13 +160,23 @@ class S3Emulator:
     def __exit__(self, *exc_info):
         self.stop()
 
-    def requests(self):
+    def requests(self, at_least=0, timeout=10.0):
         """The requests answered so far, in order: dicts of method, bucket, key, range (the
-        Range header or None), status, start and end (time.time() at the server)."""
-        if not os.path.exists(self.request_log):
-            return []
-        with open(self.request_log) as f:
-            return [json.loads(line) for line in f if line.endswith("\n")]
+        Range header or None), status, start and end (time.time() at the server).
+
+        The server logs a request once its response is sent, so a client can hold its answer
+        before the line is written: `at_least` waits (up to `timeout` seconds) until that many
+        are logged, then returns what is logged, however many that is.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = []
+            if os.path.exists(self.request_log):
+                with open(self.request_log) as f:
+                    found = [json.loads(line) for line in f if line.endswith("\n")]
+            if len(found) >= at_least or time.monotonic() > deadline:
+                return found
+            time.sleep(0.02)
 
     def client(self):
         """A boto3 S3 client of this emulator (for the tests' own checks)."""

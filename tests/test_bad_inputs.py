@@ -5,6 +5,7 @@ import bz2
 import gzip
 import os
 import struct
+import tempfile
 
 import numpy as np
 import pytest
@@ -87,7 +88,10 @@ VECTOR_CASES = [
 
 @pytest.mark.parametrize("name, content, tokens, error", VECTOR_CASES,
                          ids=[c[0] for c in VECTOR_CASES])
-def test_bad_vector_files(tmp_path, name, content, tokens, error):
+def test_bad_vector_files(tmp_path, name, content, tokens, error, monkeypatch):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     if isinstance(content, dict):
         path = str(tmp_path / content["name"])
         os.mkdir(path) if content["data"] is None else open(path, "wb").write(content["data"])
@@ -99,6 +103,7 @@ def test_bad_vector_files(tmp_path, name, content, tokens, error):
         build_embedding(str(vocabulary), path, str(out), row_layout="padded")
     assert str(raised.value).startswith(path) and error in str(raised.value)
     assert not out.exists() or os.listdir(out) == []
+    assert os.listdir(temporary) == []  # Beam's local directory too, refused before it ran.
 
 
 def test_a_malformed_vocabulary_file(tmp_path, small_vectors):

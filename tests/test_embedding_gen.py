@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 
 import apache_beam as beam
 import numpy as np
@@ -294,8 +295,10 @@ def test_the_beam_transforms_are_typed(tmp_path, small_vectors):
                                str(tmp_path / "work"))
     for transform, expected in ((beam_impl.MatchVectors(source, plan), "ByteRange"),
                                 (beam_impl.WriteShards(plan), "Tuple[<class 'int'>, <class")):
+        pipeline = beam.Pipeline(runner="FnApiRunner")
         with pytest.raises(TypeCheckError, match=re.escape(expected)):
-            _ = beam.Pipeline(runner="FnApiRunner") | beam.Create(["a"]) | transform
+            _ = pipeline | beam.Create(["a"]) | transform
+        shutil.rmtree(pipeline.local_tempdir)  # Beam removes it when a pipeline runs only.
 
 
 def test_build_embedding_with_its_defaults_lays_rows_out_as_tfts_ids(tmp_path, small_vectors):

@@ -6,6 +6,7 @@ and once with WriteVocabulary, and wants the very same bytes.
 
 import json
 import os
+import shutil
 
 import apache_beam as beam
 import pytest
@@ -165,10 +166,11 @@ def test_bytes_and_str_documents_count_alike(tmp_path):
     (dict(max_tokens_per_document=0), "max_tokens_per_document must be positive"),
 ])
 def test_bad_options_are_refused(tmp_path, options, message):
+    pipeline = beam.Pipeline(runner="FnApiRunner")
     with pytest.raises(ValueError, match=message):
-        with beam.Pipeline(runner="FnApiRunner") as pipeline:
-            _ = pipeline | beam.Create(["a"]) | beam_impl.WriteVocabulary(
-                str(tmp_path / "v.txt"), split_on_bar, **options)
+        _ = pipeline | beam.Create(["a"]) | beam_impl.WriteVocabulary(
+            str(tmp_path / "v.txt"), split_on_bar, **options)
+    shutil.rmtree(pipeline.local_tempdir)  # Beam removes it when a pipeline runs only.
 
 
 def test_lookup_maps_tokens_to_lines_and_oov_to_buckets(tmp_path):

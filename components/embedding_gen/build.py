@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import time
 from typing import Optional
 
@@ -74,6 +75,17 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=
                              "(EmbeddingGen); without one, give 'padded' or 'tft'")
     started = time.time()
     pipeline = (make_pipeline or (lambda: beam.Pipeline(runner="FnApiRunner")))()
+    try:
+        return _build(pipeline, vocabulary_path, vectors_path, output_dir, token_ids,
+                      parameters, started)
+    finally:
+        # Beam removes the pipeline's local directory when the pipeline runs; a build refused
+        # before that (a path out of reach, a bad file) would leave it in the temporary one.
+        shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
+
+
+def _build(pipeline, vocabulary_path, vectors_path, output_dir, token_ids, parameters,
+           started):
     object_storage.use(vocabulary_path, vectors_path, output_dir)
     object_storage.check_reachable([vectors_path, vocabulary_path], [output_dir],
                                    pipeline.options)

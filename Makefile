@@ -176,7 +176,7 @@ bench-pipeline: $(STAMP)
 # back, each in a new process as a scheduler starts it, new rows before each, retention keeping
 # 3 runs; per run seconds, disk under the pipeline root, in serving and in the temporary
 # directory, ML Metadata's size, open files and child processes left, the run's memory, and the
-# slopes after the retention window; writes benchmarks/results/schedule.json. About 75 minutes;
+# slopes after the retention window; writes benchmarks/results/schedule.json. About two hours;
 # run it on an idle machine. RUNS=20 for less; SCHEDULE_ARGS=--in-process for all runs in one
 # process (benchmarks/results/schedule-in-process.json).
 RUNS ?= 100

@@ -5,7 +5,6 @@ import json
 import os
 import pickle
 import re
-import shutil
 
 import apache_beam as beam
 import numpy as np
@@ -17,6 +16,7 @@ from tensorboard.plugins import projector
 
 from tests.conftest import write_vocabulary
 from tfx_embeddings.components import embedding_artifact, vocabulary_file
+from tfx_embeddings.components.beam_pipelines import local_directory_removed
 from tfx_embeddings.components.embedding_gen import beam_impl, coverage, vectors
 from tfx_embeddings.components.embedding_gen.build import build_embedding
 
@@ -296,9 +296,9 @@ def test_the_beam_transforms_are_typed(tmp_path, small_vectors):
     for transform, expected in ((beam_impl.MatchVectors(source, plan), "ByteRange"),
                                 (beam_impl.WriteShards(plan), "Tuple[<class 'int'>, <class")):
         pipeline = beam.Pipeline(runner="FnApiRunner")
-        with pytest.raises(TypeCheckError, match=re.escape(expected)):
+        with local_directory_removed(pipeline), pytest.raises(TypeCheckError,
+                                                              match=re.escape(expected)):
             _ = pipeline | beam.Create(["a"]) | transform
-        shutil.rmtree(pipeline.local_tempdir)  # Beam removes it when a pipeline runs only.
 
 
 def test_build_embedding_with_its_defaults_lays_rows_out_as_tfts_ids(tmp_path, small_vectors):

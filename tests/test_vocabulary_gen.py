@@ -6,7 +6,6 @@ and once with WriteVocabulary, and wants the very same bytes.
 
 import json
 import os
-import shutil
 
 import apache_beam as beam
 import pytest
@@ -17,6 +16,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 from tfx.types import artifact_utils, standard_artifacts
 
 from tfx_embeddings.components import specs, vocabulary_file
+from tfx_embeddings.components.beam_pipelines import local_directory_removed
 from tfx_embeddings.components.types import Vocabulary
 from tfx_embeddings.components.vocabulary_gen import beam_impl, executor, lookup
 from tfx_embeddings.pipeline.demo import text
@@ -167,10 +167,10 @@ def test_bytes_and_str_documents_count_alike(tmp_path):
 ])
 def test_bad_options_are_refused(tmp_path, options, message):
     pipeline = beam.Pipeline(runner="FnApiRunner")
-    with pytest.raises(ValueError, match=message):
-        _ = pipeline | beam.Create(["a"]) | beam_impl.WriteVocabulary(
-            str(tmp_path / "v.txt"), split_on_bar, **options)
-    shutil.rmtree(pipeline.local_tempdir)  # Beam removes it when a pipeline runs only.
+    with local_directory_removed(pipeline), pytest.raises(ValueError, match=message):
+        with pipeline:
+            _ = pipeline | beam.Create(["a"]) | beam_impl.WriteVocabulary(
+                str(tmp_path / "v.txt"), split_on_bar, **options)
 
 
 def test_lookup_maps_tokens_to_lines_and_oov_to_buckets(tmp_path):

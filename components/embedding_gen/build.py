@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import time
 from typing import Optional
 
@@ -19,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import tensorflow as tf
 
-from .. import embedding_artifact, object_storage, progress, vocabulary_file
+from .. import beam_pipelines, embedding_artifact, object_storage, progress, vocabulary_file
 from ..embedding_artifact import CheckpointError
 from . import beam_impl, vectors
 from . import coverage as coverage_lib
@@ -75,13 +74,9 @@ def build_embedding(vocabulary_path, vectors_path, output_dir, *, make_pipeline=
                              "(EmbeddingGen); without one, give 'padded' or 'tft'")
     started = time.time()
     pipeline = (make_pipeline or (lambda: beam.Pipeline(runner="FnApiRunner")))()
-    try:
+    with beam_pipelines.local_directory_removed(pipeline):  # Also when refused before it runs.
         return _build(pipeline, vocabulary_path, vectors_path, output_dir, token_ids,
                       parameters, started)
-    finally:
-        # Beam removes the pipeline's local directory when the pipeline runs; a build refused
-        # before that (a path out of reach, a bad file) would leave it in the temporary one.
-        shutil.rmtree(pipeline.local_tempdir, ignore_errors=True)
 
 
 def _build(pipeline, vocabulary_path, vectors_path, output_dir, token_ids, parameters,

@@ -12,7 +12,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import import_utils
 
-from .. import progress, vocabulary_file
+from .. import beam_pipelines, progress, vocabulary_file
 from ..specs import (
     EXAMPLES_KEY,
     FREQUENCY_THRESHOLD_KEY,
@@ -38,7 +38,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                     for split in json.loads(exec_properties[SPLITS_KEY])]
         feature = exec_properties[TEXT_FEATURE_KEY]
         tf.io.gfile.makedirs(output.uri)
-        with self._make_beam_pipeline() as pipeline:
+        pipeline = self._make_beam_pipeline()
+        with beam_pipelines.local_directory_removed(pipeline), pipeline:
             _ = (
                 [pipeline | f"Read[{pattern}]" >> beam_impl.ReadDocuments(pattern, feature)
                  for pattern in patterns]
